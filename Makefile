@@ -1,0 +1,27 @@
+# Two entry points: `make demo` and `make test`. Both create the virtual environment on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE_OUT ?= outputs/sample
+
+.PHONY: demo test env clean
+
+# The environment is rebuilt when the pinned set or the package definition changes.
+# --no-deps installs exactly the pinned set: the three OpenCV wheels other packages ask
+# for are left out on purpose, so only opencv-contrib-python-headless owns `cv2`.
+$(VENV)/.installed: requirements.lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+env: $(VENV)/.installed
+
+demo: env
+	$(BIN)/toolkit sample --out $(SAMPLE_OUT)
+
+test: env
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache
