@@ -1,0 +1,25 @@
+"""What every result file records about the software that made it."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+# Distributions whose versions can change a number the toolkit writes.
+TRACKED = (
+    "talking-head-toolkit", "numpy", "scipy", "torch", "torchvision", "av", "opencv-contrib-python-headless",
+    "mediapipe", "scikit-image", "datasets", "pytorch-fid", "lpips", "syncnet-python", "face-alignment",
+    "transformers", "diffusers",
+)
+
+
+def software_versions(names: tuple[str, ...] = TRACKED) -> dict[str, str]:
+    """Python, platform and the installed version of each tracked distribution (missing ones omitted)."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
