@@ -66,7 +66,7 @@ Rate = Union[int, float, str, Fraction]
 
 DEFAULT_FPS = 25.0  # talking-head datasets and SyncNet work at 25 fps
 DEFAULT_SAMPLE_RATE = 16000  # SyncNet / wav2vec / HuBERT input rate
-DEFAULT_CHUNK_SIZE = 32  # frames per chunk in VideoReader.iter_chunks
+DEFAULT_CHUNK_SIZE = 16  # frames per chunk: small chunks are recycled by malloc, big ones page-fault
 DEFAULT_CRF = 18  # x264 constant rate factor: visually lossless for faces
 
 X264_PRESET = "medium"
@@ -667,7 +667,7 @@ class VideoReader:
             raise NoVideoFramesError(self.path, f"no video stream (streams: {kinds})")
         if stream.codec_context is None:
             raise UnsupportedCodecError(
-                self.path, f"video stream #{stream.index} uses a codec FFmpeg cannot decode (unknown codec)"
+                self.path, f"no decoder for video stream #{stream.index} (unknown codec, or not in this FFmpeg build)"
             )
         for other in container.streams:
             if other is not stream:
@@ -797,7 +797,9 @@ def read_audio(
             kinds = ", ".join(s.type for s in container.streams) or "none"
             raise NoAudioStreamError(path, f"no audio stream (streams: {kinds})")
         if stream.codec_context is None:
-            raise UnsupportedCodecError(path, f"audio stream #{stream.index} uses a codec FFmpeg cannot decode")
+            raise UnsupportedCodecError(
+                path, f"no decoder for audio stream #{stream.index} (unknown codec, or not in this FFmpeg build)"
+            )
         for other in container.streams:
             if other is not stream:
                 other.discard = av.stream.Discard.all
@@ -823,10 +825,10 @@ def _trimmed_audio_frames(path: str, container, stream) -> Iterator["av.AudioFra
     """Decoded audio frames; the last one cut to its packet duration.
 
     The ffmpeg CLI drops the encoder padding at the end of AAC/mp4 audio (the last packet is
-    shorter than the 1024 samples its frame decodes to); PyAV's libraries return the padding.
-    Undecodable packets are skipped, as the ffmpeg CLI does.
+    shorter than the 1024 samples its frame decodes to); decoding through PyAV keeps it, so we
+    cut it here. Undecodable packets are skipped, as the ffmpeg CLI does.
     """
-    previous, decoded, errors, first_error = None, 0, 0, None
+    previous, errors, first_error = None, 0, None
     for packet in container.demux(stream):
         try:
             frames = stream.decode(packet)
@@ -837,7 +839,6 @@ def _trimmed_audio_frames(path: str, container, stream) -> Iterator["av.AudioFra
             first_error = first_error or _reason(exc)
             continue
         for frame in frames:
-            decoded += 1
             if previous is not None:
                 yield previous
             previous = frame

@@ -1,0 +1,72 @@
+"""The installed environment is the one the project promises: packages, one OpenCV, a working CLI."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OPENCV_WHEELS = ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless")
+
+
+@pytest.mark.parametrize("package", ["toolkit", "preprocessing", "metrics", "baselines", "leaderboards"])
+def test_packages_import(package):
+    importlib.import_module(package)
+
+
+def test_exactly_one_opencv_wheel():
+    installed = []
+    for name in OPENCV_WHEELS:
+        try:
+            metadata.version(name)
+            installed.append(name)
+        except metadata.PackageNotFoundError:
+            pass
+    assert installed == ["opencv-contrib-python-headless"]
+    import cv2
+
+    assert hasattr(cv2, "face"), "the contrib modules are part of the one wheel"
+
+
+def test_torchvision_operators_load():
+    # A CPU-only torch paired with the registry's torchvision fails exactly here.
+    import torch
+    import torchvision
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]])
+    keep = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+    assert keep.tolist() == [0, 2]
+
+
+def test_pinned_versions_that_matter():
+    assert metadata.version("mediapipe") == "0.10.21"
+    assert int(metadata.version("numpy").split(".")[0]) < 2
+    assert int(metadata.version("pyarrow").split(".")[0]) < 26
+    import datasets  # noqa: F401  (fails with pyarrow>=26 under numpy<2)
+
+
+def test_lock_file_names_no_registry_or_local_path():
+    text = (ROOT / "requirements.lock.txt").read_text()
+    assert not re.search(r"https?://|--index-url|--extra-index-url|--find-links|file:", text)
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert all("==" in line for line in pins)
+    assert any(line.startswith("torch==") for line in pins)
+    assert not any(line.startswith(("opencv-python==", "opencv-contrib-python==")) and "never" not in line for line in pins)
+
+
+def test_console_command_lists_commands():
+    exe = shutil.which("toolkit", path=str(Path(sys.executable).parent))
+    assert exe, "the `toolkit` console script is installed next to the interpreter"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("sample", "weights"):
+        assert command in out
+    for sub in (["sample", "--help"], ["weights", "list", "--help"], ["weights", "fetch", "--help"]):
+        help_text = subprocess.run([exe, *sub], capture_output=True, text=True, check=True).stdout
+        assert "Example" in help_text
