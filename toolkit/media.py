@@ -282,8 +282,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _codec_name(stream: "av.stream.Stream") -> str:
+    """The codec's own name ("av1"), not the decoder's ("libdav1d"); "unknown" without one."""
     ctx = stream.codec_context
-    name = ctx.name if ctx is not None else None
+    name = ctx.codec.canonical_name if ctx is not None else None
     return name if name and name != "none" else "unknown"
 
 
@@ -667,7 +668,8 @@ class VideoReader:
             raise NoVideoFramesError(self.path, f"no video stream (streams: {kinds})")
         if stream.codec_context is None:
             raise UnsupportedCodecError(
-                self.path, f"no decoder for video stream #{stream.index} (unknown codec, or not in this FFmpeg build)"
+                self.path,
+                f"no decoder for video stream #{stream.index} (unknown codec, or not in this FFmpeg build)",
             )
         for other in container.streams:
             if other is not stream:
@@ -703,8 +705,10 @@ class VideoReader:
             )
 
     def _to_rgb(self, frame) -> np.ndarray:
-        # to_ndarray honours the stream's colour matrix and range, exactly like ffmpeg -pix_fmt rgb24.
-        image = frame.to_ndarray(format="rgb24")
+        # to_ndarray honours the stream's colour matrix and range: 8-bit 4:2:0 video gives exactly
+        # the pixels of `ffmpeg -pix_fmt rgb24`. Bicubic is ffmpeg's default scaler flag; it only
+        # matters when chroma must be resampled (e.g. 10-bit), where libswscale versions differ.
+        image = frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
         rotation = frame.rotation or 0
         turns = round(rotation / 90) % 4 if rotation % 90 == 0 else 0
         if turns:  # ffmpeg's default autorotation for rotated (phone) videos
@@ -857,7 +861,9 @@ def _trim_to_duration(frame: "av.AudioFrame") -> "av.AudioFrame":
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
     data = data[:, :keep] if frame.format.is_planar else data[:, : keep * channels]
-    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name)
+    trimmed = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name
+    )
     trimmed.sample_rate, trimmed.pts, trimmed.time_base = frame.sample_rate, frame.pts, frame.time_base
     return trimmed
 
