@@ -5,29 +5,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` in one rename.
 
-    The temporary file lives in the destination directory so the rename never crosses file systems.
-    It keeps the destination's suffix (or `suffix`) because some writers pick the format from it.
-    On any exception the temporary file is removed and `path` is left as it was.
+    The temporary file lives in the destination directory (created if needed) so the rename never
+    crosses file systems, and keeps the destination's suffix because some writers pick the format
+    from it. It is a fresh name, not a mkstemp file, so the writer creates it with the usual
+    permissions (mkstemp's would be 0600). On any exception the temporary file is removed and
+    `path` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        yield tmp
+        os.replace(tmp, path)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike, data: object) -> Path:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import os
-import uuid
 import wave
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ from typing import Iterable, Iterator, Literal, Optional, Union
 import av
 import av.error
 import numpy as np
+
+from toolkit.fileio import atomic_path
 
 __all__ = [
     "DEFAULT_FPS",
@@ -906,7 +907,8 @@ def write_video(
             with av.open(tmp, "w", format="mp4", options=dict(MP4_OPTIONS)) as container:
                 _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value)
 
-    _atomic_write(dest, write)
+    with atomic_path(dest) as tmp:
+        write(str(tmp))
     return dest
 
 
@@ -1015,27 +1017,9 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int = DEFAULT_SAMP
             out.setframerate(int(sample_rate))
             out.writeframes(np.ascontiguousarray(samples, dtype="<i2").tobytes())
 
-    _atomic_write(dest, write)
+    with atomic_path(dest) as tmp:
+        write(str(tmp))
     return dest
-
-
-def _atomic_write(dest: Path, write) -> None:
-    """Run ``write(tmp)`` on a temporary file next to ``dest``, then rename it over ``dest``."""
-    directory = dest.parent if str(dest.parent) else Path(".")
-    if not directory.is_dir():
-        raise MediaNotFoundError(directory, "output directory does not exist")
-    # Same directory, so os.replace is an atomic rename; the writer creates the file with the
-    # usual permissions (mkstemp's would be 0600).
-    tmp = str(directory / f".{dest.stem}.{uuid.uuid4().hex[:12]}.tmp{dest.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 @contextmanager

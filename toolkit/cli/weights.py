@@ -71,30 +71,28 @@ def _digest_label(entry: w.WeightFile) -> str:
 def list_weights(
     long: Annotated[bool, typer.Option("--long", "-l", help="Also show the download URL and the published sha256.")] = False,
 ) -> None:
-    """Show every registered file: consumer, file, size, status (ok/unpinned/missing/corrupt) and location."""
+    """Show every registered file: size, status (ok/unpinned/missing/corrupt) and location (--long adds more)."""
     names_width = max(len(name) for name in w.REGISTRY)
     table = Table(title="Pretrained weights")
     table.add_column("name", no_wrap=True, min_width=names_width)
-    table.add_column("consumer", overflow="fold")
-    table.add_column("file", overflow="fold")
     table.add_column("size", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("location", overflow="fold")
     if long:
+        table.add_column("consumer", overflow="fold")
+        table.add_column("file", overflow="fold")
         table.add_column("url", overflow="fold")
         table.add_column("sha256", overflow="fold")
     for entry in w.REGISTRY.values():
         result = w.verify(entry)
         row = [
             Text(entry.name),
-            Text(entry.consumer),
-            Text(_file_label(entry)),
             Text(_size_label(entry, result)),
             _status_text(result.status),
             Text(str(result.path)),
         ]
         if long:
-            row += [Text(entry.url), Text(_digest_label(entry))]
+            row += [Text(entry.consumer), Text(_file_label(entry)), Text(entry.url), Text(_digest_label(entry))]
         table.add_row(*row)
     Console().print(table)
 
