@@ -883,6 +883,7 @@ def write_video(
     audio: Optional[np.ndarray] = None,
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     crf: float = DEFAULT_CRF,
+    preset: str = X264_PRESET,
 ) -> Path:
     """Write RGB uint8 frames as an H.264 (libx264, yuv420p) mp4 with +faststart, plus AAC audio.
 
@@ -891,6 +892,7 @@ def write_video(
     ``audio``: float in [-1, 1] or int16, shape (N,) mono or (N, C). The file is written to a
     temporary name in the same directory and renamed at the end, so the destination never holds a
     half-written file. Identical input gives a byte-identical file (x264 threads are fixed).
+    ``preset`` is x264's speed/size trade-off ("ultrafast" ... "veryslow"; quality is set by crf).
     Returns the destination path.
     """
     dest = Path(os.fspath(path))
@@ -905,7 +907,7 @@ def write_video(
     def write(tmp: str) -> None:
         with _translate_write_errors(dest):
             with av.open(tmp, "w", format="mp4", options=dict(MP4_OPTIONS)) as container:
-                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value)
+                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value, preset)
 
     with atomic_path(dest) as tmp:
         write(str(tmp))
@@ -928,13 +930,13 @@ def _planar_float_audio(dest: Path, audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples.T)
 
 
-def _encode_all(dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float) -> None:
+def _encode_all(dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float, preset: str) -> None:
     images = iter(frames)
     first = next(images, None)
     if first is None:
         raise ValueError(f"{dest}: no frames to write")
     first = np.asarray(first)
-    video = _add_video_stream(dest, container, first, rate, crf)  # stream #0, as ffmpeg writes it
+    video = _add_video_stream(dest, container, first, rate, crf, preset)  # stream #0, as ffmpeg writes it
     audio_stream, audio_pts = None, 0
     if audio is not None:
         audio_stream = container.add_stream("aac", rate=sample_rate)
@@ -976,7 +978,7 @@ def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.n
     yield from rest
 
 
-def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float):
+def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float, preset: str):
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{dest}: frames must be uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
@@ -989,7 +991,7 @@ def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, 
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.time_base = 1 / rate
     stream.codec_context.thread_count = X264_THREADS  # fixed: see X264_THREADS
-    stream.options = {"crf": f"{crf:g}", "preset": X264_PRESET}
+    stream.options = {"crf": f"{crf:g}", "preset": preset}
     return stream
 
 

@@ -1,4 +1,4 @@
-"""One progress bar style for all long work: count, rate (items/s) and ETA, on stderr."""
+"""One progress bar style for all long work: count, rate (items/s), ETA and a free-text status, on stderr."""
 
 from __future__ import annotations
 
@@ -17,19 +17,32 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} {self.unit}/s" if speed else f"- {self.unit}/s")
+        return Text(f"{speed:.2f} {self.unit}/s" if speed else f"- {self.unit}/s")
 
 
 @contextlib.contextmanager
-def progress_bar(total: int | None, description: str, unit: str = "items", enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1)``; draws a bar with rate and ETA unless `enabled` is False."""
+def progress_bar(
+    total: int | None, description: str, unit: str = "items", enabled: bool = True
+) -> Iterator[Callable[..., None]]:
+    """Yield ``advance(n=1, info=None)``; `info` replaces the status text after the ETA.
+
+    Draws nothing when `enabled` is False.
+    """
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, info=None: None
         return
     bar = Progress(
         TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-        _RateColumn(unit), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        _RateColumn(unit), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+        console=Console(stderr=True),
     )
     with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        task = bar.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str | None = None) -> None:
+            if info is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, advance=n, info=info)
+
+        yield advance

@@ -2,7 +2,7 @@
 
 import typer
 
-from toolkit.cli import sample, weights
+from toolkit.cli import preprocess, sample, weights
 
 app = typer.Typer(
     name="toolkit",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("sample", help=sample.__doc__, epilog=sample.EXAMPLE)(sample.sample)
+app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(preprocess.preprocess)
 app.add_typer(weights.app, name="weights")
 
 

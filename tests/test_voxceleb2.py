@@ -1,0 +1,196 @@
+"""Tests for preprocessing.voxceleb2: layout walk, per-utterance txt metadata, official split.
+
+The txt fixture is a real VoxCeleb2 dev utterance header as quoted in public code (id00012,
+reference _raOc3-IRsw); the meta lines are the first rows of the official vox2_meta.csv in its two
+circulating spellings (cells padded with a space, as in kaneelgit/msi_voxceleb, and stripped, as in
+sin392/FaceEncoder).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from preprocessing import voxceleb2
+from toolkit.media import write_video
+
+REAL_TXT = (
+    "Identity  : \tid00012\n"
+    "Reference : \t_raOc3-IRsw\n"
+    "Offset    : \t2\n"
+    "FV Conf   : \t20.230\t(1)\n"
+    "ASD Conf  : \t2.765\n"
+    "\n"
+    "FRAME \tX \tY \tW \tH \n"
+    "000349 \t0.319 \t0.067 \t0.424 \t0.753 \n"
+    "000350 \t0.319 \t0.067 \t0.424 \t0.753 \n"
+    "000351 \t0.320 \t0.066 \t0.424 \t0.753 \n"
+)
+TEST_TXT = (
+    "Identity  : \tid00017\n"
+    "Reference : \t7t6lfzvVaTM\n"
+    "Offset    : \t1\n"
+    "FV Conf   : \t16.647\t(1)\n"
+    "ASD Conf  : \t4.465\n"
+    "\n"
+    "FRAME \tX \tY \tW \tH\n"
+    "000245 \t0.4 \t0.1 \t0.3 \t0.5\n"
+)
+META_PADDED = (
+    "VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \n"
+    "id00012 ,n000012 ,m ,dev \n"
+    "id00015 ,n000015 ,m ,dev \n"
+    "id00017 ,n000017 ,m ,test \n"
+)
+META_STRIPPED = "VoxCeleb2ID,VGGFace2ID,Gender,Set\nid00012,n000012,m,dev\nid00017,n000017,m,test\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tmp_path_factory) -> Path:
+    """2 s of a 64x48 pattern with sound (VoxCeleb2 mp4s carry their audio)."""
+    frames = (np.arange(50 * 48 * 64 * 3) % 251).astype(np.uint8).reshape(50, 48, 64, 3)
+    audio = 0.2 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)
+    return write_video(tmp_path_factory.mktemp("video") / "utterance.mp4", frames, fps=25, audio=audio)
+
+
+def _place(video: Path, path: Path, txt: str | None = None, txt_path: Path | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(video, path)
+    if txt is not None:
+        target = txt_path or path.with_suffix(".txt")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(txt, encoding="utf-8")
+
+
+@pytest.fixture()
+def official(tmp_path, tiny_video) -> Path:
+    """root/{dev,test}/mp4 with the txt tree beside it (dev) and next to the mp4 (test)."""
+    root = tmp_path / "vox2"
+    dev = root / "dev"
+    _place(tiny_video, dev / "mp4/id00012/_raOc3-IRsw/00001.mp4", REAL_TXT, dev / "txt/id00012/_raOc3-IRsw/00001.txt")
+    _place(tiny_video, dev / "mp4/id00012/_raOc3-IRsw/00002.mp4")  # no txt
+    _place(tiny_video, dev / "mp4/id00015/0fQ3P8XNoK8/00001.mp4", "Identity  : \tid00015\nFRAME \tX\n0001 0.1\n",
+           dev / "txt/id00015/0fQ3P8XNoK8/00001.txt")  # malformed table row
+    _place(tiny_video, root / "test/mp4/id00017/7t6lfzvVaTM/00001.mp4", TEST_TXT)
+    (root / "test/mp4/id00017/7t6lfzvVaTM/notes.md").write_text("not a clip")
+    (root / "dev/mp4/README").write_text("not an identity")
+    return root
+
+
+def test_layout_walk_names_speakers_and_splits(official):
+    clips, problems = voxceleb2.voxceleb2_clips(official)
+    by_id = {c.clip_id: c for c in clips}
+    assert list(by_id) == ["id00012__raOc3-IRsw_00001", "id00012__raOc3-IRsw_00002",
+                           "id00015_0fQ3P8XNoK8_00001", "id00017_7t6lfzvVaTM_00001"]
+    first = by_id["id00012__raOc3-IRsw_00001"]
+    assert (first.dataset, first.speaker, first.split) == ("voxceleb2", "id00012", "train")
+    assert first.path == official / "dev/mp4/id00012/_raOc3-IRsw/00001.mp4"
+    assert (first.start, first.end, first.crop_box) == (None, None, None)
+    assert first.extra == {"video_id": "_raOc3-IRsw", "utterance": "00001", "official_split": "dev",
+                           "reference_video": "_raOc3-IRsw", "offset": 2, "fv_conf": 20.23, "asd_conf": 2.765,
+                           "num_frames": 3, "first_frame": 349, "last_frame": 351}
+    test = by_id["id00017_7t6lfzvVaTM_00001"]
+    assert (test.split, test.extra["official_split"], test.extra["offset"]) == ("test", "test", 1)
+
+    malformed = by_id["id00015_0fQ3P8XNoK8_00001"]
+    assert "offset" not in malformed.extra
+    assert any("id00015/0fQ3P8XNoK8/00001.txt" in p and "clip kept without its metadata" in p for p in problems)
+    assert any("1 clip(s) without a txt metadata file" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("split", "expected"),
+    [("test", {"id00017"}), ("dev", {"id00012", "id00015"}), ("train", {"id00012", "id00015"}),
+     (None, {"id00012", "id00015", "id00017"})],
+)
+def test_split_filter(official, split, expected):
+    clips, _ = voxceleb2.voxceleb2_clips(official, split=split)
+    assert {c.speaker for c in clips} == expected
+
+
+def test_flat_layout_uses_the_official_meta_list(tmp_path, tiny_video):
+    root = tmp_path / "flat"
+    _place(tiny_video, root / "id00012/_raOc3-IRsw/00001.mp4", REAL_TXT)
+    _place(tiny_video, root / "id00017/7t6lfzvVaTM/00001.mp4", TEST_TXT)
+    clips, problems = voxceleb2.voxceleb2_clips(root)
+    assert [c.split for c in clips] == [None, None]  # the runner assigns one
+    with pytest.raises(ValueError, match="cannot tell dev from test"):
+        voxceleb2.voxceleb2_clips(root, split="test")
+
+    (root / "vox2_meta.csv").write_text(META_PADDED, encoding="utf-8")
+    clips, problems = voxceleb2.voxceleb2_clips(root)
+    assert [(c.speaker, c.split) for c in clips] == [("id00012", "train"), ("id00017", "test")]
+    assert not problems
+    clips, _ = voxceleb2.voxceleb2_clips(root, split="test")
+    assert [c.clip_id for c in clips] == ["id00017_7t6lfzvVaTM_00001"]
+
+
+def test_split_folder_given_directly(official):
+    clips, _ = voxceleb2.voxceleb2_clips(official / "test" / "mp4")
+    assert [(c.speaker, c.split) for c in clips] == [("id00017", "test")]
+
+
+def test_meta_list_formats_and_disagreement(official, tmp_path):
+    stripped = tmp_path / "meta.csv"
+    stripped.write_text(META_STRIPPED, encoding="utf-8")
+    padded = tmp_path / "vox2_meta.csv"
+    padded.write_text(META_PADDED, encoding="utf-8")
+    assert voxceleb2.read_vox2_meta(stripped) == {"id00012": "dev", "id00017": "test"}
+    assert voxceleb2.read_vox2_meta(padded) == {"id00012": "dev", "id00015": "dev", "id00017": "test"}
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(META_STRIPPED.replace("id00012,n000012,m,dev", "id00012,n000012,m,test"), encoding="utf-8")
+    clips, problems = voxceleb2.voxceleb2_clips(official, meta_csv=wrong)
+    assert {c.speaker: c.split for c in clips}["id00012"] == "test"
+    assert any("in the dev folder but" in p and "says test" in p for p in problems)
+
+    wrong.write_text(META_STRIPPED + "id00099,n000099,m,valid\n", encoding="utf-8")
+    with pytest.raises(voxceleb2.VoxTxtError, match="wrong.csv:4: "):
+        voxceleb2.read_vox2_meta(wrong)
+    wrong.write_text("id,set\n", encoding="utf-8")
+    with pytest.raises(voxceleb2.VoxTxtError, match="'VoxCeleb2 ID' and 'Set'"):
+        voxceleb2.read_vox2_meta(wrong)
+
+
+def test_parse_txt(tmp_path):
+    path = tmp_path / "00001.txt"
+    path.write_text(REAL_TXT, encoding="utf-8")
+    parsed = voxceleb2.parse_vox_txt(path)
+    assert parsed == voxceleb2.VoxTxt("id00012", "_raOc3-IRsw", 2, 20.23, 2.765, 349, 351, 3)
+    # VoxCeleb1-style header (comments after the values, pixel boxes) parses too
+    path.write_text("Identity  : \tid10661\nReference : \tlSI69L4DidQ\nOffset    : \t-1\nFV Conf   : \t17.997\n"
+                    "ASD Conf  : \t6.338\n\nFRAME \tX \tY \tW \tH\n002316 \t223 \t80 \t130 \t130\n", encoding="utf-8")
+    assert voxceleb2.parse_vox_txt(path).offset == -1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (REAL_TXT.replace("Offset    : \t2", "Offset    : \ttwo"), "'two' is not a number"),
+        (REAL_TXT.replace("000350 \t0.319", "000350 \tx"), ":9: 'x' is not a number"),
+        (REAL_TXT.replace("000351 \t0.320 \t0.066 \t0.424 \t0.753 \n", "000351 \t0.320\n"),
+         ":10: expected 'FRAME X Y W H'"),
+        (REAL_TXT.replace("Reference : \t_raOc3-IRsw\n", ""), "no 'Reference :' line"),
+        (REAL_TXT.split("FRAME")[0], "no FRAME X Y W H rows"),
+        ("Speaker : x\n" + REAL_TXT, ":1: expected 'Key : value'"),
+    ],
+)
+def test_malformed_txt(tmp_path, text, message):
+    path = tmp_path / "00001.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(voxceleb2.VoxTxtError) as info:
+        voxceleb2.parse_vox_txt(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_bad_roots(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        voxceleb2.voxceleb2_clips(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no VoxCeleb2 identity folders"):
+        voxceleb2.voxceleb2_clips(tmp_path / "empty")
+    with pytest.raises(ValueError, match="split must be"):
+        voxceleb2.voxceleb2_clips(tmp_path / "empty", split="val")
