@@ -43,6 +43,7 @@ class PreprocessConfig:
     size: int = 512
     crop_scale: float = face_track.DEFAULT_CROP_SCALE
     median_window: int = face_track.DEFAULT_MEDIAN_WINDOW
+    size_window: int = face_track.DEFAULT_SIZE_WINDOW
     landmarks68: bool = False
     audio_features: str | None = None  # None, "wav2vec2" or "hubert"
     crf: int = 18
@@ -130,21 +131,24 @@ class Pipeline:
             detections = [self.detector.detect(frame) for frame in _frames(reader, first, stop)]
             tracks = face_track.track_faces(detections)
             main, track_info = face_track.select_main_track(tracks, num_frames)
-            boxes = face_track.smooth_square_boxes(main, num_frames, scale=cfg.crop_scale, median_window=cfg.median_window)
+            boxes = face_track.smooth_square_boxes(
+                main, num_frames, scale=cfg.crop_scale, median_window=cfg.median_window, size_window=cfg.size_window
+            )
             face_size = face_track.mean_face_size(main, height)
 
         # Pass 2: crop, mesh (and 68 points) on the crops, write the crop video with the audio.
         landmarks = np.full((num_frames, face_mesh.NUM_POINTS, 3), np.nan, np.float32)
         lm68 = np.full((num_frames, 68, 2), np.nan, np.float32) if self.landmarks68 else None
+        half = 0.5 * cfg.size / cfg.crop_scale
+        face_box = np.array([cfg.size / 2 - half, cfg.size / 2 - half, cfg.size / 2 + half, cfg.size / 2 + half], np.float32)
         with face_mesh.FaceMeshDetector(video=True) as mesher:
 
             def crops() -> Iterator[np.ndarray]:
                 k = 0
                 for chunk in _chunks(reader, first, stop):
                     cropped = face_track.crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
-                    if lm68 is not None:
-                        full = np.tile([0, 0, cfg.size, cfg.size], (len(chunk), 1)).astype(np.float32)
-                        lm68[k : k + len(chunk)] = self.landmarks68(cropped, full)
+                    if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
+                        lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
                     for image in cropped:
                         mesh = mesher.detect(image)
                         if mesh is not None:

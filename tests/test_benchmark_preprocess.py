@@ -1,0 +1,112 @@
+"""Speed of each preprocessing stage and of the whole per-clip pipeline on the built-in sample.
+
+Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_preprocess.py --benchmark-enable``
+(``make test`` runs each once, untimed, as a smoke test). Every benchmark stores the number of
+frames it handled in ``extra_info["frames"]``; frames/s = frames / mean time.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from preprocessing import audio_features, face_track, pose
+from preprocessing.builders import sample_clips
+from preprocessing.pipeline import Pipeline, PreprocessConfig
+from preprocessing.runner import run
+from toolkit import face_mesh, media
+
+SIZE = 512
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    sources, _ = sample_clips(root / "raw", speakers=2, clips=2, seconds=4.0, seed=11)
+    frames = media.read_video(sources[0].path)
+    detector = face_track.FaceDetector()
+    main, _ = face_track.select_main_track(face_track.track_faces([detector.detect(f) for f in frames]), len(frames))
+    boxes = face_track.smooth_square_boxes(main, len(frames))
+    crops = face_track.crop_frames(frames, boxes, SIZE)
+    return {"root": root, "sources": sources, "frames": frames, "boxes": boxes, "crops": crops,
+            "audio": media.read_audio(sources[0].path)}
+
+
+def _frames(benchmark, n):
+    benchmark.extra_info["frames"] = n
+
+
+def test_decode(benchmark, clip):
+    _frames(benchmark, len(clip["frames"]))
+    benchmark(media.read_video, clip["sources"][0].path)
+
+
+def test_detect(benchmark, clip):
+    detector = face_track.FaceDetector()
+    _frames(benchmark, len(clip["frames"]))
+    benchmark(lambda: [detector.detect(f) for f in clip["frames"]])
+
+
+def test_crop(benchmark, clip):
+    _frames(benchmark, len(clip["frames"]))
+    benchmark(face_track.crop_frames, clip["frames"], clip["boxes"], SIZE)
+
+
+def test_mesh(benchmark, clip):
+    """The reference stage: the rest of the pipeline together should cost no more than this."""
+    _frames(benchmark, len(clip["crops"]))
+
+    def mesh():
+        with face_mesh.FaceMeshDetector(video=True) as detector:
+            return [detector.detect(c) for c in clip["crops"]]
+
+    benchmark(mesh)
+
+
+def test_pose(benchmark, clip):
+    with face_mesh.FaceMeshDetector(video=True) as detector:
+        landmarks = np.stack([detector.detect(c) for c in clip["crops"]])
+    _frames(benchmark, len(landmarks))
+    benchmark(pose.fit_pose, landmarks)
+
+
+def test_mel(benchmark, clip):
+    _frames(benchmark, len(clip["frames"]))
+    benchmark(audio_features.log_mel, clip["audio"])
+
+
+def test_write_crop_video(benchmark, clip, tmp_path):
+    _frames(benchmark, len(clip["crops"]))
+    config = PreprocessConfig()
+    benchmark(media.write_video, tmp_path / "crop.mp4", clip["crops"], audio=clip["audio"], crf=config.crf,
+              preset=config.x264_preset)
+
+
+def test_whole_pipeline(benchmark, clip, tmp_path):
+    pipeline = Pipeline(PreprocessConfig(size=SIZE))
+    source = clip["sources"][0]
+    _frames(benchmark, len(clip["frames"]))
+
+    def once():
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        return pipeline.process(source, tmp_path / "work")
+
+    meta = benchmark(once)
+    assert meta["num_frames"] == len(clip["frames"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers(benchmark, clip, tmp_path, workers):
+    """clips/s with 1 and 2 worker processes (the ratio is the scaling claim)."""
+    sources = clip["sources"]
+    benchmark.extra_info["clips"] = len(sources)
+    _frames(benchmark, sum(len(media.VideoReader(s.path)) for s in sources))
+
+    def once():
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        return run(sources, tmp_path / "work", PreprocessConfig(size=SIZE), workers=workers, show_progress=False)
+
+    summary = benchmark.pedantic(once, rounds=1, iterations=1)
+    assert len(summary.done) == len(sources)
