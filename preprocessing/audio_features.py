@@ -98,7 +98,9 @@ def log_mel(wav: np.ndarray) -> np.ndarray:
     emphasized = lfilter([1.0, -PREEMPHASIS], [1.0], y)  # float64, as in Wav2Lip
     spectrum = librosa.stft(y=emphasized, n_fft=N_FFT, hop_length=HOP_SIZE, win_length=WIN_SIZE, window="hann",
                             center=True, pad_mode=STFT_PAD_MODE, dtype=STFT_DTYPE)
-    mel = _mel_basis() @ np.abs(spectrum)  # (80, N) float32
+    # einsum, not BLAS: BLAS may split the sum differently with the thread count, and a resumed or
+    # distributed run must give bit-identical features.
+    mel = np.einsum("mf,ft->mt", _mel_basis(), np.abs(spectrum), optimize=False)  # (80, N) float32
     db = 20.0 * np.log10(np.maximum(MIN_AMPLITUDE, mel)) - REF_LEVEL_DB
     scaled = (2.0 * MAX_ABS_VALUE) * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
     return np.ascontiguousarray(np.clip(scaled, -MAX_ABS_VALUE, MAX_ABS_VALUE).T, dtype=np.float32)

@@ -69,7 +69,7 @@ CENTRE_POINTS = (50, 280, 168)  # MODA's anchor: cheekbones and nose bridge, "mo
 # MediaPipe places them badly although the bone under them is rigid: the forehead and temples
 # (untextured skin, often under hair; on the built-in sample the detected forehead does not follow
 # the true head motion, r ~ 0, shifts by 2-4 canonical px when the mouth opens, and adding either
-# group lowers every angle's correlation with the truth), and the face outline (a silhouette that
+# group lowers the pitch and roll correlations with the truth), and the face outline (a silhouette that
 # slides as the head turns, half hidden under yaw).
 RIGID_EYE_CORNERS = (33, 133, 263, 362)  # canthi: tied to the orbit; the lids close between them
 RIGID_NOSE = (168, 6, 197, 195, 5, 4)  # nasal bones and cartilage ridge, bridge to tip: depth for pitch

@@ -70,7 +70,7 @@ def _voice(speaker_index: int, rng: np.random.Generator) -> Voice:
 def _head_motion(num_frames: int, rng: np.random.Generator) -> list[Pose]:
     """Small smooth head motion: a sum of slow sinusoids per pose parameter."""
     t = np.arange(num_frames) / FPS
-    amplitude = {"yaw": 5.0, "pitch": 3.0, "roll": 2.5, "tx": 6.0, "ty": 4.0, "scale": 0.02}
+    amplitude = {"yaw": 12.0, "pitch": 9.0, "roll": 5.0, "tx": 6.0, "ty": 4.0, "scale": 0.02}
     tracks = {}
     for name, amp in amplitude.items():
         freqs = rng.uniform(0.08, 0.45, size=3)
