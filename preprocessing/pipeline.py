@@ -32,6 +32,9 @@ from toolkit.fileio import write_json
 
 SAMPLE_RATE = 16000
 DECODE_CHUNK = 32  # frames per decoded chunk: constant memory, few seeks when cutting long videos
+# Pass 1 keeps its decoded frames for pass 2 up to this many bytes (about 50 s of 512x512 video), so
+# short clips are decoded once; longer ones are decoded again rather than held in memory.
+FRAME_CACHE_BYTES = 1 << 30
 PIPELINE_VERSION = 1  # bump when a change alters what a finished clip contains
 
 
@@ -47,7 +50,8 @@ class PreprocessConfig:
     landmarks68: bool = False
     audio_features: str | None = None  # None, "wav2vec2" or "hubert"
     crf: int = 18
-    x264_preset: str = "veryfast"  # crop videos are intermediate data: ~4x faster than "medium" for ~10% more bytes
+    x264_preset: str = "superfast"  # ~1/5 the time of "medium" for ~1.8x the bytes at the same crf
+    x264_threads: int = 1  # one encoder thread per worker: workers scale, and the bytes never depend on the pool
 
     def __post_init__(self) -> None:
         if self.size not in (256, 512):
@@ -123,12 +127,16 @@ class Pipeline:
 
         # Pass 1: boxes. A fixed official crop (HDTF) replaces detection and tracking.
         height = reader.height
+        cache = None
         if source.crop_box is not None:
             boxes = np.tile(_official_box(source, height), (num_frames, 1))
             track_info = {"method": "official crop box", "box": list(source.crop_box)}
             face_size = float(boxes[0, 3] - boxes[0, 1]) / height
         else:
-            detections = [self.detector.detect(frame) for frame in _frames(reader, first, stop)]
+            detections, cache = [], _FrameCache(FRAME_CACHE_BYTES)
+            for chunk in _chunks(reader, first, stop):
+                cache.add(chunk)
+                detections.extend(self.detector.detect(frame) for frame in chunk)
             tracks = face_track.track_faces(detections)
             main, track_info = face_track.select_main_track(tracks, num_frames)
             boxes = face_track.smooth_square_boxes(
@@ -145,7 +153,7 @@ class Pipeline:
 
             def crops() -> Iterator[np.ndarray]:
                 k = 0
-                for chunk in _chunks(reader, first, stop):
+                for chunk in cache.chunks() if cache and cache.complete else _chunks(reader, first, stop):
                     cropped = face_track.crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
                     if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
                         lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
@@ -156,7 +164,10 @@ class Pipeline:
                         k += 1
                         yield image
 
-            media.write_video(out / "crop.mp4", crops(), fps=cfg.fps, audio=audio, sample_rate=SAMPLE_RATE, crf=cfg.crf, preset=cfg.x264_preset)
+            media.write_video(
+                out / "crop.mp4", crops(), fps=cfg.fps, audio=audio, sample_rate=SAMPLE_RATE, crf=cfg.crf,
+                preset=cfg.x264_preset, threads=cfg.x264_threads,
+            )
 
         fit = pose.fit_pose(landmarks)
         mel = audio_features.log_mel(audio)
@@ -238,6 +249,21 @@ def _chunks(reader: media.VideoReader, first: int, stop: int) -> Iterator[np.nda
         yield reader.read_window(start, min(DECODE_CHUNK * 8, stop - start))
 
 
-def _frames(reader: media.VideoReader, first: int, stop: int) -> Iterator[np.ndarray]:
-    for chunk in _chunks(reader, first, stop):
-        yield from chunk
+class _FrameCache:
+    """Decoded chunks kept for a second pass, abandoned (and freed) once they pass a byte budget."""
+
+    def __init__(self, budget: int):
+        self.budget, self.size, self.complete, self._chunks = budget, 0, True, []
+
+    def add(self, chunk: np.ndarray) -> None:
+        if not self.complete:
+            return
+        self.size += chunk.nbytes
+        if self.size > self.budget:
+            self.complete, self._chunks = False, []
+        else:
+            self._chunks.append(chunk)
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        while self._chunks:
+            yield self._chunks.pop(0)  # release each chunk once it is used

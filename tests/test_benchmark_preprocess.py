@@ -81,7 +81,7 @@ def test_write_crop_video(benchmark, clip, tmp_path):
     _frames(benchmark, len(clip["crops"]))
     config = PreprocessConfig()
     benchmark(media.write_video, tmp_path / "crop.mp4", clip["crops"], audio=clip["audio"], crf=config.crf,
-              preset=config.x264_preset)
+              preset=config.x264_preset, threads=config.x264_threads)
 
 
 def test_whole_pipeline(benchmark, clip, tmp_path):

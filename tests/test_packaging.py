@@ -65,8 +65,8 @@ def test_console_command_lists_commands():
     exe = shutil.which("toolkit", path=str(Path(sys.executable).parent))
     assert exe, "the `toolkit` console script is installed next to the interpreter"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("sample", "weights"):
+    for command in ("sample", "weights", "preprocess"):
         assert command in out
-    for sub in (["sample", "--help"], ["weights", "list", "--help"], ["weights", "fetch", "--help"]):
+    for sub in (["sample", "--help"], ["preprocess", "--help"], ["weights", "list", "--help"], ["weights", "fetch", "--help"]):
         help_text = subprocess.run([exe, *sub], capture_output=True, text=True, check=True).stdout
         assert "Example" in help_text

@@ -884,6 +884,7 @@ def write_video(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     crf: float = DEFAULT_CRF,
     preset: str = X264_PRESET,
+    threads: int = X264_THREADS,
 ) -> Path:
     """Write RGB uint8 frames as an H.264 (libx264, yuv420p) mp4 with +faststart, plus AAC audio.
 
@@ -893,6 +894,8 @@ def write_video(
     temporary name in the same directory and renamed at the end, so the destination never holds a
     half-written file. Identical input gives a byte-identical file (x264 threads are fixed).
     ``preset`` is x264's speed/size trade-off ("ultrafast" ... "veryslow"; quality is set by crf).
+    ``threads``: x264's output depends on its thread count, so it is fixed (not "auto"); a caller
+    that runs one encoder per core (a worker pool) passes 1.
     Returns the destination path.
     """
     dest = Path(os.fspath(path))
@@ -907,7 +910,7 @@ def write_video(
     def write(tmp: str) -> None:
         with _translate_write_errors(dest):
             with av.open(tmp, "w", format="mp4", options=dict(MP4_OPTIONS)) as container:
-                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value, preset)
+                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value, preset, threads)
 
     with atomic_path(dest) as tmp:
         write(str(tmp))
@@ -930,13 +933,15 @@ def _planar_float_audio(dest: Path, audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples.T)
 
 
-def _encode_all(dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float, preset: str) -> None:
+def _encode_all(
+    dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float, preset: str, threads: int
+) -> None:
     images = iter(frames)
     first = next(images, None)
     if first is None:
         raise ValueError(f"{dest}: no frames to write")
     first = np.asarray(first)
-    video = _add_video_stream(dest, container, first, rate, crf, preset)  # stream #0, as ffmpeg writes it
+    video = _add_video_stream(dest, container, first, rate, crf, preset, threads)  # stream #0, as ffmpeg writes it
     audio_stream, audio_pts = None, 0
     if audio is not None:
         audio_stream = container.add_stream("aac", rate=sample_rate)
@@ -978,7 +983,7 @@ def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.n
     yield from rest
 
 
-def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float, preset: str):
+def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float, preset: str, threads: int):
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{dest}: frames must be uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
@@ -990,7 +995,7 @@ def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, 
     stream = container.add_stream("libx264", rate=rate)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.time_base = 1 / rate
-    stream.codec_context.thread_count = X264_THREADS  # fixed: see X264_THREADS
+    stream.codec_context.thread_count = threads  # fixed: see X264_THREADS
     stream.options = {"crf": f"{crf:g}", "preset": preset}
     return stream
 
