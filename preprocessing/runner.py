@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -39,16 +40,12 @@ class RunSummary:
 def _limit_threads() -> None:
     """One worker = one core: libraries must not each start a thread per core inside every worker."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
+        os.environ[var] = "1"  # read by torch / BLAS when they load later in this process
     import cv2
 
     cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency, kept optional here on purpose
-        pass
+    if "torch" in sys.modules:  # only when already loaded: importing it here costs seconds per worker
+        sys.modules["torch"].set_num_threads(1)
 
 
 # One resident pipeline per worker process (models load once, not once per clip).
@@ -130,8 +127,11 @@ def _remove_unfinished(work_dir: Path) -> None:
 
 
 def _run_pool(sources, work_dir, config, workers, collect: Callable) -> None:
-    # "spawn": MediaPipe and PyTorch start threads at import; forking a process that has them deadlocks.
-    ctx = multiprocessing.get_context("spawn")
+    # Not plain "fork": MediaPipe and PyTorch start threads, and forking a process that has them can
+    # deadlock. A fork server is a fresh single-threaded process that has imported the pipeline's modules
+    # once (MediaPipe itself loads lazily, inside each worker), so workers start in well under a second.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["preprocessing.pipeline"])
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)) as pool:
         pending = {pool.submit(_run_one, s, work_dir, config) for s in sources}
         while pending:
