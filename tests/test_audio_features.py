@@ -30,17 +30,7 @@ COMMIT = "a" * 40
 
 
 # ------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every cache the registry and the model libraries look at lives in tmp_path."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("TOOLKIT_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "toolkit-cache"))
-    for var in ("HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -38,14 +38,7 @@ def checkpoint_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     return files
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("TOOLKIT_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "toolkit-cache"))
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py
 
 
 def place(files: dict[str, Path]) -> None:
