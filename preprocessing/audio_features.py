@@ -70,13 +70,52 @@ def _as_float_wav(wav: np.ndarray) -> np.ndarray:
     return wav.astype(np.float32, copy=False)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa ``hz_to_mel(htk=False)``): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    linear = hz / (200.0 / 3)
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), (200.0 / 3) * mel)
+
+
 @functools.lru_cache(maxsize=1)
 def _mel_basis() -> np.ndarray:
-    """(80, 401) Slaney-style mel filters (librosa 0.7's norm=1 is today's norm='slaney')."""
-    import librosa
+    """(80, 401) Slaney mel filters: librosa ``filters.mel(htk=False, norm="slaney")`` (0.7's ``norm=1``).
 
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX,
-                               htk=False, norm="slaney", dtype=np.float32)
+    Written out rather than imported: librosa costs about two seconds to import and JIT-compile in every
+    worker process. ``tests/test_audio_features.py`` checks it against librosa itself.
+    """
+    fft_hz = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), NUM_MELS + 2))
+    width = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / width[:-1, None]
+    falling = ramps[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney: each filter has unit area
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _hann_window() -> np.ndarray:
+    """Periodic Hann window of WIN_SIZE samples (scipy ``get_window("hann", 800, fftbins=True)``)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN_SIZE) / WIN_SIZE)
+
+
+def _stft_magnitude(y: np.ndarray) -> np.ndarray:
+    """|STFT| as librosa ``stft(center=True, pad_mode="reflect", dtype=complex64)`` computes it: (401, N) float32.
+
+    Frames are centred (the signal is reflected by n_fft/2 at both ends), windowed and transformed in float64;
+    the result is stored as complex64 before the magnitude, as librosa stores it.
+    """
+    padded = np.pad(y, N_FFT // 2, mode=STFT_PAD_MODE)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_SIZE]
+    spectrum = np.fft.rfft(frames * _hann_window(), axis=1).astype(STFT_DTYPE)
+    return np.abs(spectrum).T
 
 
 def num_mel_frames(num_samples: int) -> int:
@@ -91,16 +130,13 @@ def log_mel(wav: np.ndarray) -> np.ndarray:
     Hann 800, centred, reflect padding) -> 80 Slaney mel filters 55-7600 Hz -> 20*log10(max(1e-5, x)) - 20
     -> symmetric normalisation 8 * (dB + 100) / 100 - 4, clipped to [-4, 4].
     """
-    import librosa
-    from scipy.signal import lfilter
-
-    y = _as_float_wav(wav)
-    emphasized = lfilter([1.0, -PREEMPHASIS], [1.0], y)  # float64, as in Wav2Lip
-    spectrum = librosa.stft(y=emphasized, n_fft=N_FFT, hop_length=HOP_SIZE, win_length=WIN_SIZE, window="hann",
-                            center=True, pad_mode=STFT_PAD_MODE, dtype=STFT_DTYPE)
+    y = _as_float_wav(wav).astype(np.float64)
+    # scipy's lfilter([1, -0.97], [1], y), written out: the same float64 products and sums
+    emphasized = np.concatenate([y[:1], y[1:] + (-PREEMPHASIS) * y[:-1]])
+    spectrum = _stft_magnitude(emphasized)
     # einsum, not BLAS: BLAS may split the sum differently with the thread count, and a resumed or
     # distributed run must give bit-identical features.
-    mel = np.einsum("mf,ft->mt", _mel_basis(), np.abs(spectrum), optimize=False)  # (80, N) float32
+    mel = np.einsum("mf,ft->mt", _mel_basis(), spectrum, optimize=False)  # (80, N) float32
     db = 20.0 * np.log10(np.maximum(MIN_AMPLITUDE, mel)) - REF_LEVEL_DB
     scaled = (2.0 * MAX_ABS_VALUE) * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
     return np.ascontiguousarray(np.clip(scaled, -MAX_ABS_VALUE, MAX_ABS_VALUE).T, dtype=np.float32)

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
+from toolkit import face_mesh
+
 __all__ = [
     "DEFAULT_CROP_SCALE",
     "DEFAULT_MEDIAN_WINDOW",
@@ -138,6 +140,14 @@ class FaceDetector:
         self.current: ModelName = "full" if model == "full" else "short"  # model tried first
         self._solutions: dict[str, object] = {}  # created lazily: most videos never need "full"
 
+    def reset(self) -> None:
+        """Start the next clip with the first model again.
+
+        Call between clips: otherwise which model a clip starts with depends on the clip before it in
+        the same worker, and a dataset would depend on how clips were scheduled over workers.
+        """
+        self.current = "full" if self.model == "full" else "short"
+
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every face in one RGB uint8 (H, W, 3) frame, highest score first."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -173,9 +183,8 @@ class FaceDetector:
             )
             self._solutions[model] = solution
         h, w = frame.shape[:2]
-        result = solution.process(frame)
         out = []
-        for d in result.detections or []:
+        for d in face_mesh.run_solution(solution, frame, "detections") or []:
             rel = d.location_data.relative_bounding_box
             box = np.array([rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w, (rel.ymin + rel.height) * h])
             kps = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], dtype=np.float64)

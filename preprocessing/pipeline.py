@@ -118,7 +118,7 @@ class Pipeline:
     def _process_into(self, source: ClipSource, out: Path) -> dict:
         cfg = self.config
         started = time.perf_counter()
-        reader = media.VideoReader(source.path, fps=cfg.fps)
+        reader = media.VideoReader(source.path, fps=cfg.fps, threads=1)  # one worker, one core
         first, stop = _frame_range(source, len(reader), cfg.fps)
         if stop <= first:
             raise ClipFailed(f"{source.path}: the cut {source.start}-{source.end} s holds no frames")
@@ -134,6 +134,7 @@ class Pipeline:
             face_size = float(boxes[0, 3] - boxes[0, 1]) / height
         else:
             detections, cache = [], _FrameCache(FRAME_CACHE_BYTES)
+            self.detector.reset()  # every clip starts from the same state, whatever ran before it here
             for chunk in _chunks(reader, first, stop):
                 cache.add(chunk)
                 detections.extend(self.detector.detect(frame) for frame in chunk)
@@ -169,9 +170,14 @@ class Pipeline:
                 preset=cfg.x264_preset, threads=cfg.x264_threads,
             )
 
+        has_face = ~np.isnan(landmarks[:, 0, 0])
+        if not has_face.any():  # BlazeFace can fire on noise or a poster; without a mesh there is no face
+            raise ClipFailed(
+                f"{source.path}: no face: the face mesh found none in any of the {num_frames} cropped frames "
+                f"({track_info.get('num_tracks', 0)} detector track(s), all rejected by the mesh)"
+            )
         fit = pose.fit_pose(landmarks)
         mel = audio_features.log_mel(audio)
-        has_face = ~np.isnan(landmarks[:, 0, 0])
         arrays = {
             "boxes": boxes.astype(np.float32),
             "landmarks": landmarks,
@@ -208,6 +214,8 @@ class Pipeline:
             "config_fingerprint": cfg.fingerprint(),
             "seconds_spent": round(time.perf_counter() - started, 3),
         }
+        if self.landmarks68 is not None:
+            meta["landmarks68_model"] = self.landmarks68.provenance
         if self.speech is not None:
             meta["audio_features_model"] = self.speech.provenance
         write_json(out / "meta.json", meta)

@@ -117,7 +117,9 @@ def build_dataset(
     # Save next to the destination, then swap in: a reader never sees a half-written dataset.
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
-    dataset.save_to_disk(str(staging))
+    # An empty split (one speaker, or --test-fraction 0) would be saved as zero shards, which
+    # load_from_disk cannot read back; one empty shard keeps its schema.
+    dataset.save_to_disk(str(staging), num_shards={name: 1 for name, part in parts.items() if len(part) == 0})
     for name in (*SPLITS, "dataset_dict.json"):
         target = out / name
         if target.is_dir():

@@ -243,6 +243,10 @@ def test_detector_switches_models_for_small_and_large_faces(sample):
         # Back to the fast model on the same frame, so a clip's first box matches the rest of it.
         found = detector.detect(face)
         assert len(found) == 1 and found[0].model == "short" and detector.current == "short"
+        detector.detect(wide)
+        assert detector.current == "full"
+        detector.reset()  # between clips: the next clip must not inherit the model the last one ended on
+        assert detector.current == "short"
     with pytest.raises(ValueError):
         ft.FaceDetector(model="medium")
 

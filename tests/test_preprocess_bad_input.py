@@ -70,7 +70,7 @@ PROCESSED = {"spk__good", "spk__face_lost", "spk__two_faces", "spk__one_frame", 
 def test_run_reports_failures_and_continues(result):
     run, out = result
     assert run.exit_code == 2, run.output
-    assert f"{len(PROCESSED)} clips done, {len(FAILING)} failed" in run.output
+    assert f"{len(PROCESSED)} clips done, {len(FAILING)} failed" in run.output, run.output[-3000:]
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert {f["clip_id"] for f in failures} == FAILING
     for failure in failures:
@@ -99,3 +99,4 @@ def test_awkward_inputs_are_processed(result):
     for clip_id in ("spk__rotated", "spk__odd_513x287", "spk__vfr", "spk__stereo_44k"):
         assert float(rows[clip_id]["face_fraction"]) > 0.9, clip_id
     assert int(rows["spk__vfr"]["frames_dropped"]) >= 0
+
