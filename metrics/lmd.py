@@ -1,0 +1,533 @@
+"""Landmark distance: M-LMD (mouth) and F-LMD (face), and LMD-v on landmark velocities.
+
+One entry point, :func:`lmd` (and its streaming twin :class:`LandmarkDistance`), on landmark arrays
+of a generated and a reference video, frame by frame. Published LMD numbers come from scripts that
+disagree on every knob (metrics.md section 3), so each is a named, frozen :class:`LMDPreset`:
+
+``atvgnet``  ATVGnet (Chen et al., CVPR'19, ``code/evaluation_matrix.py``): 68 points, mouth = 48-67,
+             face = all 68; each set minus its own centroid; per frame the SUM over points of the L2
+             distance; mean over frames. Pixels. ATVGnet ran dlib's HOG detector and 68-point shape
+             predictor; dlib is not available here, so landmarks come from face-alignment's FAN
+             (``detector="fan"``), or bring your own dlib landmarks and say so (``detector="dlib"``).
+             FAN and dlib disagree by several pixels, so the detector is part of the result.
+``vico``     ViCo challenge baseline (``evaluations/compute_lmd.py``): FAN 68 points, lips 48-67
+             (face: all 68), no centring, ``|generated - reference|`` averaged over points,
+             coordinates and frames. Pixels.
+``dense``    (recommended) MediaPipe's 478-point mesh: mouth = :data:`toolkit.face_mesh.LIPS` (40
+             points), face = the 468 mesh points without the 10 iris points (the iris follows gaze,
+             not face shape, and exists only with ``refine_landmarks``; 468 also accepts meshes from
+             468-point models); each set centred on its centroid; mean per-point L2 distance divided
+             by the reference frame's inter-ocular distance (outer eye corners 33-263), in % of it,
+             so the number does not depend on resolution or face size.
+
+All presets compare x, y only (``dims=2``): the references are 2-D, and MediaPipe's z is inferred,
+not measured. Every value is pooled the way the reference scripts pool: the mean over all valid
+frames of all videos (``lmd``); the mean of per-video means is reported next to it
+(``lmd_video_mean``).
+
+LMD-v is the same distance on frame-to-frame velocities ``x[t+1] - x[t]`` of the (centred, where the
+preset centres) landmarks; with ``iod`` normalisation the unit is the mean reference IOD of the two
+frames. It scores motion dynamics: a generated face that lags or jitters gets a high LMD-v even
+when its average shape is right.
+
+Frames where either side has no landmarks (any needed point NaN, or a zero IOD) are excluded and
+counted (``frames_excluded``); a velocity needs both of its frames. Nothing is dropped silently.
+
+Landmarks come from :func:`extract_landmarks` / :class:`LandmarkExtractor`, or from anywhere else as
+long as the detector is named. The 68-point presets need 68-point landmarks (FAN, or your dlib): no
+478 -> 68 index mapping is offered. MediaPipe publishes none, and picking the nearest mesh vertex for
+each iBUG point cannot reproduce dlib's or FAN's points: the iBUG jaw line 0-16 is the 2-D face
+silhouette, which slides over the face as the head turns, while a mesh vertex is fixed on the skin;
+and the two annotation schemes place lip and brow contours differently, by a few pixels, which is the
+size of the effect LMD measures. A mapped number would be a fourth LMD variant under a reference's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+
+from toolkit import face_mesh
+
+__all__ = [
+    "LMDPreset",
+    "PRESETS",
+    "MOUTH_68",
+    "FACE_68",
+    "MESH_FACE",
+    "LandmarkExtractor",
+    "extract_landmarks",
+    "frame_distances",
+    "lmd",
+    "LandmarkDistance",
+]
+
+Region = Literal["mouth", "face"]
+REGIONS: tuple[str, ...] = ("mouth", "face")
+
+MOUTH_68 = tuple(range(48, 68))  # iBUG 68-point mouth (imutils FACIAL_LANDMARKS_IDXS['mouth']), ATVGnet and ViCo
+FACE_68 = tuple(range(68))
+MESH_FACE = tuple(range(468))  # MediaPipe mesh without the iris points 468-477
+IOD_POINTS = (face_mesh.RIGHT_EYE_OUTER, face_mesh.LEFT_EYE_OUTER)  # 33, 263: the dense preset's unit
+PERCENT = 100.0  # dense values are reported in % of the inter-ocular distance
+
+
+@dataclass(frozen=True)
+class LMDPreset:
+    """Every knob that changes an LMD number.
+
+    num_points: landmark counts accepted (68 for the iBUG layout, 478 or 468 for MediaPipe's mesh).
+    mouth, face: point indices of the two regions.
+    centre: subtract each region's own centroid, per frame and per side, before comparing.
+    distance: per point, ``"l2"`` = sqrt(sum of squared coordinate differences), ``"mean_abs"`` = mean
+        absolute coordinate difference.
+    point_reduction: per frame, ``"sum"`` or ``"mean"`` over the region's points.
+    normalise: ``"none"`` (pixels) or ``"iod"`` (divided by the reference frame's 33-263 distance, x 100).
+    dims: coordinates compared (2: x, y).
+    detectors: landmark sources this preset's numbers are defined for; the first is the default.
+    unit, source: for reports.
+    fan_flip_input, fan_box_source: how :meth:`LandmarkDistance.update_frames` runs FAN for this
+        preset (see :class:`LandmarkExtractor`); None where FAN is not used.
+    """
+
+    name: str
+    num_points: tuple[int, ...]
+    mouth: tuple[int, ...]
+    face: tuple[int, ...]
+    centre: bool
+    distance: Literal["l2", "mean_abs"]
+    point_reduction: Literal["sum", "mean"]
+    normalise: Literal["none", "iod"]
+    dims: int
+    detectors: tuple[str, ...]
+    unit: str
+    source: str
+    fan_flip_input: bool | None = None
+    fan_box_source: str | None = None
+
+    def points(self, region: str) -> tuple[int, ...]:
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
+        return self.mouth if region == "mouth" else self.face
+
+    @property
+    def required_points(self) -> tuple[int, ...]:
+        """Points that must be finite on both sides for a frame to count."""
+        extra = IOD_POINTS if self.normalise == "iod" else ()
+        return tuple(sorted(set(self.mouth) | set(self.face) | set(extra)))
+
+    def config(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["mouth"] = _describe(self.mouth)
+        out["face"] = _describe(self.face)
+        return out
+
+
+PRESETS: dict[str, LMDPreset] = {
+    "atvgnet": LMDPreset(
+        name="atvgnet", num_points=(68,), mouth=MOUTH_68, face=FACE_68, centre=True, distance="l2",
+        point_reduction="sum", normalise="none", dims=2, detectors=("fan", "dlib"), unit="px",
+        source="lelechen63/ATVGnet code/evaluation_matrix.py (dlib 68; per-frame sum of L2 over centred points)",
+        # FAN as face-alignment runs it by default (its own S3FD; flip_input False up to 1.4.1).
+        fan_flip_input=False, fan_box_source="s3fd",
+    ),
+    "vico": LMDPreset(
+        name="vico", num_points=(68,), mouth=MOUTH_68, face=FACE_68, centre=False, distance="mean_abs",
+        point_reduction="mean", normalise="none", dims=2, detectors=("fan",), unit="px",
+        source="dc3ea9f/vico_challenge_baseline evaluations/compute_lmd.py (FAN; mean |pd - gt|)",
+        # The script: FaceAlignment(LandmarksType._2D, flip_input=True); fa.get_landmarks(frame)[0].
+        fan_flip_input=True, fan_box_source="s3fd",
+    ),
+    "dense": LMDPreset(
+        name="dense", num_points=(478, 468), mouth=face_mesh.LIPS, face=MESH_FACE, centre=True, distance="l2",
+        point_reduction="mean", normalise="iod", dims=2, detectors=("mediapipe",), unit="% of inter-ocular distance",
+        source="this toolkit: MediaPipe mesh, centred, mean per-point L2 / reference IOD (33-263)",
+    ),
+}
+
+
+def _describe(indices: Sequence[int]) -> str | list[int]:
+    """'48-67' for a contiguous run, else the list: keeps config() readable."""
+    idx = list(indices)
+    if idx and idx == list(range(idx[0], idx[0] + len(idx))):
+        return f"{idx[0]}-{idx[-1]}"
+    return idx
+
+
+def get_preset(preset: str | LMDPreset) -> LMDPreset:
+    if isinstance(preset, LMDPreset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown LMD preset {preset!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# -- landmark extraction ----------------------------------------------------------------------------
+
+DETECTORS = ("mediapipe", "fan")
+# FAN needs a tight face box per frame (face-alignment's crop rule assumes S3FD's brows-to-chin boxes).
+# "s3fd": face-alignment's own S3FD on the whole frame, first face: the same points as
+#     ``fa.get_landmarks(frame)[0]`` in the ViCo script (slow on CPU: a VGG-16 pass at full resolution,
+#     seconds a frame).
+# "blazeface": MediaPipe BlazeFace (preprocessing.face_track.FaceDetector), highest score: its box
+#     also spans brows to chin (the mesh's bounding box would include the forehead top) and costs
+#     milliseconds, but FAN's points move slightly with the box: not the reference pipeline.
+BOX_SOURCES = ("s3fd", "blazeface")
+DEFAULT_BOX_SOURCE = "blazeface"
+
+
+class LandmarkExtractor:
+    """Per-frame landmarks of RGB uint8 frames, NaN rows where no face is found.
+
+    ``"mediapipe"``: :class:`toolkit.face_mesh.FaceMeshDetector` in video (tracking) mode, (T, 478, 3)
+    float32, x, y in pixels, z in the same pixel scale. Create one extractor per video (the tracker
+    carries state from frame to frame).
+    ``"fan"``: face-alignment's 2D-FAN-4 (:class:`preprocessing.landmarks68.Landmarks68`, weights from
+    the registry) on one face box per frame, (T, 68, 2) float32 pixels. Boxes come from `box_source`
+    (see :data:`BOX_SOURCES`) unless given as (T, 4) x1, y1, x2, y2 pixels. `flip_input` (default
+    :data:`preprocessing.landmarks68.FLIP_INPUT`, False) also averages in the mirrored image (ViCo: True).
+    """
+
+    def __init__(self, detector: str = "mediapipe", *, device: str = "cpu", box_source: str = DEFAULT_BOX_SOURCE,
+                 **landmarks68_kwargs: Any) -> None:
+        if detector not in DETECTORS:
+            hint = " (dlib is not available: bring dlib landmarks as arrays)" if detector == "dlib" else ""
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}{hint}")
+        if box_source not in BOX_SOURCES:
+            raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {box_source!r}")
+        self.detector = detector
+        self.box_source = box_source
+        self._mesh = None
+        self._fan = None
+        self._boxes = None
+        if detector == "mediapipe":
+            self._mesh = face_mesh.FaceMeshDetector(video=True)
+        else:
+            from preprocessing.landmarks68 import Landmarks68
+
+            self._fan = Landmarks68(device=device, **landmarks68_kwargs)
+
+    @property
+    def num_points(self) -> int:
+        return face_mesh.NUM_POINTS if self.detector == "mediapipe" else 68
+
+    def __call__(self, frames: np.ndarray | Iterable[np.ndarray] | str | PathLike[str],
+                 boxes: np.ndarray | None = None, fps: float = 25.0) -> np.ndarray:
+        """Landmarks of `frames`: an array (T, H, W, 3) uint8 RGB, an iterable of frames, or a video path
+        (decoded at `fps`). `boxes` (T, 4) only for FAN."""
+        if boxes is not None:
+            if self.detector != "fan":
+                raise ValueError("boxes are only used by the 'fan' detector")
+            boxes = np.asarray(boxes, dtype=np.float64)
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise ValueError(f"boxes must be (T, 4) x1, y1, x2, y2 pixels, got shape {boxes.shape}")
+        out = []
+        for i, frame in enumerate(_frames(frames, fps)):
+            if boxes is not None and i >= len(boxes):
+                raise ValueError(f"got {len(boxes)} boxes for more frames")
+            out.append(self._one(frame, None if boxes is None else boxes[i]))
+        if not out:
+            raise ValueError("no frames to extract landmarks from (empty input)")
+        if boxes is not None and len(boxes) != len(out):
+            raise ValueError(f"got {len(boxes)} boxes for {len(out)} frames")
+        return np.stack(out)
+
+    def _one(self, frame: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+        if self._mesh is not None:
+            points = self._mesh.detect(frame)
+            return np.full((face_mesh.NUM_POINTS, 3), np.nan, np.float32) if points is None else points
+        if box is None:
+            box = self._s3fd_box(frame) if self.box_source == "s3fd" else self._blazeface_box(frame)
+        return self._fan(frame[None], np.asarray(box, dtype=np.float64)[None])[0]
+
+    def _s3fd_box(self, frame: np.ndarray) -> np.ndarray:
+        # The detector face-alignment built (and get_landmarks_from_image would run): the first face, as
+        # the ViCo script's ``fa.get_landmarks(frame)[0]``. Landmarks68 exposes it only as ``_fa``.
+        found = self._fan._fa.face_detector.detect_from_image(frame.copy())
+        return np.asarray(found[0][:4], dtype=np.float64) if len(found) else np.full(4, np.nan)
+
+    def _blazeface_box(self, frame: np.ndarray) -> np.ndarray:
+        if self._boxes is None:
+            from preprocessing.face_track import FaceDetector
+
+            self._boxes = FaceDetector()
+        found = self._boxes.detect(frame)  # highest score first
+        return found[0].box if found else np.full(4, np.nan)
+
+    def config(self) -> dict[str, Any]:
+        if self.detector == "mediapipe":
+            import mediapipe
+
+            return {"detector": "mediapipe", "mediapipe_version": mediapipe.__version__, "mode": "video tracking",
+                    "refine_landmarks": True}
+        return {"detector": "fan", "box_source": self.box_source, **self._fan.provenance}
+
+    def weights_provenance(self) -> dict[str, str]:
+        """Registry name -> sha256 of the weights used (MediaPipe's model ships in its wheel: none)."""
+        if self._fan is None:
+            return {}
+        p = self._fan.provenance
+        return {p["fan_weights"]: p["fan_sha256"], p["detector_weights"]: p["detector_sha256"]}
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+        if self._boxes is not None:
+            self._boxes.close()
+
+    def __enter__(self) -> "LandmarkExtractor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _frames(frames: Any, fps: float) -> Iterable[np.ndarray]:
+    if isinstance(frames, (str, PathLike)):
+        from toolkit import media
+
+        reader = media.VideoReader(frames, fps=fps)
+        try:
+            yield from reader.iter_frames()
+        finally:
+            reader.close()
+        return
+    if isinstance(frames, np.ndarray) and frames.ndim != 4:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 RGB, got shape {frames.shape}")
+    yield from frames
+
+
+def extract_landmarks(frames: np.ndarray | Iterable[np.ndarray] | str | PathLike[str], detector: str = "mediapipe",
+                      *, boxes: np.ndarray | None = None, fps: float = 25.0, **kwargs: Any) -> np.ndarray:
+    """One-off :class:`LandmarkExtractor`: (T, 478, 3) for ``"mediapipe"``, (T, 68, 2) for ``"fan"``."""
+    with LandmarkExtractor(detector, **kwargs) as extractor:
+        return extractor(frames, boxes=boxes, fps=fps)
+
+
+# -- the distance -------------------------------------------------------------------------------------
+
+
+def _check_pair(generated: Any, reference: Any, preset: LMDPreset) -> tuple[np.ndarray, np.ndarray]:
+    arrays = []
+    for name, value in (("generated", generated), ("reference", reference)):
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{name} landmarks must be numeric, got dtype {a.dtype}")
+        if a.ndim != 3:
+            raise ValueError(f"{name} landmarks must be (T, P, 2|3), got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise ValueError(f"{name} landmarks are empty (0 frames)")
+        if a.shape[1] not in preset.num_points:
+            need = " or ".join(map(str, preset.num_points))
+            hint = (" (the 68-point presets need FAN/dlib 68-point landmarks; use preset 'dense' for MediaPipe's mesh)"
+                    if a.shape[1] in (468, 478) else "")
+            raise ValueError(f"preset {preset.name!r} needs {need} points, {name} has {a.shape[1]}{hint}")
+        if a.shape[2] < preset.dims or a.shape[2] > 3:
+            raise ValueError(f"{name} landmarks need 2 or 3 coordinates per point, got {a.shape[2]}")
+        arrays.append(a[..., : preset.dims].astype(np.float64))
+    gen, ref = arrays
+    if gen.shape[:2] != ref.shape[:2]:
+        raise ValueError(f"generated {gen.shape[:2]} and reference {ref.shape[:2]} differ in (frames, points); "
+                         "trim them to the same frames")
+    return gen, ref
+
+
+def _prepared(gen: np.ndarray, ref: np.ndarray, preset: LMDPreset, region: str):
+    """Region points (centred if the preset says so), reference IODs, and the valid-frame mask."""
+    idx = list(preset.points(region))
+    req = list(preset.required_points)
+    valid = np.isfinite(gen[:, req]).all(axis=(1, 2)) & np.isfinite(ref[:, req]).all(axis=(1, 2))
+    g, r = gen[:, idx], ref[:, idx]
+    if preset.centre:
+        g = g - g.mean(axis=1, keepdims=True)
+        r = r - r.mean(axis=1, keepdims=True)
+    iod = None
+    if preset.normalise == "iod":
+        iod = np.linalg.norm(ref[:, IOD_POINTS[0]] - ref[:, IOD_POINTS[1]], axis=-1)
+        valid &= np.nan_to_num(iod) > 0
+    return g, r, iod, valid
+
+
+def _reduce(diff: np.ndarray, preset: LMDPreset) -> np.ndarray:
+    """(T, P, D) differences -> (T,) per-frame distances (before normalisation)."""
+    if preset.distance == "l2":
+        per_point = np.sqrt((diff**2).sum(-1))
+    else:
+        per_point = np.abs(diff).mean(-1)
+    return per_point.sum(-1) if preset.point_reduction == "sum" else per_point.mean(-1)
+
+
+def frame_distances(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = "dense",
+                    region: Region = "mouth", velocity: bool = False) -> np.ndarray:
+    """Per-frame distance, (T,) (or (T-1,) for velocities), NaN where a frame is excluded.
+
+    Units: pixels for ``atvgnet``/``vico``, % of the reference inter-ocular distance for ``dense``.
+    """
+    preset = get_preset(preset)
+    gen, ref = _check_pair(generated, reference, preset)
+    g, r, iod, valid = _prepared(gen, ref, preset, region)
+    if velocity:
+        g, r = np.diff(g, axis=0), np.diff(r, axis=0)
+        valid = valid[1:] & valid[:-1]
+        if iod is not None:
+            iod = 0.5 * (iod[1:] + iod[:-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = _reduce(g - r, preset)
+        if iod is not None:
+            dist = PERCENT * dist / iod
+    return np.where(valid, dist, np.nan)
+
+
+def _summary(per_frame: np.ndarray) -> tuple[float, int, int]:
+    used = int(np.isfinite(per_frame).sum())
+    value = float(np.nansum(per_frame) / used) if used else float("nan")
+    return value, used, len(per_frame) - used
+
+
+def _check_detector(preset: LMDPreset, detector: str | None) -> str:
+    detector = preset.detectors[0] if detector is None else detector
+    if detector not in preset.detectors:
+        raise ValueError(f"preset {preset.name!r} is defined on {preset.detectors} landmarks, not {detector!r}"
+                         + (": MediaPipe's mesh has no faithful 68-point mapping, extract with detector='fan'"
+                            if detector == "mediapipe" else ""))
+    return detector
+
+
+def lmd(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = "dense", region: Region = "mouth",
+        *, detector: str | None = None) -> dict[str, Any]:
+    """LMD and LMD-v of one video pair: landmarks (T, P, 2|3), frame t of one against frame t of the other.
+
+    Returns ``lmd`` (mean over valid frames), ``lmd_v`` (mean over valid velocity pairs), the frame
+    counts used and excluded, and the preset, region, detector and unit. `detector` names where the
+    landmarks came from (default: the preset's) and must be one the preset is defined for.
+    """
+    preset = get_preset(preset)
+    detector = _check_detector(preset, detector)
+    value, used, excluded = _summary(frame_distances(generated, reference, preset, region))
+    value_v, used_v, excluded_v = _summary(frame_distances(generated, reference, preset, region, velocity=True))
+    return {"lmd": value, "lmd_v": value_v, "frames_used": used, "frames_excluded": excluded,
+            "velocity_pairs_used": used_v, "velocity_pairs_excluded": excluded_v,
+            "preset": preset.name, "region": region, "detector": detector, "unit": preset.unit}
+
+
+class LandmarkDistance:
+    """Streaming M-LMD and F-LMD (and their LMD-v) over many video pairs.
+
+    ``update(generated, reference)`` takes one video pair's landmark arrays (T, P, 2|3);
+    ``update_frames(generated_frames, reference_frames)`` extracts them first with the preset's
+    detector and FAN settings, or with the :class:`LandmarkExtractor` given as `detector`.
+    ``compute()`` gives, per region (``mouth_``/``face_`` prefixes):
+
+    * ``lmd``: mean over all valid frames of all videos, pooled (the reference scripts' number);
+    * ``lmd_video_mean``: mean over videos of each video's frame mean (videos without a valid frame
+      are left out and counted in ``videos_without_frames``);
+    * the same two for ``lmd_v``;
+
+    plus ``frames_used``/``frames_excluded``, ``velocity_pairs_used``/``_excluded`` and ``videos``.
+    `truncate`: when the two sides differ in length, compare the common first frames and count the rest
+    in ``frames_truncated`` (default: raise).
+    """
+
+    def __init__(self, preset: str | LMDPreset = "dense", *, detector: str | LandmarkExtractor | None = None,
+                 truncate: bool = False) -> None:
+        self.preset = get_preset(preset)
+        self._extractor = detector if isinstance(detector, LandmarkExtractor) else None
+        name = self._extractor.detector if self._extractor is not None else detector
+        self.detector = _check_detector(self.preset, name)
+        self.truncate = bool(truncate)
+        self._provenance: dict[str, str] = {}
+        self._extractor_config: dict[str, Any] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums = {(r, v): 0.0 for r in REGIONS for v in (False, True)}
+        self._video_means: dict[tuple[str, bool], list[float]] = {(r, v): [] for r in REGIONS for v in (False, True)}
+        self._counts = {"frames_used": 0, "frames_excluded": 0, "velocity_pairs_used": 0,
+                        "velocity_pairs_excluded": 0, "frames_truncated": 0, "videos": 0, "videos_without_frames": 0}
+
+    def update(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+        """Add one video pair; returns its own per-region values."""
+        generated, reference = np.asarray(generated), np.asarray(reference)
+        if self.truncate and generated.ndim >= 1 and reference.ndim >= 1 and len(generated) != len(reference):
+            n = min(len(generated), len(reference))
+            self._counts["frames_truncated"] += max(len(generated), len(reference)) - n
+            generated, reference = generated[:n], reference[:n]
+        rows = {}
+        for region in REGIONS:
+            for velocity in (False, True):
+                per_frame = frame_distances(generated, reference, self.preset, region, velocity)
+                value, used, excluded = _summary(per_frame)
+                rows[(region, velocity)] = (per_frame, value, used, excluded)
+        # Validity does not depend on the region (all required points), so counts come from one of them.
+        _, _, used, excluded = rows[("face", False)]
+        _, _, used_v, excluded_v = rows[("face", True)]
+        self._counts["videos"] += 1
+        self._counts["frames_used"] += used
+        self._counts["frames_excluded"] += excluded
+        self._counts["velocity_pairs_used"] += used_v
+        self._counts["velocity_pairs_excluded"] += excluded_v
+        if used == 0:
+            self._counts["videos_without_frames"] += 1
+        out: dict[str, Any] = {"frames_used": used, "frames_excluded": excluded}
+        for (region, velocity), (per_frame, value, n, _) in rows.items():
+            key = f"{region}_lmd{'_v' if velocity else ''}"
+            out[key] = value
+            if n:
+                self._sums[(region, velocity)] += float(np.nansum(per_frame))
+                self._video_means[(region, velocity)].append(value)
+        return out
+
+    def update_frames(self, generated_frames: Any, reference_frames: Any, fps: float = 25.0) -> dict[str, Any]:
+        """Extract landmarks of both videos (arrays, iterables of RGB uint8 frames, or paths), then update."""
+        if self.detector == "dlib":
+            raise ValueError("dlib is not available to extract landmarks; pass dlib landmark arrays to update()")
+        if self._extractor is None and self.detector == "fan":
+            # Stateless per frame: load the weights once and keep the extractor.
+            self._extractor = LandmarkExtractor("fan", box_source=self.preset.fan_box_source or DEFAULT_BOX_SOURCE,
+                                                flip_input=bool(self.preset.fan_flip_input))
+        sides = []
+        for frames in (generated_frames, reference_frames):
+            # MediaPipe's tracker carries state from frame to frame: a fresh one per video.
+            own = self._extractor is None
+            extractor = LandmarkExtractor(self.detector) if own else self._extractor
+            try:
+                sides.append(extractor(frames, fps=fps))
+                self._provenance.update(extractor.weights_provenance())
+                self._extractor_config = extractor.config()
+            finally:
+                if own:
+                    extractor.close()
+        return self.update(*sides)
+
+    def compute(self) -> dict[str, Any]:
+        c = self._counts
+        out: dict[str, Any] = {}
+        for region in REGIONS:
+            for velocity in (False, True):
+                key = f"{region}_lmd{'_v' if velocity else ''}"
+                n = c["velocity_pairs_used"] if velocity else c["frames_used"]
+                out[key] = self._sums[(region, velocity)] / n if n else float("nan")
+                means = self._video_means[(region, velocity)]
+                out[f"{key}_video_mean"] = float(np.mean(means)) if means else float("nan")
+        out.update(c)
+        out["unit"] = self.preset.unit
+        return out
+
+    def config(self) -> dict[str, Any]:
+        out = {"metric": "lmd", **self.preset.config(), "detector": self.detector, "truncate": self.truncate,
+               "pooling": "lmd: mean over all valid frames of all videos; lmd_video_mean: mean of per-video means"}
+        if self._extractor_config is not None:
+            out["extractor"] = self._extractor_config
+        return out
+
+    def weights_provenance(self) -> dict[str, str]:
+        """sha256 of the landmark weights used by update_frames (empty for MediaPipe or array input)."""
+        return dict(self._provenance)

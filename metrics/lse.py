@@ -1,0 +1,497 @@
+"""LSE-D and LSE-C: SyncNet lip-sync error, exactly as ``SyncNetInstance.evaluate`` computes it.
+
+One obvious entry point per job::
+
+    model  = SyncNet.from_pretrained("cpu")
+    result = score_crops(crops, audio_int16, model)       # one face track (224x224 crops, 25 fps)
+    result = score_video("clip.mp4", model)                # a crop video (or whole frames, resize_to_224)
+    lse = LSE(model); lse.update("vid", [(crops, audio)]); lse.compute("mocha")   # a data set
+
+The score of one track (joonson/syncnet_python ``SyncNetInstance.evaluate``; the same in the
+syncnet-python 0.2.3 wheel and in Wav2Lip's ``SyncNetInstance_calc_scores.py``):
+
+1. frames: 224x224, **BGR, 0..255 float, no normalisation**; audio: 16 kHz **int16-scale** samples,
+   MFCCs by :func:`metrics.mfcc.mfcc` (100 Hz).
+2. ``min_length = min(num_frames, floor(num_samples / 640))``; windows ``v = 0 .. min_length - 6``
+   (``min_length - 5`` of them: the reference drops the last complete window). Window v pairs
+   frames ``v .. v+4`` with MFCC frames ``4v .. 4v+19``.
+3. Both embeddings (1024-d) per window; the audio embeddings are padded with ``vshift`` zero rows
+   at both ends and every video window is compared with the 31 audio windows ``v-15 .. v+15``
+   (``||x - y + 1e-6||_2``, torch's ``pairwise_distance``). The zero rows take part near the ends.
+4. ``mdist`` = mean over windows per offset (31 values); **LSE-D** = ``min(mdist)``;
+   **LSE-C** = ``median(mdist) - min(mdist)``; AV offset = ``vshift - argmin(mdist)`` frames.
+
+Here all windows are batched (one forward per ``batch_size`` windows, built with ``unfold``) and
+the 31 offsets are one tensor operation; the numbers agree with the reference to float32
+rounding (see tests/test_lse.py).
+
+Frame rate: the scorer assumes 25 fps. :func:`score_video` reads through
+``VideoReader(path, fps=25)``, which resamples like ``ffmpeg -r 25`` (e.g. MODA's 30 fps renders).
+
+Aggregation over a data set differs between papers; :data:`PRESETS` reproduces the known scripts
+and :class:`LSE` reports which videos each one leaves out, and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import math
+import os
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any, Iterator, Literal, Optional, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metrics.mfcc import mfcc
+from metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
+from toolkit import media
+
+__all__ = [
+    "VSHIFT", "BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",
+    "PRESETS", "score_crops", "score_video", "LSE", "compute_lse",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Preset = Literal["wav2lip_lrs", "wav2lip_real", "mocha", "latentsync"]
+
+# syncnet_python run_syncnet.py / demo_syncnet.py defaults and SyncNetInstance.evaluate constants.
+VSHIFT = 15  # --vshift: offsets -15..+15 video frames (31 candidates)
+BATCH_SIZE = 20  # --batch_size: windows per forward pass (does not change the numbers)
+VIDEO_FPS = 25  # the model's frame rate ("Video 25 FPS, Audio 16000HZ")
+SAMPLE_RATE = 16_000  # Hz
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640: min_length = min(frames, floor(samples / 640))
+MFCC_PER_FRAME = 4  # 100 Hz MFCC / 25 fps: audio window v starts at MFCC frame 4v
+PAIRWISE_EPS = 1e-6  # torch.nn.functional.pairwise_distance default eps: ||x - y + eps||_2
+MIN_FRAMES = WINDOW_FRAMES + 1  # min_length - 5 windows must be >= 1
+
+
+# ------------------------------------------------------------------------------------ presets
+PRESETS: dict[str, dict[str, Any]] = {
+    # Wav2Lip evaluation/scores_LSE/calculate_scores_LRS.py: no face detection, every frame
+    # cv2.resize'd to 224x224; one score per video; arithmetic mean over videos.
+    "wav2lip_lrs": {
+        "source": "Rudrabha/Wav2Lip evaluation/scores_LSE/calculate_scores_LRS.py",
+        "tracks": "whole frame resized to 224 (score_video(..., resize_to_224=True)), one per video",
+        "per_video": "the single score", "across_videos": "mean over videos", "min_track": None,
+    },
+    # Wav2Lip calculate_scores_real_videos.sh: run_pipeline.py face tracks, one "<LSE-D> <LSE-C>" line
+    # per track appended to all_scores.txt, averaged by the user: a mean over track rows.
+    "wav2lip_real": {
+        "source": "Rudrabha/Wav2Lip evaluation/scores_LSE/calculate_scores_real_videos.{sh,py}",
+        "tracks": "run_pipeline.py face tracks", "per_video": "none (one row per track)",
+        "across_videos": "mean over all track rows", "min_track": 100,
+    },
+    # MoChaBench / syncnet-python wheel: per video max(conf) and min(dist) over tracks (possibly
+    # different tracks); mean over videos with a face (has_face); the rest are left out.
+    "mocha": {
+        "source": "congwei1230/MoChaBench eval-lipsync/script/run_syncnet_pipeline_on_your_own_model_results.py",
+        "tracks": "syncnet_pipeline face tracks", "per_video": "LSE-C = max over tracks, LSE-D = min over tracks",
+        "across_videos": "mean over videos with at least one track", "min_track": 50,
+    },
+    # LatentSync eval/eval_sync_conf.py: per video fmean over tracks (offset int(fmean)); fmean over
+    # videos; videos that raise (no face) are skipped. LatentSync itself prints only the confidence.
+    "latentsync": {
+        "source": "bytedance/LatentSync eval/eval_sync_conf.py",
+        "tracks": "LatentSync SyncNetDetector face tracks", "per_video": "mean over tracks (offset: int(mean))",
+        "across_videos": "mean over videos with at least one track", "min_track": 50,
+    },
+}
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _check_crops(crops: Any) -> torch.Tensor:
+    if isinstance(crops, torch.Tensor):
+        crops = crops.detach().cpu().numpy()
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
+        raise ValueError(
+            f"crops must be (T, {CROP_SIZE}, {CROP_SIZE}, 3) RGB frames, got shape {crops.shape}; "
+            f"resize whole frames with score_video(..., resize_to_224=True) or crop faces first"
+        )
+    if crops.dtype != np.uint8:
+        raise ValueError(f"crops must be uint8 RGB (0..255), got dtype {crops.dtype}")
+    if crops.shape[0] == 0:
+        raise ValueError("crops is empty (0 frames)")
+    return torch.from_numpy(np.ascontiguousarray(crops))
+
+
+def _check_audio(audio: Any) -> np.ndarray:
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D mono samples at 16 kHz, got shape {audio.shape}")
+    if audio.dtype != np.int16:
+        raise ValueError(
+            f"audio must be int16 samples (e.g. read_audio(path, 16000, dtype='int16')), got dtype {audio.dtype}: "
+            "the MFCC energy coefficient depends on the sample scale, so float audio would change the scores"
+        )
+    if audio.size == 0:
+        raise ValueError("audio is empty (0 samples)")
+    return audio
+
+
+@contextlib.contextmanager
+def _strict_fp32(device: torch.device) -> Iterator[None]:
+    """No TF32 in cuDNN convolutions / matmuls on CUDA (torch enables it for convs by default)."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _offset_distances(video: torch.Tensor, audio: torch.Tensor, vshift: int) -> torch.Tensor:
+    """(N, 2*vshift+1) distances between video window i and audio windows i-vshift .. i+vshift.
+
+    Audio rows outside the clip are zeros (calc_pdist pads with F.pad), compared like any other.
+    """
+    padded = F.pad(audio, (0, 0, vshift, vshift))
+    candidates = padded.unfold(0, 2 * vshift + 1, 1).transpose(1, 2)  # (N, 31, 1024)
+    return F.pairwise_distance(video[:, None, :].expand_as(candidates), candidates, eps=PAIRWISE_EPS)
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ------------------------------------------------------------------------------------ scoring
+def score_crops(
+    crops: np.ndarray | torch.Tensor,
+    audio: np.ndarray,
+    model: Optional[SyncNet] = None,
+    vshift: int = VSHIFT,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, Any]:
+    """LSE of one face track: ``SyncNetInstance.evaluate`` on in-memory data.
+
+    ``crops``: (T, 224, 224, 3) **RGB** uint8 frames at 25 fps (converted to BGR inside, as the
+    reference reads frames with cv2). ``audio``: 1-D int16 samples at 16 kHz. ``model``: a
+    :class:`SyncNet` (default: ``SyncNet.from_pretrained()``, loaded for this call only).
+
+    Returns ``offset`` (int, video frames: video window i matches audio window ``i - offset`` best,
+    so positive means the audio leads), ``lse_d`` (min dist), ``lse_c``
+    (confidence), ``num_windows``, ``mdist`` ((2*vshift+1,) float32 mean distance per offset, index
+    ``vshift - offset`` at the minimum), ``num_frames``, ``num_samples`` and ``length_mismatch_s``
+    (audio minus video duration; the reference prints a warning when it is not 0).
+    """
+    frames = _check_crops(crops)
+    samples = _check_audio(audio)
+    if int(vshift) < 0:
+        raise ValueError(f"vshift must be >= 0, got {vshift}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    vshift, batch_size = int(vshift), int(batch_size)
+    min_length = min(len(frames), len(samples) // SAMPLES_PER_FRAME)
+    num_windows = min_length - WINDOW_FRAMES
+    if num_windows < 1:
+        raise ValueError(
+            f"too short for SyncNet: {len(frames)} frames and {len(samples)} samples give min_length {min_length}; "
+            f"need at least {MIN_FRAMES} frames (0.24 s at 25 fps) and {MIN_FRAMES * SAMPLES_PER_FRAME} samples"
+        )
+    if model is None:
+        model = SyncNet.from_pretrained()
+    model.eval()
+    device = _model_device(model)
+
+    # Window v uses frames v..v+4, so frames past num_windows + 3 are never read.
+    bgr = frames[: num_windows + WINDOW_FRAMES - 1].flip(-1)
+    with torch.inference_mode(), _strict_fp32(device):
+        video_feat = model.lip_windows(bgr, batch_size=batch_size).cpu()
+    return _score_features(video_feat, samples, len(frames), num_windows, model, vshift, batch_size)
+
+
+def _score_features(video_feat: torch.Tensor, samples: np.ndarray, num_frames: int, num_windows: int,
+                    model: SyncNet, vshift: int, batch_size: int) -> dict[str, Any]:
+    """The audio side, the 31 offsets and the two scores, given the lip embeddings of the windows."""
+    device = _model_device(model)
+    # MFCC in float64 then float32, as the reference's cc.astype(float) -> .float().
+    cepstra = torch.from_numpy(mfcc(samples, SAMPLE_RATE).T.astype(np.float32))  # (13, n_mfcc)
+    audio_windows = cepstra.unfold(1, MFCC_WINDOW, MFCC_PER_FRAME)[:, :num_windows]  # (13, N, 20)
+    audio_windows = audio_windows.permute(1, 0, 2).unsqueeze(1)  # (N, 1, 13, 20)
+    video_feat = video_feat[:num_windows]
+    with torch.inference_mode(), _strict_fp32(device):
+        audio_feat = torch.cat([
+            model.forward_aud(audio_windows[i : i + batch_size].to(device)).cpu()
+            for i in range(0, num_windows, batch_size)
+        ])
+        dists = _offset_distances(video_feat, audio_feat, vshift)  # (N, 31)
+        # Mean over windows along contiguous rows, the layout of the reference's stack(dists, 1).
+        mdist = dists.t().contiguous().mean(1)
+        minval, minidx = torch.min(mdist, 0)
+        conf = torch.median(mdist) - minval
+    return {
+        "offset": int(vshift - int(minidx)),
+        "lse_d": float(minval),
+        "lse_c": float(conf),
+        "num_windows": int(num_windows),
+        "mdist": mdist.numpy().copy(),
+        "num_frames": int(num_frames),
+        "num_samples": int(len(samples)),
+        "length_mismatch_s": len(samples) / SAMPLE_RATE - num_frames / VIDEO_FPS,
+    }
+
+
+class StreamingScorer:
+    """:func:`score_crops` for a video that arrives in chunks: only the window embeddings are kept.
+
+    ``add(crops)`` takes consecutive (n, 224, 224, 3) RGB uint8 frames at 25 fps; ``score(audio)``
+    then gives what ``score_crops(all_crops, audio)`` gives (each window is embedded on its own, so
+    chunking changes nothing but memory: 4 KB per frame instead of 150 KB).
+    """
+
+    def __init__(self, model: SyncNet, vshift: int = VSHIFT, batch_size: int = BATCH_SIZE) -> None:
+        self.model, self.vshift, self.batch_size = model.eval(), int(vshift), int(batch_size)
+        self.num_frames = 0
+        self._tail: Optional[torch.Tensor] = None  # the last 4 BGR frames: the next window starts there
+        self._features: list[torch.Tensor] = []
+
+    def add(self, crops: np.ndarray | torch.Tensor) -> None:
+        frames = _check_crops(crops).flip(-1)
+        self.num_frames += len(frames)
+        if self._tail is not None:
+            frames = torch.cat([self._tail, frames])
+        if len(frames) >= WINDOW_FRAMES:
+            with torch.inference_mode(), _strict_fp32(_model_device(self.model)):
+                self._features.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
+        self._tail = frames[-(WINDOW_FRAMES - 1):].clone()
+
+    def score(self, audio: np.ndarray) -> dict[str, Any]:
+        samples = _check_audio(audio)
+        num_windows = min(self.num_frames, len(samples) // SAMPLES_PER_FRAME) - WINDOW_FRAMES
+        if num_windows < 1:
+            raise ValueError(f"too short for SyncNet: {self.num_frames} frames and {len(samples)} samples; "
+                             f"need at least {MIN_FRAMES} frames and {MIN_FRAMES * SAMPLES_PER_FRAME} samples")
+        video_feat = torch.cat(self._features)
+        return _score_features(video_feat, samples, self.num_frames, num_windows, self.model, self.vshift,
+                               self.batch_size)
+
+
+def _ffmpeg_jpeg_frames(path: str, native_fps: Optional[float]) -> np.ndarray:
+    """The reference's frames: ``ffmpeg -i crop -threads 1 -f image2 %06d.jpg``, read back with cv2.imread."""
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory(prefix="lse-jpeg-") as tmp:
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", path, "-threads", "1"]
+        if native_fps is None or abs(native_fps - VIDEO_FPS) > 1e-6:
+            command += ["-r", str(VIDEO_FPS)]  # the reference assumes 25 fps input; resample like -r 25
+        command += ["-f", "image2", os.path.join(tmp, "%06d.jpg")]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise media.MediaError(path, f"ffmpeg could not extract JPEG frames: {done.stderr.strip()[-500:]}")
+        files = sorted(glob.glob(os.path.join(tmp, "*.jpg")))
+        if not files:
+            raise media.NoVideoFramesError(path, "ffmpeg extracted no frames")
+        return np.stack([cv2.imread(f)[:, :, ::-1] for f in files])  # BGR -> RGB
+
+
+def score_video(
+    path: PathLike,
+    model: Optional[SyncNet] = None,
+    *,
+    resize_to_224: bool = False,
+    frame_source: Literal["decode", "ffmpeg_jpeg"] = "decode",
+    vshift: int = VSHIFT,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, Any]:
+    """LSE of a video file: frames at 25 fps (``VideoReader(path, fps=25)``), int16 audio at 16 kHz.
+
+    The frames must be 224x224 face crops, unless ``resize_to_224`` reproduces Wav2Lip's
+    ``calculate_scores_LRS.py``: whole frames ``cv2.resize``d to 224x224 (bilinear), no detection.
+    ``frame_source="ffmpeg_jpeg"`` is the reference-exact path: frames are dumped as JPEGs by the
+    ffmpeg binary with the reference's command and read back with cv2.imread, reproducing its JPEG
+    round trip (slower); ``"decode"`` (default) decodes straight to memory. See the tests for the
+    measured difference. Audio is ``read_audio(path, 16000, dtype="int16")`` (= ffmpeg's
+    ``-ac 1 -ar 16000 pcm_s16le`` extraction).
+    """
+    path = os.fspath(path)
+    if frame_source not in ("decode", "ffmpeg_jpeg"):
+        raise ValueError(f"frame_source must be 'decode' or 'ffmpeg_jpeg', got {frame_source!r}")
+    if frame_source == "decode":
+        frames = media.read_video(path, fps=VIDEO_FPS)
+    else:
+        frames = _ffmpeg_jpeg_frames(path, media.probe(path).fps)
+    if resize_to_224:
+        # Wav2Lip's SyncNetInstance_calc_scores.py: cv2.resize(img, (224, 224)), default INTER_LINEAR.
+        frames = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
+    elif frames.shape[1:3] != (CROP_SIZE, CROP_SIZE):
+        raise ValueError(
+            f"{path}: frames are {frames.shape[2]}x{frames.shape[1]}, "
+            f"SyncNet needs {CROP_SIZE}x{CROP_SIZE} face crops; "
+            "pass resize_to_224=True for whole-frame scoring (Wav2Lip LRS protocol) or crop face tracks first"
+        )
+    audio = media.read_audio(path, SAMPLE_RATE, dtype="int16")
+    result = score_crops(frames, audio, model, vshift=vshift, batch_size=batch_size)
+    result.update(path=path, resize_to_224=bool(resize_to_224), frame_source=frame_source)
+    return result
+
+
+# ------------------------------------------------------------------------------------ data sets
+_RESULT_KEYS = ("offset", "lse_d", "lse_c")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+class LSE:
+    """Streaming LSE over a data set: per-track rows, aggregated by a preset at ``compute``.
+
+    ``update(video_id, tracks)``: ``tracks`` is a list with one entry per face track of the video,
+    each either ``(crops, audio_int16)`` (scored here with ``model``) or a result dict of
+    :func:`score_crops` / :func:`score_video` (at least ``offset``, ``lse_d``, ``lse_c``). An empty
+    list records a video without a usable track (``reason`` says why, e.g. "no face"); such videos
+    are left out of every average and listed by ``compute``. ``on_error="exclude"`` records a track
+    that cannot be scored (too short) instead of raising.
+
+    ``min_track`` is the face-track pipeline's knob (tracks shorter than this were never produced);
+    it is not applied here, only recorded in ``config()`` for provenance.
+    """
+
+    def __init__(
+        self,
+        model: Optional[SyncNet] = None,
+        *,
+        device: str | torch.device = "cpu",
+        vshift: int = VSHIFT,
+        batch_size: int = BATCH_SIZE,
+        min_track: Optional[int] = None,
+        on_error: Literal["raise", "exclude"] = "raise",
+    ) -> None:
+        if on_error not in ("raise", "exclude"):
+            raise ValueError(f"on_error must be 'raise' or 'exclude', got {on_error!r}")
+        self._model = model
+        self.device = torch.device(device) if model is None else _model_device(model)
+        self.vshift, self.batch_size = int(vshift), int(batch_size)
+        self.min_track = min_track
+        self.on_error = on_error
+        self.reset()
+
+    @property
+    def model(self) -> SyncNet:
+        if self._model is None:  # loaded on first use: pre-scored rows need no weights
+            self._model = SyncNet.from_pretrained(self.device)
+        return self._model
+
+    def reset(self) -> None:
+        self.rows: list[dict[str, Any]] = []  # one per scored track
+        self.videos: dict[str, dict[str, Any]] = {}  # video_id -> {"num_tracks", "failures", "reason"}
+
+    def update(self, video_id: str, tracks: Sequence[Any], reason: Optional[str] = None) -> list[dict[str, Any]]:
+        """Add one video's tracks; returns the rows added. A video id may be added once."""
+        video_id = str(video_id)
+        if video_id in self.videos:
+            raise ValueError(f"video {video_id!r} was already added")
+        if isinstance(tracks, (str, bytes, Mapping)) or not isinstance(tracks, Sequence):
+            raise ValueError(f"tracks for {video_id!r} must be a list of (crops, audio) pairs or result dicts")
+        added, failures = [], []
+        for index, track in enumerate(tracks):
+            if isinstance(track, Mapping):
+                missing = [k for k in _RESULT_KEYS if k not in track]
+                if missing:
+                    raise ValueError(f"{video_id!r} track {index}: result dict lacks {missing}")
+                result = dict(track)
+            elif isinstance(track, (tuple, list)) and len(track) == 2:
+                try:
+                    result = score_crops(track[0], track[1], self.model, vshift=self.vshift, batch_size=self.batch_size)
+                except ValueError as err:
+                    if self.on_error == "raise":
+                        raise ValueError(f"{video_id!r} track {index}: {err}") from err
+                    failures.append(f"track {index}: {err}")
+                    continue
+            else:
+                raise ValueError(f"{video_id!r} track {index}: expected (crops, audio) or a result dict")
+            row = {"video_id": video_id, "track": index, "offset": int(result["offset"]),
+                   "lse_d": float(result["lse_d"]), "lse_c": float(result["lse_c"]),
+                   "num_windows": result.get("num_windows")}
+            if "mdist" in result:
+                row["mdist"] = [float(v) for v in np.asarray(result["mdist"]).ravel()]
+            added.append(row)
+        if not added:
+            reason = reason or ("; ".join(failures) if failures else "no face track")
+        self.videos[video_id] = {"num_tracks": len(added), "failures": failures, "reason": None if added else reason}
+        self.rows.extend(added)
+        return added
+
+    def _per_video(self, preset: str) -> list[dict[str, Any]]:
+        out = []
+        for video_id, info in self.videos.items():
+            rows = [r for r in self.rows if r["video_id"] == video_id]
+            if not rows:
+                continue
+            offsets = [r["offset"] for r in rows]
+            if preset == "wav2lip_lrs":
+                if len(rows) != 1:
+                    raise ValueError(
+                        f"preset wav2lip_lrs scores whole frames, one row per video; "
+                        f"{video_id!r} has {len(rows)} tracks"
+                    )
+                d, c, off = rows[0]["lse_d"], rows[0]["lse_c"], offsets[0]
+            elif preset == "mocha":
+                d, c, off = min(r["lse_d"] for r in rows), max(r["lse_c"] for r in rows), None
+            else:  # latentsync
+                d, c = _mean([r["lse_d"] for r in rows]), _mean([r["lse_c"] for r in rows])
+                off = int(statistics.fmean(offsets))
+            out.append({"video_id": video_id, "lse_d": d, "lse_c": c, "offset": off, "offsets": offsets,
+                        "num_tracks": len(rows)})
+        return out
+
+    def compute(self, preset: Preset = "mocha") -> dict[str, Any]:
+        """Aggregate with a preset (see :data:`PRESETS`).
+
+        Returns ``lse_d``, ``lse_c`` (NaN when nothing was scored), ``num_videos`` (all added),
+        ``num_scored`` (videos contributing), ``num_rows`` (track rows contributing), ``excluded``
+        ({video_id: reason}), ``per_video`` (or per-track rows for ``wav2lip_real``), ``preset``
+        and ``config``.
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        excluded = {v: info["reason"] for v, info in self.videos.items() if info["num_tracks"] == 0}
+        if preset == "wav2lip_real":
+            items = [dict(r) for r in self.rows]
+        else:
+            items = self._per_video(preset)
+        return {
+            "preset": preset,
+            "lse_d": _mean([i["lse_d"] for i in items]),
+            "lse_c": _mean([i["lse_c"] for i in items]),
+            "num_videos": len(self.videos),
+            "num_scored": len(self.videos) - len(excluded),
+            "num_rows": len(self.rows),
+            "excluded": excluded,
+            "per_video" if preset != "wav2lip_real" else "per_track": items,
+            "preset_definition": dict(PRESETS[preset]),
+            "config": self.config(),
+        }
+
+    def config(self) -> dict[str, Any]:
+        """Every knob that changes the numbers."""
+        return {
+            "metric": "LSE (SyncNet, syncnet_python SyncNetInstance.evaluate)",
+            "vshift": self.vshift, "video_fps": VIDEO_FPS, "sample_rate": SAMPLE_RATE,
+            "mfcc": "python_speech_features.mfcc defaults on int16 samples", "pairwise_eps": PAIRWISE_EPS,
+            "window_frames": WINDOW_FRAMES, "crop_size": CROP_SIZE, "frames": "BGR 0..255 float32, no normalisation",
+            "min_track": self.min_track, "on_error": self.on_error, "precision": "float32 (no TF32)",
+        }
+
+    def weights_provenance(self) -> dict[str, Optional[str]]:
+        return self.model.weights_provenance() if self._model is not None else {"syncnet": None}
+
+
+def compute_lse(
+    videos: Mapping[str, Sequence[Any]], preset: Preset = "mocha", model: Optional[SyncNet] = None, **kwargs: Any
+) -> dict[str, Any]:
+    """One-off twin of :class:`LSE`: ``{video_id: tracks}`` -> ``LSE(model, **kwargs)`` updated and computed."""
+    metric = LSE(model, **kwargs)
+    for video_id, tracks in videos.items():
+        metric.update(video_id, tracks)
+    return metric.compute(preset)

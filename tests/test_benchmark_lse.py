@@ -1,0 +1,137 @@
+"""Speed of scoring one crop video: metrics.lse against syncnet-python 0.2.3, same weights, same file.
+
+Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_lse.py --benchmark-enable``
+(``make test`` runs each once, untimed). ``extra_info`` holds the frame and window counts.
+
+* ``ours``: ``score_video`` with the model kept loaded (decode to memory, batched windows, vectorised
+  MFCC and offset search).
+* ``reference_resident``: what the syncnet-python pipeline does per face track with its model already
+  loaded: ffmpeg dumps the frames as JPEGs and the audio as WAV, then ``SyncNetInstance.evaluate``
+  reads them back.
+* ``reference_reload``: the same plus building ``S`` and ``loadParameters`` per video, as Wav2Lip's
+  scoring scripts and ``run_syncnet.py`` invocations do.
+
+The weights are random (syncnet_python's ``S`` with BatchNorm statistics from a sample batch); speed does
+not depend on their values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from metrics.lse import score_video
+from metrics.syncnet import SyncNet
+from toolkit import media
+from toolkit import weights as w
+from toolkit.sample import generate
+
+SECONDS = 2.0  # 50 frames -> 45 windows; short, so the untimed run of `make test` stays quick
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import cv2
+    import imageio_ffmpeg
+    from syncnet_python.SyncNetModel import S
+
+    root = tmp_path_factory.mktemp("lse-bench")
+    clip = generate(root / "sample", speakers=1, clips=1, seconds=SECONDS, seed=1, show_progress=False)[0]
+    frames = media.read_video(clip.video)
+    crops = np.stack([cv2.resize(f[96:480, 64:448], (224, 224)) for f in frames])  # face region, fixed box
+    video = media.write_video(root / "crop.mp4", crops, fps=25, audio=media.read_audio(clip.audio))
+
+    torch.manual_seed(0)
+    net = S()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    with torch.no_grad():
+        net.train()
+        bgr = torch.from_numpy(crops[..., ::-1].copy()).float()
+        net.forward_lip(torch.stack([bgr[v : v + 5].permute(3, 0, 1, 2) for v in range(0, 40, 10)]))
+        net.forward_aud(torch.randn(4, 1, 13, 20) * 10)
+    weights_file = root / "syncnet_v2.model"
+    torch.save(net.eval().state_dict(), weights_file, _use_new_zipfile_serialization=False)
+
+    bin_dir = root / "bin"  # the reference calls `ffmpeg` from PATH
+    bin_dir.mkdir()
+    os.symlink(imageio_ffmpeg.get_ffmpeg_exe(), bin_dir / "ffmpeg")
+    return {"root": root, "video": video, "weights": weights_file, "bin": bin_dir, "frames": len(crops)}
+
+
+@pytest.fixture
+def ours_model(bench, isolated_caches, monkeypatch) -> SyncNet:
+    entry = dataclasses.replace(w.REGISTRY["syncnet"], sha256=None, size=None)
+    monkeypatch.setitem(w.REGISTRY, "syncnet", entry)
+    w.destination(entry).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(bench["weights"], w.destination(entry))
+    return SyncNet.from_pretrained("cpu")
+
+
+def _info(benchmark, bench) -> None:
+    benchmark.extra_info.update(frames=bench["frames"], windows=bench["frames"] - 5, size="224x224", fps=25)
+
+
+class _Reference:
+    """syncnet-python 0.2.3, driven the way its SyncNetPipeline scores one cropped track."""
+
+    def __init__(self, bench: dict, work) -> None:
+        from syncnet_python.SyncNetModel import S
+
+        self.bench, self.work, self.instance = bench, work, None
+        self.module = importlib.import_module("syncnet_python.SyncNetInstance")
+        self.S = S
+
+    def load(self):
+        instance = self.module.SyncNetInstance(net=self.S(), device="cpu")
+        instance.loadParameters(str(self.bench["weights"]))
+        return instance
+
+    def score(self, instance=None):
+        import ffmpeg
+
+        instance = instance or self.load()
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        video = str(self.bench["video"])
+        frames = str(self.work / "%06d.jpg")
+        ffmpeg.input(video).output(frames, f="image2", threads=1).overwrite_output().run(quiet=True)
+        ffmpeg.input(video).output(
+            str(self.work / "audio.wav"), ac=1, vn=None, acodec="pcm_s16le", ar=16000, af="aresample=async=1"
+        ).overwrite_output().run(quiet=True)
+
+        class Opt:
+            tmp_dir, batch_size, vshift = str(self.work), 20, 15
+
+        return instance.evaluate(Opt())
+
+
+def test_lse_ours(benchmark, bench, ours_model) -> None:
+    _info(benchmark, bench)
+    result = benchmark.pedantic(score_video, args=(bench["video"], ours_model), rounds=ROUNDS, iterations=1)
+    assert result["num_windows"] == bench["frames"] - 5
+
+
+def test_lse_reference_resident(benchmark, bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", f"{bench['bin']}{os.pathsep}{os.environ.get('PATH', '')}")
+    reference = _Reference(bench, tmp_path / "work")
+    instance = reference.load()
+    _info(benchmark, bench)
+    offset, conf, dist = benchmark.pedantic(reference.score, args=(instance,), rounds=ROUNDS, iterations=1)
+    assert -15 <= offset <= 15 and np.isfinite(conf) and dist > 0
+
+
+def test_lse_reference_reload(benchmark, bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", f"{bench['bin']}{os.pathsep}{os.environ.get('PATH', '')}")
+    reference = _Reference(bench, tmp_path / "work")
+    _info(benchmark, bench)
+    offset, conf, dist = benchmark.pedantic(reference.score, rounds=ROUNDS, iterations=1)
+    assert -15 <= offset <= 15 and np.isfinite(conf) and dist > 0
