@@ -37,14 +37,15 @@ into :class:`IResNet` (parameter names as insightface's ``iresnet100``). On CUDA
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from metrics.fp32 import strict_fp32
+from metrics.frames import as_frames
 from toolkit import weights
 
 __all__ = [
@@ -133,16 +134,7 @@ def iresnet100() -> IResNet:
 
 # ----------------------------------------------------------------------------------------- input
 def _as_frames(frames: Any, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(frames)
-    except Exception as err:
-        raise ValueError(f"{name}: cannot be read as an array ({err})") from None
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: expected RGB frames shaped (T, H, W, 3) or (H, W, 3), got shape {array.shape}")
-    if array.shape[0] == 0 or 0 in array.shape[1:3]:
-        raise ValueError(f"{name}: no frames or empty frames (shape {array.shape})")
+    array = as_frames(frames, name)
     if array.dtype != np.uint8:
         raise ValueError(f"{name}: frames must be uint8 RGB in [0, 255] (as decoded video), got dtype {array.dtype}")
     return array
@@ -154,19 +146,6 @@ def preprocess(frames: np.ndarray) -> torch.Tensor:
     resized = np.stack([f if f.shape[:2] == size else cv2.resize(f, size) for f in frames])  # INTER_LINEAR
     x = torch.from_numpy(resized).permute(0, 3, 1, 2).float()
     return x.div_(255).sub_(INPUT_MEAN).div_(INPUT_STD)  # same float32 operation order as the reference
-
-
-@contextlib.contextmanager
-def _no_tf32(device: torch.device) -> Iterator[None]:
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -213,7 +192,7 @@ class CSIM:
         """ArcFace embeddings (T, 512) float32 of RGB uint8 frames (whole frame resized to 112x112)."""
         array = _as_frames(frames, "frames")
         out = []
-        with _no_tf32(self.device):
+        with strict_fp32(self.device):
             for s in range(0, len(array), self.batch_size):
                 out.append(self.net(preprocess(array[s:s + self.batch_size]).to(self.device)).float().cpu().numpy())
         return np.concatenate(out)

@@ -31,7 +31,6 @@ On CUDA, TF32 is switched off during the forward pass so results match fp32 refe
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -42,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metrics.fp32 import strict_fp32
+from metrics.frames import as_frames
 from toolkit import weights
 
 __all__ = [
@@ -149,31 +150,8 @@ class AlexNetLPIPS(nn.Module):
         return total.flatten()
 
 
-@contextlib.contextmanager
-def _no_tf32(device: torch.device) -> Iterator[None]:
-    """fp32 convolutions on Ampere+ GPUs (PyTorch enables TF32 for cuDNN convolutions by default)."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 def _as_frames(frames: Any, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(frames)
-    except Exception as err:
-        raise ValueError(f"{name}: cannot be read as an array ({err})") from None
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: expected RGB frames shaped (T, H, W, 3) or (H, W, 3), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name}: no frames (empty array)")
+    array = as_frames(frames, name)
     if array.dtype == np.uint8:
         return array
     if not np.issubdtype(array.dtype, np.floating):
@@ -226,7 +204,7 @@ class LPIPS:
         if min(gen.shape[1:3]) < 32:
             raise ValueError(f"frames of {gen.shape[1]}x{gen.shape[2]} are too small for AlexNet (need >= 32 px)")
         out = []
-        with _no_tf32(self.device):
+        with strict_fp32(self.device):
             for s in range(0, len(gen), self.batch_size):
                 d = self.net(_to_tensor(gen[s:s + self.batch_size], self.device),
                              _to_tensor(ref[s:s + self.batch_size], self.device))

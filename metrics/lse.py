@@ -34,7 +34,6 @@ and :class:`LSE` reports which videos each one leaves out, and why.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import math
 import os
@@ -42,13 +41,14 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any, Iterator, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metrics.fp32 import strict_fp32
 from metrics.mfcc import mfcc
 from metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
 from toolkit import media
@@ -136,20 +136,6 @@ def _check_audio(audio: Any) -> np.ndarray:
     return audio
 
 
-@contextlib.contextmanager
-def _strict_fp32(device: torch.device) -> Iterator[None]:
-    """No TF32 in cuDNN convolutions / matmuls on CUDA (torch enables it for convs by default)."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 def _offset_distances(video: torch.Tensor, audio: torch.Tensor, vshift: int) -> torch.Tensor:
     """(N, 2*vshift+1) distances between video window i and audio windows i-vshift .. i+vshift.
 
@@ -205,7 +191,7 @@ def score_crops(
 
     # Window v uses frames v..v+4, so frames past num_windows + 3 are never read.
     bgr = frames[: num_windows + WINDOW_FRAMES - 1].flip(-1)
-    with torch.inference_mode(), _strict_fp32(device):
+    with torch.inference_mode(), strict_fp32(device):
         video_feat = model.lip_windows(bgr, batch_size=batch_size).cpu()
     return _score_features(video_feat, samples, len(frames), num_windows, model, vshift, batch_size)
 
@@ -219,7 +205,7 @@ def _score_features(video_feat: torch.Tensor, samples: np.ndarray, num_frames: i
     audio_windows = cepstra.unfold(1, MFCC_WINDOW, MFCC_PER_FRAME)[:, :num_windows]  # (13, N, 20)
     audio_windows = audio_windows.permute(1, 0, 2).unsqueeze(1)  # (N, 1, 13, 20)
     video_feat = video_feat[:num_windows]
-    with torch.inference_mode(), _strict_fp32(device):
+    with torch.inference_mode(), strict_fp32(device):
         audio_feat = torch.cat([
             model.forward_aud(audio_windows[i : i + batch_size].to(device)).cpu()
             for i in range(0, num_windows, batch_size)
@@ -261,7 +247,7 @@ class StreamingScorer:
         if self._tail is not None:
             frames = torch.cat([self._tail, frames])
         if len(frames) >= WINDOW_FRAMES:
-            with torch.inference_mode(), _strict_fp32(_model_device(self.model)):
+            with torch.inference_mode(), strict_fp32(_model_device(self.model)):
                 self._features.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
         self._tail = frames[-(WINDOW_FRAMES - 1):].clone()
 

@@ -55,6 +55,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gamma
 
+from metrics.frames import as_frames
 from toolkit import weights
 
 __all__ = [
@@ -165,22 +166,6 @@ def _load_params() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ input
-def _as_frames(frames: Any, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(frames)
-    except Exception as err:
-        raise ValueError(f"{name}: cannot be read as an array ({err})") from None
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: expected RGB frames shaped (T, H, W, 3) or (H, W, 3), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name}: no frames (empty array)")
-    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{name}: dtype must be uint8 or floating point in [0, 255], got {array.dtype}")
-    return array
-
-
 def to_y(frame: np.ndarray, convert_to: Literal["y", "gray"] = "y") -> np.ndarray:
     """(H, W, 3) RGB in [0, 255] -> (H, W) float32 luma, as BasicSR's calculate_niqe (before cropping/rounding)."""
     bgr = np.ascontiguousarray(np.asarray(frame)[..., ::-1], dtype=np.float32)  # BasicSR works on BGR
@@ -304,7 +289,7 @@ class NIQE:
 
     def scores(self, frames: Any, name: str = "frames") -> np.ndarray:
         """Per-frame NIQE of a clip, without accumulating."""
-        return np.array([self.score_frame(f) for f in _as_frames(frames, name)])
+        return np.array([self.score_frame(f) for f in as_frames(frames, name)])
 
     def update(self, generated: Any, reference: Any | None = None) -> None:
         """Add generated frames (and optionally reference frames, scored separately)."""

@@ -48,6 +48,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from metrics.frames import as_frames
+
 __all__ = [
     "DATA_RANGE_UINT8", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "SSIM_UNIFORM_WIN_SIZE",
     "MATLAB_Y_WEIGHTS", "MATLAB_Y_OFFSET", "PRESETS", "PSNRSSIMConfig", "PSNRSSIM", "psnr", "ssim", "psnr_ssim",
@@ -136,25 +138,8 @@ def _config(preset: str | PSNRSSIMConfig, overrides: dict[str, Any]) -> PSNRSSIM
 
 
 # ------------------------------------------------------------------------------------------- input
-def _as_frames(frames: Any, name: str) -> np.ndarray:
-    """(T, H, W, 3) view of a clip or a single (H, W, 3) frame; raises ValueError on anything else."""
-    try:
-        array = np.asarray(frames)
-    except Exception as err:  # e.g. a CUDA tensor
-        raise ValueError(f"{name}: cannot be read as an array ({err})") from None
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: expected RGB frames shaped (T, H, W, 3) or (H, W, 3), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name}: no frames (empty array)")
-    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{name}: dtype must be uint8 (0-255) or floating point, got {array.dtype}")
-    return array
-
-
 def _pair(generated: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
-    gen, ref = _as_frames(generated, "generated"), _as_frames(reference, "reference")
+    gen, ref = as_frames(generated, "generated"), as_frames(reference, "reference")
     if gen.shape != ref.shape:
         raise ValueError(f"generated and reference must have the same shape, got {gen.shape} and {ref.shape}")
     if gen.dtype != ref.dtype:
