@@ -2,7 +2,7 @@
 
 import typer
 
-from toolkit.cli import preprocess, sample, weights
+from toolkit.cli import evaluate, preprocess, sample, weights
 
 app = typer.Typer(
     name="toolkit",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.command("sample", help=sample.__doc__, epilog=sample.EXAMPLE)(sample.sample)
 app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(preprocess.preprocess)
+app.command("evaluate", help=evaluate.__doc__, epilog=evaluate.EXAMPLE)(evaluate.evaluate)
 app.add_typer(weights.app, name="weights")
 
 

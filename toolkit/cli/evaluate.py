@@ -1,0 +1,46 @@
+"""Score generated videos against reference clips: FID, LSE-C/LSE-D, LMD, pose, blinks, PSNR/SSIM, LPIPS, CSIM, NIQE."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+EXAMPLE = (
+    "Examples: toolkit evaluate --generated out/videos --reference data/hdtf --out runs/mine  |  "
+    "toolkit evaluate --generated fake/ --reference real/ --metrics fid,lmd,psnr --out runs/x  "
+    "(folders pair by file name; a dataset made by `toolkit preprocess` pairs by clip id, split test)"
+)
+
+
+def evaluate(
+    generated: Path = typer.Option(..., "--generated", help="Folder of generated videos, or a preprocessed dataset."),
+    reference: Path = typer.Option(..., "--reference", help="Preprocessed dataset (its crop videos) or a folder of videos."),
+    out: Path = typer.Option(..., "--out", help="Run folder: per_video.csv and summary.json are written there."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, lse, lmd, pose, blink, psnr, ssim, lpips, csim, niqe (default: all)."),
+    split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from metrics.evaluate import DEFAULT_METRICS, evaluate as run
+
+    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else list(DEFAULT_METRICS)
+    console = Console()
+    try:
+        summary = run(generated, reference, metrics=names, out=out, split=split, device=device, show_progress=not quiet)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
+    table = Table(title=f"{summary['videos']} videos, {summary['frames']} frames")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, values in summary["results"].items():
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                table.add_row(f"{metric}.{key}", f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    for metric, reason in summary["skipped"].items():
+        console.print(f"[yellow]skipped {metric}:[/yellow] {reason}")
+    console.print(f"per video: {out / 'per_video.csv'}\nsummary: {out / 'summary.json'}")
