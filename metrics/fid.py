@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 import torch
 
-from metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
+from metrics.inception import FEATURE_DIM, FIDInceptionV3
 from toolkit.fileio import atomic_path
 
 __all__ = [
@@ -407,9 +407,10 @@ class FID:
 
     ``update(frames, real=False)`` / ``update_reference(frames)``: RGB uint8 ``(N, H, W, 3)`` numpy or
     torch (or a list of ``(H, W, 3)`` frames whose sizes may differ), any size: each frame is resized
-    to 299 bilinearly, as pytorch-fid does. Frames are
-    batched internally (``batch_size``, pytorch-fid's default 50) on ``device``; only float64 sums
-    are kept, so memory does not grow with the number of frames. ``add_statistics`` merges
+    to 299 bilinearly, as pytorch-fid does. Frames are batched internally (``batch_size``,
+    pytorch-fid's default 50) on ``device``; only float64 sums are kept, so memory does not grow
+    with the number of frames (frames waiting for a full batch are copied, so callers may reuse
+    their buffers). ``add_statistics`` merges
     precomputed statistics (e.g. :func:`cached_statistics` of a reference set).
 
     ``compute()`` -> ``{"fid", "num_frames_generated", "num_frames_reference", "warnings", "frechet"}``.

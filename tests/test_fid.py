@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+import weights_factory as factory
 from metrics import fid as fidlib
 from metrics.fid import FID, RunningStatistics, SmallSampleWarning, Statistics, VideoProtocol
 from metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
@@ -36,41 +36,8 @@ STEP = 10  # frames 0, 10, 20 of a 1 s clip: Inception costs ~0.5-1 s a frame on
 
 
 # ----------------------------------------------------------------------------------------- fixtures
-def _pytorch_fid_skeleton() -> torch.nn.Module:
-    """pytorch-fid's fid_inception_v3() without its download: same builder, same patched blocks."""
-    from pytorch_fid import inception as pfi
-
-    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    return net
-
-
-def _calibrated_state_dict(frames: np.ndarray) -> dict[str, torch.Tensor]:
-    """Random weights; BatchNorm running stats = batch stats of one pass at 299x299 (momentum None).
-
-    Uncalibrated random layers shrink activations to ~1e-8; calibrated ones give pool3 features of
-    the real model's scale (mean ~0.4) and FIDs of tens, so absolute tolerances mean what they say.
-    """
-    torch.manual_seed(0)
-    net = _pytorch_fid_skeleton()
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
-    x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
-    net.train()
-    with torch.no_grad():
-        net(x)
-    return net.eval().state_dict()
+_pytorch_fid_skeleton = factory.pytorch_fid_skeleton
+_calibrated_state_dict = factory.fid_inception  # the benchmark module imports it from here
 
 
 def _save_weights(dest: Path, state: dict) -> None:

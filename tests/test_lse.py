@@ -23,6 +23,7 @@ import python_speech_features
 import torch
 from scipy.io import wavfile
 
+import weights_factory as factory
 from metrics import lse as lse_mod
 from metrics.lse import LSE, PRESETS, compute_lse, score_crops, score_video
 from metrics.mfcc import mfcc
@@ -46,25 +47,6 @@ def _face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.stack([cv2.resize(f[y0:y1, x0:x1], (224, 224)) for f in padded])
 
 
-def _random_syncnet_state(crops: np.ndarray, audio: np.ndarray) -> dict[str, torch.Tensor]:
-    """syncnet_python's S with random weights, BatchNorm statistics calibrated on sample windows."""
-    from syncnet_python.SyncNetModel import S
-
-    torch.manual_seed(0)
-    net = S()
-    for module in net.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = None  # cumulative average over the calibration batch
-    cepstra = torch.from_numpy(mfcc(audio).T.astype(np.float32))
-    bgr = torch.from_numpy(crops[..., ::-1].copy()).float()
-    starts = range(0, len(crops) - 5, 7)
-    with torch.no_grad():
-        net.train()
-        net.forward_lip(torch.stack([bgr[v : v + 5].permute(3, 0, 1, 2) for v in starts]))
-        net.forward_aud(torch.stack([cepstra[:, 4 * v : 4 * v + 20] for v in starts])[:, None])
-    return net.eval().state_dict()
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The sample as a 224x224 25 fps crop video with audio, and a random SyncNet weights file."""
@@ -76,7 +58,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     audio16 = media.read_audio(crop_video, dtype="int16")
     weights_file = root / "syncnet_v2.model"
     # Legacy (non-zip) serialisation, as the published 2017 file.
-    torch.save(_random_syncnet_state(crops, audio16), weights_file, _use_new_zipfile_serialization=False)
+    torch.save(factory.syncnet(crops, audio16), weights_file, _use_new_zipfile_serialization=False)
     return {"root": root, "crops": crops, "crop_video": crop_video, "audio16": audio16, "weights": weights_file}
 
 

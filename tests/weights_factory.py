@@ -1,0 +1,124 @@
+"""Weight files with the real names, keys and shapes but random values, for tests.
+
+Pretrained weights cannot be downloaded here. Each function builds the reference network with random
+weights (BatchNorm statistics calibrated on given inputs where the scale matters), and `place` writes
+the file where the registry and the reference library look, with the registry entry unpinned (a
+random file cannot have the published digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from toolkit import weights as w
+
+
+def place(monkeypatch: pytest.MonkeyPatch, name: str, state: dict | None = None, arrays: dict | None = None) -> Path:
+    """Unpin registry entry `name` and write `state` (torch) or `arrays` (npz) at its destination."""
+    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None)
+    if hasattr(entry, "sha256_prefix"):
+        entry = dataclasses.replace(entry, sha256_prefix=None)
+    monkeypatch.setitem(w.REGISTRY, name, entry)
+    target = w.destination(entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    if arrays is not None:
+        with open(target, "wb") as handle:
+            np.savez(handle, **arrays)
+    else:
+        torch.save(state, target)
+    return target
+
+
+def _calibrate(net: torch.nn.Module, run) -> dict:
+    """BatchNorm running statistics = the batch statistics of one pass (momentum None), then eval."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        run(net)
+    return net.eval().state_dict()
+
+
+def pytorch_fid_skeleton() -> torch.nn.Module:
+    """pytorch-fid's FID Inception built with its own builders (fid_inception_v3() would download)."""
+    from pytorch_fid import inception as pfi
+
+    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    return net
+
+
+def fid_inception(frames: np.ndarray) -> dict:
+    """Random FID Inception weights; BatchNorm calibrated at 299x299 on `frames`, so features have the
+    real model's scale (uncalibrated random layers shrink activations to ~1e-8)."""
+    torch.manual_seed(0)
+    net = pytorch_fid_skeleton()
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255)
+    x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+    return _calibrate(net, lambda n: n(x))
+
+
+def syncnet(crops: np.ndarray, audio_int16: np.ndarray) -> dict:
+    """syncnet_python's S, BatchNorm calibrated on windows of (T, 224, 224, 3) RGB crops and their audio."""
+    from syncnet_python.SyncNetModel import S
+
+    from metrics.mfcc import mfcc
+
+    torch.manual_seed(0)
+    net = S()
+    cepstra = torch.from_numpy(mfcc(audio_int16).T.astype(np.float32))
+    bgr = torch.from_numpy(crops[..., ::-1].copy()).float()
+    starts = range(0, len(crops) - 5, 7)
+
+    def run(n):
+        n.forward_lip(torch.stack([bgr[v : v + 5].permute(3, 0, 1, 2) for v in starts]))
+        n.forward_aud(torch.stack([cepstra[:, 4 * v : 4 * v + 20] for v in starts])[:, None])
+
+    return _calibrate(net, run)
+
+
+def alexnet() -> dict:
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.alexnet().state_dict()
+
+
+def arcface() -> dict:
+    from metrics.csim import iresnet100
+
+    torch.manual_seed(0)
+    net = iresnet100()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return net.state_dict()
+
+
+def niqe_pristine(frames: np.ndarray) -> dict:
+    """A pristine model fitted on the block features of clean frames (real keys and shapes)."""
+    from metrics.niqe import fit_mvg, gaussian_window, niqe_features, to_y
+
+    window = gaussian_window()
+    features = np.concatenate([niqe_features(to_y(f).round(), window) for f in frames])
+    mu, cov = fit_mvg(features)
+    return {"mu_pris_param": mu, "cov_pris_param": cov, "gaussian_window": window}
