@@ -300,41 +300,25 @@ class _LMD(Metric):
         return self.metric.config()
 
 
-class _Pose(Metric):
-    name, landmarks = "pose", True
+class _BothSides(Metric):
+    """A per-video statistic of the generated videos, and of the references next to it as the anchor."""
 
-    def __init__(self, **_: Any) -> None:
-        from metrics.head_motion import PoseDiversity
+    landmarks = True
+    keys: tuple[str, ...] = ()  # per-video values copied to per_video.csv
 
-        self.generated, self.reference = PoseDiversity(), PoseDiversity()
-
-    def finish(self, video):
-        gen = self.generated.update(video.generated_landmarks)
-        ref = self.reference.update(video.reference_landmarks)
-        return {**{f"pose_{k}": v for k, v in gen.items() if k.endswith("_std")},
-                **{f"reference_pose_{k}": v for k, v in ref.items() if k.endswith("_std")}}
-
-    def compute(self):
-        return {**self.generated.compute(), "reference": self.reference.compute()}
-
-    def config(self):
-        return self.generated.config()
-
-
-class _Blink(Metric):
-    name, landmarks = "blink", True
+    def make(self, fps: float) -> Any:
+        raise NotImplementedError
 
     def __init__(self, **_: Any) -> None:
         self.generated = self.reference = None
 
     def finish(self, video):
-        from metrics.blink import BlinkRate
-
-        if self.generated is None:
-            self.generated, self.reference = BlinkRate("mesh", fps=video.fps), BlinkRate("mesh", fps=video.fps)
+        if self.generated is None:  # the first pair's frame rate (the runner reads every pair at its reference's)
+            self.generated, self.reference = self.make(video.fps), self.make(video.fps)
         gen = self.generated.update(video.generated_landmarks)
         ref = self.reference.update(video.reference_landmarks)
-        return {"blink_rate": gen["blink_rate"], "reference_blink_rate": ref["blink_rate"]}
+        column = {k: k if k.startswith(self.name) else f"{self.name}_{k}" for k in self.keys}
+        return {**{column[k]: gen[k] for k in self.keys}, **{f"reference_{column[k]}": ref[k] for k in self.keys}}
 
     def compute(self):
         if self.generated is None:
@@ -342,9 +326,25 @@ class _Blink(Metric):
         return {**self.generated.compute(), "reference": self.reference.compute()}
 
     def config(self):
+        return (self.generated or self.make(LSE_FPS)).config()
+
+
+class _Pose(_BothSides):
+    name, keys = "pose", ("yaw_std", "pitch_std", "roll_std")
+
+    def make(self, fps):
+        from metrics.head_motion import PoseDiversity
+
+        return PoseDiversity()
+
+
+class _Blink(_BothSides):
+    name, keys = "blink", ("blink_rate",)
+
+    def make(self, fps):
         from metrics.blink import BlinkRate
 
-        return (self.generated or BlinkRate("mesh")).config()
+        return BlinkRate("mesh", fps=fps)
 
 
 class _LSE(Metric):
@@ -483,15 +483,13 @@ def _paired_chunks(gen: media.VideoReader, ref: media.VideoReader, count: int) -
 
 def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
     """Decode one pair once, feed every metric, and return its per_video.csv row."""
-    ref = media.VideoReader(pair.reference, fps=None)
-    fps = float(ref.fps or LSE_FPS)
+    fps = float(media.probe(pair.reference).fps or LSE_FPS)  # header only: each video is indexed once below
+    generated_fps = media.probe(pair.generated).fps
     ref = media.VideoReader(pair.reference, fps=fps)
     gen = media.VideoReader(pair.generated, fps=fps)
     video = VideoData(pair=pair, fps=fps, frames_used=min(len(gen), len(ref)))
-    native = media.VideoReader(pair.generated, fps=None)
-    if native.fps and abs(native.fps - fps) > 1e-3:
-        video.warnings.append(f"generated at {native.fps:g} fps, read at the reference's {fps:g} fps")
-    native.close()
+    if generated_fps and abs(generated_fps - fps) > 1e-3:
+        video.warnings.append(f"generated at {generated_fps:g} fps, read at the reference's {fps:g} fps")
     if len(gen) != len(ref):
         video.warnings.append(f"length differs: {len(gen)} generated vs {len(ref)} reference frames; "
                               f"the first {video.frames_used} are compared")

@@ -13,23 +13,15 @@ from scipy.signal import argrelextrema
 
 from metrics import head_motion as H
 from preprocessing import pose
-from toolkit import face_mesh as fm
 from toolkit import media
-from toolkit.sample import generate
 
 FPS = 25
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory):
-    """The built-in sample (8 s, seed 0) with MediaPipe's meshes of its decoded frames."""
-    out = tmp_path_factory.getbasetemp() / "motion_metrics_sample_8s_seed0"
-    clip = generate(out, speakers=1, clips=1, seconds=8.0, seed=0, show_progress=False)[0]
-    with fm.FaceMeshDetector(video=True) as detector:
-        meshes = [detector.detect(frame) for frame in media.read_video(clip.video)]
-    assert all(m is not None for m in meshes)
-    return clip, clip.load_ground_truth(), np.stack(meshes).astype(np.float64)
+@pytest.fixture
+def sample(meshed_sample):
+    return meshed_sample
 
 
 # -- pose diversity ----------------------------------------------------------------------------------------
