@@ -152,13 +152,17 @@ def find_blinks(ear: np.ndarray, threshold: float, min_frames: int = 2) -> list[
     return [(int(s), int(e)) for s, e in zip(starts, stops) if e - s >= min_frames]
 
 
-def _video(landmarks: np.ndarray, preset: BlinkPreset) -> dict[str, Any]:
+def check_layout(landmarks: Any, preset: BlinkPreset) -> np.ndarray:
+    """`landmarks` as float64 (T, P, 2), checked against the preset's layout."""
     a = _check(landmarks)
     layout = _layout_of(a.shape[1])
     if layout != preset.layout:
         raise ValueError(f"blink preset {preset.name!r} is for {preset.layout}-layout landmarks, "
                          f"got {a.shape[1]} points (use preset {'ear68' if layout == '68' else 'mesh'!r})")
-    ear = eye_aspect_ratio(a)
+    return a
+
+
+def _video(ear: np.ndarray, preset: BlinkPreset) -> dict[str, Any]:
     ok = np.isfinite(ear)
     used = int(ok.sum())
     if used == 0:
@@ -197,7 +201,15 @@ class BlinkRate:
 
     def update(self, landmarks: np.ndarray) -> dict[str, Any]:
         """Add one video; returns its blinks (``runs``: [start, stop) frame ranges), rate and threshold."""
-        row = _video(landmarks, self.preset)
+        return self.update_ear(eye_aspect_ratio(check_layout(landmarks, self.preset)))
+
+    def update_ear(self, ear: np.ndarray) -> dict[str, Any]:
+        """Add one video given its per-frame eye aspect ratio (T,) (NaN: no face), e.g. gathered chunk by
+        chunk with ``eye_aspect_ratio``; the same as :meth:`update` on the landmarks."""
+        ear = np.asarray(ear, dtype=np.float64)
+        if ear.ndim != 1:
+            raise ValueError(f"ear must be 1-D (T,), got shape {ear.shape}")
+        row = _video(ear, self.preset)
         c = self._counts
         c["videos"] += 1
         c["frames_used"] += row["frames_used"]

@@ -11,7 +11,9 @@ Pairing (:func:`pair_videos`)
     ``toolkit preprocess`` (its crop videos, split ``test`` by default). Videos pair by id: a
     folder video's id is its path relative to the folder without the extension (``spk/clip.mp4``
     -> ``spk/clip``; a flat folder gives the file stem), a dataset video's id is its ``clip_id``.
-    Ids on one side only are listed in ``summary.json`` (``unpaired``) and not scored.
+    Ids on one side only are listed in ``summary.json`` (``unpaired``) and not scored. Several samples
+    drawn for one clip's audio, ``<clip_id>.sample<k>`` (:mod:`toolkit.video_ids`), each pair with
+    ``<clip_id>``; together they give the cross-sample diversity (metric ``diversity``).
 
 Mismatches, handled and recorded, never silently (``warnings`` column of ``per_video.csv``)
     * frame rate: both videos are read at the reference's frame rate (the generated one resampled
@@ -49,10 +51,14 @@ from toolkit import face_mesh, media, weights
 from toolkit.fileio import atomic_path, write_json
 from toolkit.progress import progress_bar
 from toolkit.provenance import software_versions
+from toolkit.video_ids import parse_sample_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 CHUNK = 32  # frames decoded and scored at a time: constant memory, batches big enough for the models
 DEFAULT_METRICS = ("fid", "lse", "lmd", "pose", "blink", "psnr", "ssim", "lpips", "csim", "niqe")
+OPTIONAL_METRICS = ("beat_align", "diversity")  # run when asked for (--metrics)
+DEFAULT_LSE_PRESET = "wav2lip_lrs"  # whole crop resized to 224: the toolkit's videos are face crops already
+DEFAULT_LMD_PRESET = "dense"  # MediaPipe mesh, offline; atvgnet / vico need FAN 68-point weights
 LSE_FPS = 25.0
 
 
@@ -62,6 +68,11 @@ class VideoPair:
     video_id: str
     generated: Path
     reference: Path
+    sample: int | None = None  # k of a `<clip_id>.sample<k>` video (toolkit.video_ids), else None
+
+    @property
+    def clip_id(self) -> str:
+        return parse_sample_id(self.video_id)[0] if self.sample is not None else self.video_id
 
 
 def is_dataset(path: Path) -> bool:
@@ -122,8 +133,17 @@ def pair_videos(generated: Path, reference: Path, split: str = "test", cache: Pa
         raise ValueError(f"{generated}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
     if not ref:
         raise ValueError(f"{reference}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
-    pairs = [VideoPair(i, gen[i], ref[i]) for i in sorted(gen.keys() & ref.keys())]
-    unpaired = {"generated_only": sorted(gen.keys() - ref.keys()), "reference_only": sorted(ref.keys() - gen.keys())}
+    pairs, generated_only = [], []
+    for video_id in sorted(gen):
+        clip, sample = parse_sample_id(video_id)
+        if video_id in ref:
+            pairs.append(VideoPair(video_id, gen[video_id], ref[video_id]))
+        elif sample is not None and clip in ref:  # one of several samples drawn for the clip's audio
+            pairs.append(VideoPair(video_id, gen[video_id], ref[clip], sample=sample))
+        else:
+            generated_only.append(video_id)
+    matched = {pair.clip_id for pair in pairs}
+    unpaired = {"generated_only": generated_only, "reference_only": sorted(ref.keys() - matched)}
     if not pairs:
         raise ValueError(
             f"no video of {generated} has a reference of the same id in {reference} "
@@ -140,8 +160,6 @@ class VideoData:
     pair: VideoPair
     fps: float
     frames_used: int
-    generated_landmarks: np.ndarray | None = None  # (T, 478, 3) crop pixels, NaN rows without a face
-    reference_landmarks: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -151,13 +169,17 @@ class Metric:
     name = ""
     paired_frames = False  # wants (generated, reference) chunks resized to the same size
     generated_frames = False  # wants the generated chunks as they are
-    landmarks = False  # wants the MediaPipe meshes of both videos
+    landmarks = False  # wants the MediaPipe meshes of both videos, chunk by chunk
 
     def start(self, video: "VideoData") -> None:
         """A new pair begins (its frame rate and length are known)."""
 
     def frames(self, generated: np.ndarray, reference: np.ndarray) -> None:
         """One chunk of frames of the current pair."""
+
+    def landmark_chunk(self, generated: np.ndarray, reference: np.ndarray) -> None:
+        """The meshes of one chunk of both videos, (n, 478, 3) crop pixels each, NaN rows without a face.
+        Keep per-frame reductions, not the meshes: memory must not grow with the video's length."""
 
     def finish(self, video: VideoData) -> dict[str, Any]:
         """The pair is done: per-video values for per_video.csv."""
@@ -282,22 +304,53 @@ class _NIQE(Metric):
 
 
 class _LMD(Metric):
-    name, landmarks = "lmd", True
+    """M-LMD / F-LMD and their LMD-v. The dense preset uses the runner's MediaPipe meshes; the 68-point
+    presets (atvgnet, vico) run FAN on the paired frames (the generated ones resized to the reference
+    size, so both are in the same pixel units)."""
 
-    def __init__(self, **_: Any) -> None:
-        from metrics.lmd import LandmarkDistance
+    name = "lmd"
 
-        self.metric = LandmarkDistance("dense", detector="mediapipe", truncate=True)
+    def __init__(self, device: str = "cpu", lmd_preset: str = DEFAULT_LMD_PRESET, **_: Any) -> None:
+        from metrics.lmd import DEFAULT_BOX_SOURCE, LandmarkDistance, LandmarkExtractor, get_preset
+
+        preset = get_preset(lmd_preset)
+        self._extractor = None
+        if preset.detectors[0] == "mediapipe":
+            self.landmarks = True
+        else:
+            self.paired_frames = True
+            self._extractor = LandmarkExtractor("fan", device=device,
+                                                box_source=preset.fan_box_source or DEFAULT_BOX_SOURCE,
+                                                flip_input=bool(preset.fan_flip_input))
+        self.metric = LandmarkDistance(preset, detector=self._extractor or preset.detectors[0], truncate=True)
+        self._video = None
+
+    def frames(self, generated, reference):
+        self._video.add(self._extractor(generated), self._extractor(reference))
+
+    def start(self, video):
+        from metrics.lmd import VideoDistances
+
+        self._video = VideoDistances(self.metric.preset)
+
+    def landmark_chunk(self, generated, reference):
+        self._video.add(generated, reference)
 
     def finish(self, video):
-        row = self.metric.update(video.generated_landmarks, video.reference_landmarks)
+        row = self.metric.add_video(self._video)
         return {k: row[k] for k in ("mouth_lmd", "face_lmd", "mouth_lmd_v", "face_lmd_v")}
 
     def compute(self):
         return self.metric.compute()
 
     def config(self):
-        return self.metric.config()
+        if self._extractor is None:
+            return self.metric.config()
+        return {**self.metric.config(), "extractor": self._extractor.config(),
+                "frames": "generated frames resized to the reference size first"}
+
+    def weights_provenance(self):
+        return self._extractor.weights_provenance() if self._extractor is not None else {}
 
 
 class _BothSides(Metric):
@@ -307,16 +360,34 @@ class _BothSides(Metric):
     keys: tuple[str, ...] = ()  # per-video values copied to per_video.csv
 
     def make(self, fps: float) -> Any:
+        """The streaming metric for one side."""
+        raise NotImplementedError
+
+    def reduce(self, meshes: np.ndarray) -> np.ndarray:
+        """Per-frame values of one chunk of meshes, all the metric needs of them."""
+        raise NotImplementedError
+
+    def update(self, metric: Any, per_frame: np.ndarray, path: Path, fps: float) -> dict[str, Any]:
+        """Add one video's per-frame values to `metric` (`path`: the video, for its audio); its row."""
         raise NotImplementedError
 
     def __init__(self, **_: Any) -> None:
         self.generated = self.reference = None
+        self._parts: tuple[list, list] = ([], [])
+
+    def start(self, video):
+        self._parts = ([], [])
+
+    def landmark_chunk(self, generated, reference):
+        self._parts[0].append(self.reduce(generated))
+        self._parts[1].append(self.reduce(reference))
 
     def finish(self, video):
         if self.generated is None:  # the first pair's frame rate (the runner reads every pair at its reference's)
             self.generated, self.reference = self.make(video.fps), self.make(video.fps)
-        gen = self.generated.update(video.generated_landmarks)
-        ref = self.reference.update(video.reference_landmarks)
+        gen, ref = (self.update(metric, np.concatenate(parts) if parts else np.zeros((0, 3)), path, video.fps)
+                    for metric, parts, path in ((self.generated, self._parts[0], video.pair.generated),
+                                                (self.reference, self._parts[1], video.pair.reference)))
         column = {k: k if k.startswith(self.name) else f"{self.name}_{k}" for k in self.keys}
         return {**{column[k]: gen[k] for k in self.keys}, **{f"reference_{column[k]}": ref[k] for k in self.keys}}
 
@@ -337,6 +408,16 @@ class _Pose(_BothSides):
 
         return PoseDiversity()
 
+    def reduce(self, meshes):
+        from metrics.head_motion import head_pose
+
+        return head_pose(meshes)  # (n, 3) yaw, pitch, roll: the pose fit is per frame
+
+    def update(self, metric, per_frame, path, fps):
+        if len(per_frame) == 0:  # a video without frames is not counted (PoseDiversity rejects empty input)
+            return {f"{angle}_std": float("nan") for angle in ("yaw", "pitch", "roll")}
+        return metric.update(per_frame)
+
 
 class _Blink(_BothSides):
     name, keys = "blink", ("blink_rate",)
@@ -345,6 +426,87 @@ class _Blink(_BothSides):
         from metrics.blink import BlinkRate
 
         return BlinkRate("mesh", fps=fps)
+
+    def reduce(self, meshes):
+        from metrics.blink import eye_aspect_ratio
+
+        return eye_aspect_ratio(meshes)  # (n,)
+
+    def update(self, metric, per_frame, path, fps):
+        return metric.update_ear(per_frame.reshape(-1))
+
+
+def _beat_sample_rate(fps: float) -> int:
+    """An audio rate near 16 kHz with a whole number of samples per video frame (the onset hop)."""
+    if fps <= 0 or abs(fps - round(fps)) > 1e-6:
+        raise ValueError(f"Beat Align needs an integer frame rate, got {fps:g}")
+    return int(round(fps)) * math.ceil(16000 / round(fps))  # 16000 at 25 fps, 16020 at 30
+
+
+class _BeatAlign(_Pose):
+    """Bailando's Beat Align of head motion (yaw, pitch, roll velocity) to the video's own audio."""
+
+    name, keys = "beat_align", ("beat_align",)
+
+    def make(self, fps):
+        from metrics.head_motion import BeatAlign
+
+        return BeatAlign(fps=fps, source="pose")
+
+    def update(self, metric, per_frame, path, fps):
+        if len(per_frame) < 2:
+            return {"beat_align": float("nan")}
+        rate = _beat_sample_rate(fps)
+        return metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
+
+    def config(self):
+        return {**super().config(), "audio": "each video's own audio track, at a whole number of samples per frame"}
+
+
+class _Diversity(Metric):
+    """Cross-sample diversity: the head poses of the samples generated for one clip's audio
+    (``<clip_id>.sample<k>``), compared pairwise. Clips with a single video do not count."""
+
+    name, landmarks = "diversity", True
+
+    def __init__(self, **_: Any) -> None:
+        from metrics.head_motion import CrossSampleDiversity
+
+        self.metric = CrossSampleDiversity()
+        self._samples: dict[str, dict[int, np.ndarray]] = {}
+        self._parts: list[np.ndarray] = []
+
+    def start(self, video):
+        self._parts = []
+
+    def landmark_chunk(self, generated, reference):
+        from metrics.head_motion import head_pose
+
+        self._parts.append(head_pose(generated))  # (n, 3): the poses are all a sample leaves behind
+
+    def finish(self, video):
+        if video.pair.sample is not None and self._parts:
+            self._samples.setdefault(video.pair.clip_id, {})[video.pair.sample] = np.concatenate(self._parts)
+        return {}
+
+    def compute(self):
+        self.metric.reset()
+        per_clip = {}
+        for clip, samples in sorted(self._samples.items()):
+            if len(samples) < 2:
+                continue
+            poses = [samples[k] for k in sorted(samples)]
+            n = min(len(p) for p in poses)  # samples of one audio have its length; trim encoder padding
+            per_clip[clip] = self.metric.update([p[:n] for p in poses])["diversity"]
+        out = self.metric.compute()
+        out["per_clip"] = per_clip
+        if not per_clip:
+            out["note"] = "no clip has two or more generated samples named <clip_id>.sample<k>"
+        return out
+
+    def config(self):
+        return {**self.metric.config(), "samples": "generated videos <clip_id>.sample<k> (toolkit.video_ids)",
+                "pose": "preprocessing.pose.fit_pose on the runner's MediaPipe meshes"}
 
 
 class _LSE(Metric):
@@ -361,7 +523,9 @@ class _LSE(Metric):
 
         self.model = SyncNet.from_pretrained(device)
         self.generated, self.reference = LSE(self.model), LSE(self.model)
-        self._streams = None
+        self._streams: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+        self._live = False
 
     @staticmethod
     def _resize(frames: np.ndarray) -> np.ndarray:
@@ -371,41 +535,49 @@ class _LSE(Metric):
             return frames
         return np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])  # INTER_LINEAR, as Wav2Lip
 
-    def frames(self, generated, reference):
-        if self._streams is not None:
-            self._streams[0].add(self._resize(generated))
-            self._streams[1].add(self._resize(reference))
-
     def start(self, video: "VideoData") -> None:
         from metrics.lse import StreamingScorer
 
+        # With the audio known first, each window is scored as its frames arrive (constant memory).
+        self._streams, self._errors = {}, {}
+        for side, path in (("generated", video.pair.generated), ("reference", video.pair.reference)):
+            try:
+                audio = media.read_audio(path, sample_rate=16000, dtype="int16")
+                self._streams[side] = StreamingScorer(self.model, audio)
+            except (ValueError, media.MediaError) as err:
+                self._errors[side] = str(err).splitlines()[0]
         # At 25 fps the runner's chunks are SyncNet's frames; otherwise both are re-read at 25 fps in finish().
-        self._streams = (StreamingScorer(self.model), StreamingScorer(self.model)) if video.fps == LSE_FPS else None
+        self._live = video.fps == LSE_FPS
+
+    def frames(self, generated, reference):
+        if self._live:
+            for side, chunk in (("generated", generated), ("reference", reference)):
+                if side in self._streams:
+                    self._streams[side].add(self._resize(chunk))
 
     def finish(self, video):
         row = {}
-        for side, path, metric, stream in (("", video.pair.generated, self.generated, 0),
-                                           ("reference_", video.pair.reference, self.reference, 1)):
+        for side, path, metric in (("generated", video.pair.generated, self.generated),
+                                   ("reference", video.pair.reference, self.reference)):
+            prefix = "" if side == "generated" else "reference_"
             try:
-                if self._streams is not None:
-                    scorer = self._streams[stream]
-                else:
-                    from metrics.lse import StreamingScorer
-
-                    scorer = StreamingScorer(self.model)
+                if side in self._errors:
+                    raise ValueError(self._errors[side])
+                scorer = self._streams[side]
+                if not self._live:
                     with media.VideoReader(path, fps=LSE_FPS) as reader:
                         for chunk in reader.iter_chunks(CHUNK):
                             scorer.add(self._resize(chunk))
-                result = scorer.score(media.read_audio(path, sample_rate=16000, dtype="int16"))
+                result = scorer.score()
             except (ValueError, media.MediaError) as err:
                 reason = str(err).splitlines()[0]
                 metric.update(video.pair.video_id, [], reason=reason)
-                video.warnings.append(f"LSE {'reference' if side else 'generated'}: {reason}")
+                video.warnings.append(f"LSE {side}: {reason}")
                 continue
             metric.update(video.pair.video_id, [result])
-            row.update({f"{side}lse_d": result["lse_d"], f"{side}lse_c": result["lse_c"],
-                        f"{side}lse_offset": result["offset"]})
-        self._streams = None
+            row.update({f"{prefix}lse_d": result["lse_d"], f"{prefix}lse_c": result["lse_c"],
+                        f"{prefix}lse_offset": result["offset"]})
+        self._streams = {}
         return row
 
     def compute(self):
@@ -423,10 +595,98 @@ class _LSE(Metric):
         return {k: v for k, v in self.model.weights_provenance().items() if v}
 
 
+# The face tracks each LSE preset was computed on (metrics.lse_track presets).
+TRACK_CONFIGS = {"wav2lip_real": "upstream", "mocha": "syncnet-python", "latentsync": "syncnet-python"}
+
+
+class _LSETracks(Metric):
+    """LSE on SyncNet's face-track crops (S3FD on every 25 fps frame, scene cuts, IoU tracks, smoothed
+    224 crops: :mod:`metrics.lse_track`), for full-frame videos, aggregated by the preset
+    (``wav2lip_real``, ``mocha``, ``latentsync``). The crops need each track's smoothed boxes, so the
+    frames of one video are held until it ends: memory grows with the longest video, unlike the
+    default ``wav2lip_lrs`` path."""
+
+    name, generated_frames = "lse", True
+
+    def __init__(self, device: str, lse_preset: str, **_: Any) -> None:
+        from metrics.lse import LSE
+        from metrics.lse_track import FaceTrackPipeline
+        from metrics.syncnet import SyncNet
+
+        self.preset = lse_preset
+        self.model = SyncNet.from_pretrained(device)
+        self.generated, self.reference = LSE(self.model), LSE(self.model)
+        self.pipelines = {side: FaceTrackPipeline(TRACK_CONFIGS[lse_preset], device=device)
+                          for side in ("generated", "reference")}
+        # Load S3FD now (missing weights skip the metric before any video), once for both sides.
+        self.pipelines["reference"]._s3fd = self.pipelines["generated"]._s3fd_detector()
+        self._live = False
+
+    def start(self, video):
+        for pipeline in self.pipelines.values():
+            pipeline.reset()
+        self._live = video.fps == LSE_FPS  # otherwise re-read at 25 fps in finish()
+
+    def frames(self, generated, reference):
+        if self._live:
+            self.pipelines["generated"].update(generated)
+            self.pipelines["reference"].update(reference)
+
+    def finish(self, video):
+        row: dict[str, Any] = {}
+        for side, path, metric in (("generated", video.pair.generated, self.generated),
+                                   ("reference", video.pair.reference, self.reference)):
+            prefix = "" if side == "generated" else "reference_"
+            pipeline = self.pipelines[side]
+            try:
+                if not self._live:
+                    with media.VideoReader(path, fps=LSE_FPS) as reader:
+                        for chunk in reader.iter_chunks(CHUNK):
+                            pipeline.update(chunk)
+                pipeline.set_audio(media.read_audio(path, sample_rate=16000, dtype="int16"))
+                result = pipeline.compute()
+            except (ValueError, media.MediaError) as err:
+                reason = str(err).splitlines()[0]
+                metric.update(video.pair.video_id, [], reason=reason)
+                video.warnings.append(f"LSE {side}: {reason}")
+                continue
+            finally:
+                pipeline.reset()  # drop the held frames
+            tracks = metric.update(video.pair.video_id, [(t.crops, t.audio) for t in result.tracks],
+                                   reason=result.reason)
+            row[f"{prefix}lse_tracks"] = len(tracks)
+            if not tracks:
+                video.warnings.append(f"LSE {side}: {metric.videos[video.pair.video_id]['reason']}")
+                continue
+            d, c = [t["lse_d"] for t in tracks], [t["lse_c"] for t in tracks]
+            best = self.preset == "mocha"  # mocha: best track per video; the others average tracks
+            row[f"{prefix}lse_d"] = min(d) if best else float(np.mean(d))
+            row[f"{prefix}lse_c"] = max(c) if best else float(np.mean(c))
+        return row
+
+    def compute(self):
+        generated, reference = self.generated.compute(self.preset), self.reference.compute(self.preset)
+        drop = ("per_video", "per_track", "config")
+        return {**{k: v for k, v in generated.items() if k not in drop},
+                "reference": {k: v for k, v in reference.items() if k not in drop}}
+
+    def config(self):
+        return {**self.generated.config(), "preset": self.preset, "fps": LSE_FPS,
+                "tracks": self.pipelines["generated"].config(), "audio": "the video's own audio track, 16 kHz mono int16"}
+
+    def weights_provenance(self):
+        found = {**self.model.weights_provenance(), **self.pipelines["generated"].weights_provenance()}
+        return {k: v for k, v in found.items() if v}
+
+
+def _lse(lse_preset: str = DEFAULT_LSE_PRESET, **options: Any) -> Metric:
+    return _LSE(**options) if lse_preset == "wav2lip_lrs" else _LSETracks(lse_preset=lse_preset, **options)
+
+
 # name -> factory(device=..., options=...) ; "psnr" and "ssim" share one metric object
 METRICS: dict[str, Callable[..., Metric]] = {
     "fid": _FID,
-    "lse": _LSE,
+    "lse": _lse,
     "psnr": _psnr_ssim,
     "ssim": _psnr_ssim,
     "lpips": _lpips,
@@ -435,11 +695,20 @@ METRICS: dict[str, Callable[..., Metric]] = {
     "lmd": _LMD,
     "pose": _Pose,
     "blink": _Blink,
+    "beat_align": _BeatAlign,
+    "diversity": _Diversity,
 }
 
 
-def build_metrics(names: Iterable[str], device: str = "cpu") -> tuple[list[Metric], dict[str, str]]:
+def build_metrics(names: Iterable[str], device: str = "cpu", lse_preset: str = DEFAULT_LSE_PRESET,
+                  lmd_preset: str = DEFAULT_LMD_PRESET) -> tuple[list[Metric], dict[str, str]]:
     """Instantiate the named metrics; those that cannot start (weights missing or corrupt) are skipped with the reason."""
+    from metrics import lmd, lse
+
+    if lse_preset not in lse.PRESETS:
+        raise ValueError(f"unknown LSE preset {lse_preset!r}; choose one of {', '.join(lse.PRESETS)}")
+    if lmd_preset not in lmd.PRESETS:
+        raise ValueError(f"unknown LMD preset {lmd_preset!r}; choose one of {', '.join(lmd.PRESETS)}")
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in METRICS]
     if unknown:
@@ -451,7 +720,7 @@ def build_metrics(names: Iterable[str], device: str = "cpu") -> tuple[list[Metri
         if factory in built:
             continue
         try:
-            built[factory] = factory(device=device)
+            built[factory] = factory(device=device, lse_preset=lse_preset, lmd_preset=lmd_preset)
         except (weights.WeightsMissingError, weights.WeightsCorruptError) as err:
             skipped[name] = str(err).splitlines()[0]
     return list(built.values()), skipped
@@ -499,9 +768,9 @@ def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
 
     for metric in metrics:
         metric.start(video)
-    want_landmarks = any(m.landmarks for m in metrics)
-    gen_marks, ref_marks = [], []
-    meshes = (face_mesh.FaceMeshDetector(video=True), face_mesh.FaceMeshDetector(video=True)) if want_landmarks else None
+    landmark_metrics = [m for m in metrics if m.landmarks]
+    faces = [0, 0]  # frames with a face: generated, reference
+    meshes = (face_mesh.FaceMeshDetector(video=True), face_mesh.FaceMeshDetector(video=True)) if landmark_metrics else None
     try:
         for gen_chunk, ref_chunk in _paired_chunks(gen, ref, video.frames_used):
             fitted = _fit(gen_chunk, ref.height, ref.width)
@@ -511,10 +780,17 @@ def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
                 elif metric.generated_frames:
                     metric.frames(gen_chunk, ref_chunk)
             if meshes is not None:
-                for frames, detector, out in ((gen_chunk, meshes[0], gen_marks), (ref_chunk, meshes[1], ref_marks)):
-                    for frame in frames:
-                        found = detector.detect(frame)
-                        out.append(found if found is not None else np.full((face_mesh.NUM_POINTS, 3), np.nan, np.float32))
+                marks = []
+                for side, (frames, detector) in enumerate(((gen_chunk, meshes[0]), (ref_chunk, meshes[1]))):
+                    found = np.full((len(frames), face_mesh.NUM_POINTS, 3), np.nan, np.float32)
+                    for i, frame in enumerate(frames):
+                        mesh = detector.detect(frame)
+                        if mesh is not None:
+                            found[i] = mesh
+                            faces[side] += 1
+                    marks.append(found)
+                for metric in landmark_metrics:
+                    metric.landmark_chunk(*marks)
     finally:
         if meshes is not None:
             for detector in meshes:
@@ -525,11 +801,8 @@ def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
     row: dict[str, Any] = {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
                            "fps": fps, "frames_generated": len(gen), "frames_reference": len(ref),
                            "frames_used": video.frames_used}
-    if want_landmarks:
-        video.generated_landmarks = np.stack(gen_marks) if gen_marks else np.zeros((0, face_mesh.NUM_POINTS, 3), np.float32)
-        video.reference_landmarks = np.stack(ref_marks) if ref_marks else np.zeros((0, face_mesh.NUM_POINTS, 3), np.float32)
-        row["faces_generated"] = int(np.isfinite(video.generated_landmarks[:, 0, 0]).sum())
-        row["faces_reference"] = int(np.isfinite(video.reference_landmarks[:, 0, 0]).sum())
+    if landmark_metrics:
+        row["faces_generated"], row["faces_reference"] = faces
         if row["faces_generated"] < video.frames_used:
             video.warnings.append(f"no face in {video.frames_used - row['faces_generated']} generated frames (excluded from landmark metrics)")
     for metric in metrics:
@@ -546,14 +819,22 @@ def evaluate(
     split: str = "test",
     device: str = "cpu",
     show_progress: bool = True,
+    lse_preset: str = DEFAULT_LSE_PRESET,
+    lmd_preset: str = DEFAULT_LMD_PRESET,
 ) -> dict[str, Any]:
-    """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary."""
+    """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
+
+    `lse_preset`: ``wav2lip_lrs`` (default: each frame resized to 224, right for face-crop videos) or a
+    face-track preset for full-frame videos (``wav2lip_real``, ``mocha``, ``latentsync``; see
+    :data:`metrics.lse.PRESETS`). `lmd_preset`: ``dense`` (default, MediaPipe mesh), ``atvgnet`` or
+    ``vico`` (FAN 68 points, weights from the registry).
+    """
     started = time.perf_counter()
     names = list(dict.fromkeys(metrics))
     out = Path(out) if out is not None else None
     cache = (out / "videos") if out is not None else None
     pairs, unpaired = pair_videos(Path(generated), Path(reference), split=split, cache=cache)
-    active, skipped = build_metrics(names, device=device)
+    active, skipped = build_metrics(names, device=device, lse_preset=lse_preset, lmd_preset=lmd_preset)
     rows = []
     frames = 0
     with progress_bar(len(pairs), "evaluate", unit="videos", enabled=show_progress) as advance:
@@ -568,6 +849,7 @@ def evaluate(
         "split": split,
         "device": device,
         "metrics_requested": names,
+        "options": {"lse_preset": lse_preset, "lmd_preset": lmd_preset, "chunk_frames": CHUNK},
         "results": {m.name: _plain(m.compute()) for m in active},
         "skipped": skipped,
         "config": {m.name: _plain(m.config()) for m in active},

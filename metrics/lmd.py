@@ -55,6 +55,7 @@ from toolkit import face_mesh
 
 __all__ = [
     "LMDPreset",
+    "VideoDistances",
     "PRESETS",
     "MOUTH_68",
     "FACE_68",
@@ -418,6 +419,36 @@ def lmd(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = 
             "preset": preset.name, "region": region, "detector": detector, "unit": preset.unit}
 
 
+class VideoDistances:
+    """One video pair's per-frame distances, its landmarks fed in consecutive chunks.
+
+    Keeps four numbers per frame (mouth/face, position/velocity) and the last frame of each side for
+    the next chunk's first velocity, so a long video costs no more memory than a short one; the
+    values equal those of the whole arrays (every step is per frame or per consecutive pair).
+    """
+
+    def __init__(self, preset: str | LMDPreset = "dense") -> None:
+        self.preset = get_preset(preset)
+        self._parts: dict[tuple[str, bool], list[np.ndarray]] = {(r, v): [] for r in REGIONS for v in (False, True)}
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, generated: np.ndarray, reference: np.ndarray) -> None:
+        """The next frames of both sides, (n, P, 2|3) each, the same n."""
+        gen, ref = _check_pair(generated, reference, self.preset)
+        if self._last is not None:
+            with_last = (np.concatenate([self._last[0], gen]), np.concatenate([self._last[1], ref]))
+        else:
+            with_last = (gen, ref)
+        for region in REGIONS:
+            self._parts[(region, False)].append(frame_distances(gen, ref, self.preset, region))
+            self._parts[(region, True)].append(frame_distances(*with_last, self.preset, region, velocity=True))
+        self._last = (gen[-1:], ref[-1:])
+
+    def per_frame(self) -> dict[tuple[str, bool], np.ndarray]:
+        """{(region, velocity): per-frame distances so far} (NaN where a frame is excluded)."""
+        return {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in self._parts.items()}
+
+
 class LandmarkDistance:
     """Streaming M-LMD and F-LMD (and their LMD-v) over many video pairs.
 
@@ -456,16 +487,23 @@ class LandmarkDistance:
     def update(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
         """Add one video pair; returns its own per-region values."""
         generated, reference = np.asarray(generated), np.asarray(reference)
+        truncated = 0
         if self.truncate and generated.ndim >= 1 and reference.ndim >= 1 and len(generated) != len(reference):
             n = min(len(generated), len(reference))
-            self._counts["frames_truncated"] += max(len(generated), len(reference)) - n
+            truncated = max(len(generated), len(reference)) - n
             generated, reference = generated[:n], reference[:n]
+        video = VideoDistances(self.preset)
+        video.add(generated, reference)
+        self._counts["frames_truncated"] += truncated
+        return self.add_video(video)
+
+    def add_video(self, video: "VideoDistances") -> dict[str, Any]:
+        """Add one video pair whose landmarks were fed chunk by chunk to `video`; returns its values."""
+        if video.preset != self.preset:
+            raise ValueError(f"video distances use preset {video.preset.name!r}, this metric {self.preset.name!r}")
         rows = {}
-        for region in REGIONS:
-            for velocity in (False, True):
-                per_frame = frame_distances(generated, reference, self.preset, region, velocity)
-                value, used, excluded = _summary(per_frame)
-                rows[(region, velocity)] = (per_frame, value, used, excluded)
+        for key, per_frame in video.per_frame().items():
+            rows[key] = (per_frame, *_summary(per_frame))
         # Validity does not depend on the region (all required points), so counts come from one of them.
         _, _, used, excluded = rows[("face", False)]
         _, _, used_v, excluded_v = rows[("face", True)]

@@ -211,6 +211,12 @@ def _score_features(video_feat: torch.Tensor, samples: np.ndarray, num_frames: i
             for i in range(0, num_windows, batch_size)
         ])
         dists = _offset_distances(video_feat, audio_feat, vshift)  # (N, 31)
+    return _scores(dists, num_frames, len(samples), num_windows, vshift)
+
+
+def _scores(dists: torch.Tensor, num_frames: int, num_samples: int, num_windows: int, vshift: int) -> dict[str, Any]:
+    """Offset, LSE-D and LSE-C from the (N, 2*vshift+1) window-by-offset distances."""
+    with torch.inference_mode():
         # Mean over windows along contiguous rows, the layout of the reference's stack(dists, 1).
         mdist = dists.t().contiguous().mean(1)
         minval, minidx = torch.min(mdist, 0)
@@ -222,24 +228,43 @@ def _score_features(video_feat: torch.Tensor, samples: np.ndarray, num_frames: i
         "num_windows": int(num_windows),
         "mdist": mdist.numpy().copy(),
         "num_frames": int(num_frames),
-        "num_samples": int(len(samples)),
-        "length_mismatch_s": len(samples) / SAMPLE_RATE - num_frames / VIDEO_FPS,
+        "num_samples": int(num_samples),
+        "length_mismatch_s": num_samples / SAMPLE_RATE - num_frames / VIDEO_FPS,
     }
 
 
 class StreamingScorer:
-    """:func:`score_crops` for a video that arrives in chunks: only the window embeddings are kept.
+    """:func:`score_crops` for a video that arrives in chunks, in memory that does not grow with its length.
 
-    ``add(crops)`` takes consecutive (n, 224, 224, 3) RGB uint8 frames at 25 fps; ``score(audio)``
-    then gives what ``score_crops(all_crops, audio)`` gives (each window is embedded on its own, so
-    chunking changes nothing but memory: 4 KB per frame instead of 150 KB).
+    ``add(crops)`` takes consecutive (n, 224, 224, 3) RGB uint8 frames at 25 fps; ``score()`` then
+    gives what ``score_crops(all_crops, audio)`` gives (each window is embedded on its own, so
+    chunking changes nothing but memory).
+
+    Give the audio up front (``StreamingScorer(model, audio)``) and each window's 31 offset distances
+    are computed as soon as its audio neighbours are known: what stays is 31 numbers per window plus
+    the embeddings of the last ``vshift`` + one chunk of windows. Without it (``score(audio)`` at the
+    end), every window's embedding (4 KB) is kept until then.
     """
 
-    def __init__(self, model: SyncNet, vshift: int = VSHIFT, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, model: SyncNet, audio: Optional[np.ndarray] = None, vshift: int = VSHIFT,
+                 batch_size: int = BATCH_SIZE) -> None:
         self.model, self.vshift, self.batch_size = model.eval(), int(vshift), int(batch_size)
         self.num_frames = 0
         self._tail: Optional[torch.Tensor] = None  # the last 4 BGR frames: the next window starts there
-        self._features: list[torch.Tensor] = []
+        self._pending: list[torch.Tensor] = []  # lip embeddings of windows _done.. not yet compared
+        self._done = 0  # windows whose distances are final
+        self._rows: list[torch.Tensor] = []  # (n, 31) distances of windows 0.._done
+        self._num_samples: Optional[int] = None
+        self._audio_windows: Optional[torch.Tensor] = None  # (n_mfcc_windows, 1, 13, 20) MFCC windows
+        self._audio_start, self._audio_feat = 0, torch.zeros(0, self.model.num_features)  # embeddings cache
+        if audio is not None:
+            self._set_audio(audio)
+
+    def _set_audio(self, audio: np.ndarray) -> None:
+        samples = _check_audio(audio)
+        self._num_samples = len(samples)  # the samples themselves are not kept: only their MFCCs (16x smaller)
+        cepstra = torch.from_numpy(mfcc(samples, SAMPLE_RATE).T.astype(np.float32))  # (13, n_mfcc)
+        self._audio_windows = cepstra.unfold(1, MFCC_WINDOW, MFCC_PER_FRAME).permute(1, 0, 2).unsqueeze(1)
 
     def add(self, crops: np.ndarray | torch.Tensor) -> None:
         frames = _check_crops(crops).flip(-1)
@@ -248,18 +273,64 @@ class StreamingScorer:
             frames = torch.cat([self._tail, frames])
         if len(frames) >= WINDOW_FRAMES:
             with torch.inference_mode(), strict_fp32(_model_device(self.model)):
-                self._features.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
+                self._pending.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
         self._tail = frames[-(WINDOW_FRAMES - 1):].clone()
+        if self._num_samples is not None:
+            # Window i compares with audio windows up to i + vshift, all real (not padding) once
+            # i + vshift < min(frames, samples / 640) - 5, which more frames can only raise.
+            audio_limit = self._num_samples // SAMPLES_PER_FRAME - WINDOW_FRAMES
+            self._compare(min(self.num_frames - WINDOW_FRAMES, audio_limit) - self.vshift, num_windows=None)
+            # Windows past the audio's end are never scored: drop them rather than hold them.
+            surplus = self._done + sum(len(p) for p in self._pending) - max(audio_limit, self._done)
+            if surplus > 0:
+                video = torch.cat(self._pending)
+                self._pending = [video[: len(video) - surplus]]
 
-    def score(self, audio: np.ndarray) -> dict[str, Any]:
-        samples = _check_audio(audio)
-        num_windows = min(self.num_frames, len(samples) // SAMPLES_PER_FRAME) - WINDOW_FRAMES
+    def _audio(self, start: int, stop: int, num_windows: Optional[int]) -> torch.Tensor:
+        """Audio embeddings of windows start..stop-1; zeros outside 0..num_windows-1 (calc_pdist's padding)."""
+        lo, hi = max(start, 0), stop if num_windows is None else min(stop, num_windows)
+        cached_stop = self._audio_start + len(self._audio_feat)
+        if hi > cached_stop:
+            device = _model_device(self.model)
+            with torch.inference_mode(), strict_fp32(device):
+                new = [self.model.forward_aud(self._audio_windows[i : min(i + self.batch_size, hi)].to(device)).cpu()
+                       for i in range(cached_stop, hi, self.batch_size)]
+            self._audio_feat = torch.cat([self._audio_feat, *new])
+        keep = max(lo - self._audio_start, 0)  # windows before `lo` are never needed again
+        self._audio_feat, self._audio_start = self._audio_feat[keep:], self._audio_start + keep
+        out = torch.zeros(stop - start, self._audio_feat.shape[1])
+        if hi > lo:
+            out[lo - start : hi - start] = self._audio_feat[: hi - lo]
+        return out
+
+    def _compare(self, stop: int, num_windows: Optional[int]) -> None:
+        """Distances of windows _done..stop-1 against their 2*vshift+1 audio windows."""
+        if stop <= self._done or not self._pending:
+            return
+        video = torch.cat(self._pending) if len(self._pending) > 1 else self._pending[0]
+        n = min(stop - self._done, len(video))
+        audio = self._audio(self._done - self.vshift, self._done + n + self.vshift, num_windows)
+        candidates = audio.unfold(0, 2 * self.vshift + 1, 1).transpose(1, 2)  # (n, 31, 1024)
+        with torch.inference_mode():
+            self._rows.append(F.pairwise_distance(video[:n, None, :].expand_as(candidates), candidates,
+                                                  eps=PAIRWISE_EPS))
+        self._pending = [video[n:]] if n < len(video) else []
+        self._done += n
+
+    def score(self, audio: Optional[np.ndarray] = None) -> dict[str, Any]:
+        if audio is not None:
+            if self._num_samples is not None:
+                raise ValueError("StreamingScorer: the audio was already given when it was created")
+            self._set_audio(audio)
+        if self._num_samples is None:
+            raise ValueError("StreamingScorer.score: no audio (give it to the constructor or to score())")
+        num_windows = min(self.num_frames, self._num_samples // SAMPLES_PER_FRAME) - WINDOW_FRAMES
         if num_windows < 1:
-            raise ValueError(f"too short for SyncNet: {self.num_frames} frames and {len(samples)} samples; "
+            raise ValueError(f"too short for SyncNet: {self.num_frames} frames and {self._num_samples} samples; "
                              f"need at least {MIN_FRAMES} frames and {MIN_FRAMES * SAMPLES_PER_FRAME} samples")
-        video_feat = torch.cat(self._features)
-        return _score_features(video_feat, samples, self.num_frames, num_windows, self.model, self.vshift,
-                               self.batch_size)
+        self._compare(num_windows, num_windows)
+        dists = torch.cat(self._rows)[:num_windows]
+        return _scores(dists, self.num_frames, self._num_samples, num_windows, self.vshift)
 
 
 def _ffmpeg_jpeg_frames(path: str, native_fps: Optional[float]) -> np.ndarray:

@@ -36,6 +36,7 @@ PREEMPH = 0.97  # pre-emphasis y[n] = x[n] - 0.97 x[n-1], y[0] = x[0]
 CEPLIFTER = 22  # sinusoidal lifter 1 + (L/2) sin(pi n / L)
 # Window: rectangular (winfunc = numpy.ones), so no weighting is applied. appendEnergy=True:
 # coefficient 0 is replaced by the log of the frame's total power-spectrum energy.
+BLOCK_FRAMES = 1000  # MFCC frames computed at a time (10 s): bounds memory, not the numbers
 LOG_FLOOR = float(np.finfo(float).eps)  # zero energies are replaced by float64 eps before the log
 
 
@@ -106,21 +107,35 @@ def mfcc(signal: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if sample_rate <= 0:
         raise ValueError(f"mfcc: sample_rate must be positive, got {sample_rate}")
 
-    # Pre-emphasis, written as the reference's expression so dtype promotion is the same.
-    emphasised = np.append(x[0], x[1:] - PREEMPH * x[:-1])
-
     frame_len, frame_step = _frame_params(sample_rate)
-    n = num_frames(len(emphasised), sample_rate)
-    padded = np.zeros((n - 1) * frame_step + frame_len, dtype=emphasised.dtype)
-    padded[: len(emphasised)] = emphasised
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::frame_step]
+    n = num_frames(len(x), sample_rate)
+    fb = _FILTERBANK_16K if sample_rate == SAMPLE_RATE else filterbank(sample_rate)
+    out = np.empty((n, NUMCEP))
+    # Block by block: every step is per sample or per frame, so this only bounds memory (an hour of
+    # audio would otherwise take gigabytes of float64 frames and spectra).
+    for first in range(0, n, BLOCK_FRAMES):
+        last = min(n, first + BLOCK_FRAMES)
+        lo, hi = first * frame_step, (last - 1) * frame_step + frame_len
+        # Pre-emphasis, written as the reference's expression so dtype promotion is the same; a block
+        # after the first needs the sample before it.
+        if lo == 0:
+            seg = x[:hi]
+            emphasised = np.append(seg[0], seg[1:] - PREEMPH * seg[:-1])
+        else:
+            seg = x[lo - 1 : hi]
+            emphasised = seg[1:] - PREEMPH * seg[:-1]
+        padded = np.zeros(hi - lo, dtype=emphasised.dtype)  # the last frame is zero-padded
+        padded[: len(emphasised)] = emphasised
+        frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::frame_step]
+        out[first:last] = _cepstra(frames, fb)
+    return out
 
+
+def _cepstra(frames: np.ndarray, fb: np.ndarray) -> np.ndarray:
     # Power spectrum |FFT|^2 / NFFT, in the reference's order of operations (abs, then square).
     pspec = 1.0 / NFFT * np.square(np.absolute(np.fft.rfft(frames, NFFT)))
     energy = pspec.sum(axis=1)
     energy = np.where(energy == 0, LOG_FLOOR, energy)
-
-    fb = _FILTERBANK_16K if sample_rate == SAMPLE_RATE else filterbank(sample_rate)
     feat = pspec @ fb.T
     feat = np.where(feat == 0, LOG_FLOOR, feat)
     cep = scipy.fft.dct(np.log(feat), type=2, axis=1, norm="ortho")[:, :NUMCEP]

@@ -109,3 +109,129 @@ def test_cli_prints_a_table_and_writes_the_run(sample, tmp_path):
     bad = CliRunner().invoke(app, ["evaluate", "--generated", str(root / "ref"), "--reference", str(root / "ref"),
                                    "--metrics", "psnr,nope", "--out", str(tmp_path / "run2"), "-q"])
     assert bad.exit_code == 1 and "unknown metric" in bad.output
+
+
+# ------------------------------------------------------------------ presets, Beat Align, samples
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """3 s (75 frames): longer than the 50-frame minimum face track of the mocha / latentsync presets."""
+    return generate(tmp_path_factory.mktemp("evaluate-long"), speakers=1, clips=1, seconds=3.0, seed=4,
+                    show_progress=False)[0]
+
+
+def _blazeface_boxes(frames):
+    """A real offline face detector in the S3FD detector's output format: (k, 5) x1, y1, x2, y2, score."""
+    from preprocessing.face_track import FaceDetector
+
+    detector = _blazeface_boxes.detector = getattr(_blazeface_boxes, "detector", None) or FaceDetector()
+    return [np.array([[*d.box, d.score] for d in detector.detect(f)], np.float64).reshape(-1, 5) for f in frames]
+
+
+def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path, monkeypatch):
+    """--preset mocha / latentsync: S3FD face tracks (weights from the registry) cut from full frames,
+    each track scored, aggregated per the preset; a video without a track is excluded with the reason."""
+    import weights_factory as factory
+    from metrics import lse_track
+    from metrics.evaluate import build_metrics
+    from metrics.lse import score_crops
+    from metrics.syncnet import SyncNet
+    from toolkit import weights as w
+
+    frames, audio16 = media.read_video(long_clip.video), media.read_audio(long_clip.video, dtype="int16")
+    crops = np.stack([cv2.resize(f, (224, 224)) for f in frames])
+    factory.place(monkeypatch, "syncnet", factory.syncnet(crops, audio16))
+    import torch
+    from syncnet_python.detectors.s3fd.nets import S3FDNet  # the reference's network: the file's keys
+
+    torch.manual_seed(0)
+    factory.place(monkeypatch, "syncnet-s3fd", S3FDNet(device="cpu").state_dict())
+
+    # Random S3FD weights find no face above 0.9: the video is excluded and says why.
+    summary = evaluate(long_clip.video, long_clip.video, metrics=["lse"], out=tmp_path / "run", lse_preset="mocha",
+                       show_progress=False)
+    assert summary["skipped"] == {}, summary["skipped"]
+    lse = summary["results"]["lse"]
+    assert lse["num_videos"] == 1 and lse["num_scored"] == 0 and lse["preset"] == "mocha"
+    assert "no face" in lse["excluded"][long_clip.video.stem]
+    assert summary["config"]["lse"]["tracks"]["min_track"] == 50 and summary["options"]["lse_preset"] == "mocha"
+    assert summary["weights"]["syncnet-s3fd"] == w.verify("syncnet-s3fd").actual_sha256
+
+    # With a detector that finds the face, the runner's scores are the track pipeline's, track by track.
+    (adapter,), skipped = build_metrics(["lse"], lse_preset="latentsync")
+    assert skipped == {}
+    for pipeline in adapter.pipelines.values():
+        pipeline._detector = _blazeface_boxes
+    row = score_pair(VideoPair("clip", long_clip.video, long_clip.video), [adapter])
+    expected = lse_track.track_video(long_clip.video, "syncnet-python", detector=_blazeface_boxes)
+    assert len(expected.tracks) == row["lse_tracks"] == row["reference_lse_tracks"] == 1
+    track = expected.tracks[0]
+    direct = score_crops(track.crops, track.audio, SyncNet.from_pretrained())
+    assert row["lse_d"] == pytest.approx(direct["lse_d"], abs=1e-4)
+    assert row["lse_c"] == pytest.approx(direct["lse_c"], abs=1e-4)
+    assert adapter.compute()["num_scored"] == 1
+    with pytest.raises(ValueError, match="unknown LSE preset"):
+        build_metrics(["lse"], lse_preset="nope")
+
+
+def test_lmd_68_point_preset_runs_fan_on_the_paired_frames(sample, tmp_path, monkeypatch):
+    """--lmd-preset vico: FAN 68 points (weights from the registry) on both sides, pixels; equal to the
+    metric's own update_frames on the same frames."""
+    import torch
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    import weights_factory as factory
+    from metrics import lmd as L
+
+    torch.manual_seed(0)
+    factory.place(monkeypatch, "fan-2d", FAN(4).state_dict())
+    factory.place(monkeypatch, "fan-s3fd", s3fd().state_dict())
+    root, clips = sample
+    frames = media.read_video(clips[0].video)[:4]
+    small = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in frames])
+    shifted = np.roll(small, 3, axis=2)
+    reference = _write(tmp_path / "ref" / "c.mp4", small, None)
+    _write(tmp_path / "gen" / "c.mp4", shifted, None)
+    summary = evaluate(tmp_path / "gen", tmp_path / "ref", metrics=["lmd"], out=tmp_path / "run", lmd_preset="vico",
+                       show_progress=False)
+    got = summary["results"]["lmd"]
+    assert summary["config"]["lmd"]["name"] == "vico" and summary["config"]["lmd"]["extractor"]["detector"] == "fan"
+    assert set(summary["weights"]) == {"fan-2d", "fan-s3fd"}
+    metric = L.LandmarkDistance("vico")
+    metric.update_frames(media.read_video(tmp_path / "gen" / "c.mp4"), media.read_video(reference))
+    expected = metric.compute()
+    assert got["frames_used"] == expected["frames_used"]
+    assert got["mouth_lmd"] == pytest.approx(expected["mouth_lmd"], rel=1e-6, nan_ok=True)
+
+
+def test_beat_align_and_cross_sample_diversity(sample, tmp_path):
+    """Two samples for one clip's audio (<clip_id>.sample<k>): each scored against the clip, their head
+    poses compared for the cross-sample diversity; Beat Align on every video's own audio."""
+    root, clips = sample
+    frames, audio = media.read_video(clips[0].video), media.read_audio(clips[0].audio)
+    h, w_ = frames.shape[1:3]
+    turn = cv2.getRotationMatrix2D((w_ / 2, h / 2), 8.0, 1.0)  # the second sample tilts the head 8 degrees
+    tilted = np.stack([cv2.warpAffine(f, turn, (w_, h), borderMode=cv2.BORDER_REFLECT) for f in frames])
+    _write(tmp_path / "gen" / "S01" / "S01_000.sample0.mp4", frames, audio)
+    _write(tmp_path / "gen" / "S01" / "S01_000.sample1.mp4", tilted, audio)
+    pairs, unpaired = pair_videos(tmp_path / "gen", root / "ref", cache=tmp_path / "cache")
+    assert [(p.video_id, p.clip_id, p.sample) for p in pairs] == [
+        ("S01/S01_000.sample0", "S01/S01_000", 0), ("S01/S01_000.sample1", "S01/S01_000", 1)]
+    assert unpaired == {"generated_only": [], "reference_only": ["S01/S01_001"]}
+
+    summary = evaluate(tmp_path / "gen", root / "ref", metrics=["diversity", "beat_align", "pose"],
+                       out=tmp_path / "run", show_progress=False)
+    diversity = summary["results"]["diversity"]
+    assert diversity["audios"] == 1 and diversity["pairs"] == 1
+    assert 5.0 < diversity["diversity"] < 11.0  # the roll differs by ~8 degrees on every frame
+    assert diversity["per_clip"] == {"S01/S01_000": pytest.approx(diversity["diversity"])}
+    beat = summary["results"]["beat_align"]
+    assert beat["videos"] == 2 and 0.0 <= beat["beat_align"] <= 1.0
+    assert beat["reference"]["videos"] == 2
+    with open(tmp_path / "run" / "per_video.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["video_id"] for r in rows] == ["S01/S01_000.sample0", "S01/S01_000.sample1"]
+    assert all(r["beat_align"] != "" for r in rows)
+    # One video per clip: no diversity, and the summary says why.
+    single = evaluate(root / "ref", root / "ref", metrics=["diversity"], out=tmp_path / "run2", show_progress=False)
+    assert single["results"]["diversity"]["audios"] == 0 and "sample" in single["results"]["diversity"]["note"]

@@ -167,6 +167,28 @@ def test_nan_frames_are_excluded_and_counted():
     assert np.isnan(empty["lmd"]) and empty["frames_used"] == 0 and empty["frames_excluded"] == 5
 
 
+def test_chunked_video_distances_equal_whole_arrays():
+    """What `toolkit evaluate` does on long videos: landmarks fed in chunks, four numbers kept per frame."""
+    ref = _faces68(23, seed=11)
+    gen = ref + np.random.default_rng(12).normal(0, 1.5, ref.shape)
+    gen[6] = np.nan  # excluded frames on a chunk boundary and inside one
+    ref[15, 50] = np.nan
+    whole = L.LandmarkDistance("vico")
+    expected = whole.update(gen, ref)
+    chunked = L.LandmarkDistance("vico")
+    video = L.VideoDistances("vico")
+    for start in range(0, len(gen), 7):
+        video.add(gen[start : start + 7], ref[start : start + 7])
+    got = chunked.add_video(video)
+    assert got == pytest.approx(expected, nan_ok=True)
+    assert chunked.compute() == pytest.approx(whole.compute(), nan_ok=True)
+    for (region, velocity), per_frame in video.per_frame().items():
+        assert len(per_frame) == len(gen) - velocity
+        np.testing.assert_array_equal(per_frame, L.frame_distances(gen, ref, "vico", region, velocity))
+    with pytest.raises(ValueError, match="preset"):
+        L.LandmarkDistance("atvgnet").add_video(video)
+
+
 def test_dense_ignores_missing_iris_but_not_missing_face_points():
     face = np.array(pose.load_canonical_face())
     ref = np.stack([face] * 3)

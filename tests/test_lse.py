@@ -26,6 +26,7 @@ from scipy.io import wavfile
 import weights_factory as factory
 from metrics import lse as lse_mod
 from metrics.lse import LSE, PRESETS, compute_lse, score_crops, score_video
+from metrics import mfcc as mfcc_mod
 from metrics.mfcc import mfcc
 from metrics.syncnet import SyncNet
 from toolkit import media
@@ -165,6 +166,11 @@ def test_mfcc_equals_python_speech_features(data) -> None:
     signals = [data["audio16"]] + [
         (rng.standard_normal(n) * 4000).astype(np.int16) for n in (1, 399, 400, 401, 641, 16_000, 23_457)
     ]
+    # Longer than one block of metrics.mfcc.BLOCK_FRAMES frames, ending on and off a block boundary.
+    step = 160
+    for n in (mfcc_mod.BLOCK_FRAMES * step + 240, 2 * mfcc_mod.BLOCK_FRAMES * step + 241 + 999):
+        signals.append((rng.standard_normal(n) * 4000).astype(np.int16))
+    signals.append((rng.standard_normal(mfcc_mod.BLOCK_FRAMES * step + 5000) * 4000).astype(np.float32))
     signals.append(np.zeros(1000, np.int16))  # zero energy: the eps floor before the log
     for signal in signals:
         reference = python_speech_features.mfcc(signal, 16000)
@@ -348,3 +354,27 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
         short = lse_mod.StreamingScorer(model)
         short.add(crops[:4])
         short.score(audio)
+
+
+def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
+    """With the audio given first, windows are compared as they arrive: the numbers stay those of
+    score_crops and only about vshift + one chunk of embeddings is held, whatever the length."""
+    crops, audio = data["crops"], data["audio16"]
+    cases = [(crops, audio), (crops, audio[: len(audio) * 2 // 3]), (crops[: len(crops) * 2 // 3], audio)]
+    for frames, samples in cases:  # equal lengths, audio shorter, video shorter
+        expected = score_crops(frames, samples, model)
+        for chunk in (3, 16):
+            scorer = lse_mod.StreamingScorer(model, samples)
+            held = 0
+            for start in range(0, len(frames), chunk):
+                scorer.add(frames[start : start + chunk])
+                held = max(held, sum(len(p) for p in scorer._pending), len(scorer._audio_feat))
+            got = scorer.score()
+            assert got["offset"] == expected["offset"] and got["num_windows"] == expected["num_windows"]
+            np.testing.assert_allclose(got["mdist"], expected["mdist"], rtol=1e-5, atol=1e-5)
+            assert got["lse_d"] == pytest.approx(expected["lse_d"], abs=1e-4)
+            assert got["lse_c"] == pytest.approx(expected["lse_c"], abs=1e-4)
+            assert held <= 2 * lse_mod.VSHIFT + chunk + 1, (held, len(frames))
+    assert len(crops) > 4 * lse_mod.VSHIFT  # long enough for the bound to mean something
+    with pytest.raises(ValueError, match="already given"):
+        lse_mod.StreamingScorer(model, audio).score(audio)

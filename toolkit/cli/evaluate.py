@@ -7,7 +7,8 @@ import typer
 
 EXAMPLE = (
     "Examples: toolkit evaluate --generated out/videos --reference data/hdtf --out runs/mine  |  "
-    "toolkit evaluate --generated fake/ --reference real/ --metrics fid,lmd,psnr --out runs/x  "
+    "toolkit evaluate --generated fake/ --reference real/ --metrics fid,lmd,psnr --out runs/x  |  "
+    "toolkit evaluate --generated full_frames/ --reference real/ --metrics lse --preset mocha --out runs/y  "
     "(folders pair by file name; a dataset made by `toolkit preprocess` pairs by clip id, split test)"
 )
 
@@ -16,7 +17,9 @@ def evaluate(
     generated: Path = typer.Option(..., "--generated", help="Folder of generated videos, or a preprocessed dataset."),
     reference: Path = typer.Option(..., "--reference", help="Preprocessed dataset (its crop videos) or a folder of videos."),
     out: Path = typer.Option(..., "--out", help="Run folder: per_video.csv and summary.json are written there."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, lse, lmd, pose, blink, psnr, ssim, lpips, csim, niqe (default: all)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, lse, lmd, pose, blink, psnr, ssim, lpips, csim, niqe (the default set), beat_align, diversity."),
+    preset: str = typer.Option("wav2lip_lrs", "--preset", help="LSE protocol: wav2lip_lrs (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
+    lmd_preset: str = typer.Option("dense", "--lmd-preset", help="LMD: dense (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
     split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -29,7 +32,8 @@ def evaluate(
     names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else list(DEFAULT_METRICS)
     console = Console()
     try:
-        summary = run(generated, reference, metrics=names, out=out, split=split, device=device, show_progress=not quiet)
+        summary = run(generated, reference, metrics=names, out=out, split=split, device=device, show_progress=not quiet,
+                      lse_preset=preset, lmd_preset=lmd_preset)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
