@@ -64,7 +64,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
     bin_dir = root / "bin"  # the reference calls `ffmpeg` from PATH
     bin_dir.mkdir()
     os.symlink(imageio_ffmpeg.get_ffmpeg_exe(), bin_dir / "ffmpeg")
-    return {"root": root, "video": video, "weights": weights_file, "bin": bin_dir, "frames": len(crops)}
+    return {"root": root, "video": video, "weights": weights_file, "bin": bin_dir, "frames": len(crops), "clip": clip}
 
 
 @pytest.fixture
@@ -135,3 +135,76 @@ def test_lse_reference_reload(benchmark, bench, tmp_path, monkeypatch) -> None:
     _info(benchmark, bench)
     offset, conf, dist = benchmark.pedantic(reference.score, rounds=ROUNDS, iterations=1)
     assert -15 <= offset <= 15 and np.isfinite(conf) and dist > 0
+
+
+# ------------------------------------------------------------------ whole pipeline, full frames
+MIN_TRACK = 30  # the clip has 50 frames; both sides get the same override
+
+
+@pytest.fixture(scope="module")
+def full_frame(bench):
+    """The sample's full 512x512 frames with audio, and one face box per frame (from its ground-truth mesh)
+    that stands in for S3FD on both sides, so the timings compare everything else the pipelines do."""
+    clip = bench["clip"]
+    video = media.write_video(bench["root"] / "full.mp4", media.read_video(clip.video), fps=25,
+                              audio=media.read_audio(clip.audio))
+    landmarks = clip.load_ground_truth()["landmarks"]
+    boxes = np.stack([landmarks[..., 0].min(1), landmarks[..., 1].min(1),
+                      landmarks[..., 0].max(1), landmarks[..., 1].max(1)], 1).astype(np.float64)
+    return {"video": video, "dets": [np.r_[b, 0.99][None] for b in boxes]}
+
+
+class _Lookup:
+    """Per-frame detections in decode order: the wheel calls detect_faces per JPEG, ours per chunk."""
+
+    def __init__(self, dets):
+        self.dets, self.done = dets, 0
+
+    def detect_faces(self, image, conf_th=0.9, scales=(0.25,)):
+        self.done += 1
+        return self.dets[min(self.done, len(self.dets)) - 1]
+
+    def __call__(self, frames):
+        out = [self.dets[min(self.done + k, len(self.dets) - 1)] for k in range(len(frames))]
+        self.done += len(frames)
+        return out
+
+
+def test_pipeline_ours(benchmark, bench, full_frame, ours_model) -> None:
+    """Decode once at 25 fps, track, crop in memory, score each track (model resident)."""
+    from metrics.lse import score_crops
+    from metrics.lse_track import track_video
+
+    def run():
+        result = track_video(full_frame["video"], "syncnet-python", detector=_Lookup(full_frame["dets"]),
+                             min_track=MIN_TRACK)
+        return [score_crops(t.crops, t.audio, ours_model) for t in result.tracks]
+
+    _info(benchmark, bench)
+    scores = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    assert len(scores) == 1 and scores[0]["num_windows"] > 30
+
+
+def test_pipeline_reference(benchmark, bench, full_frame, tmp_path, monkeypatch) -> None:
+    """syncnet-python's SyncNetPipeline.inference: q2 AVI re-encode, q2 JPEG dump, WAV extraction, detection
+    per JPEG, scene cuts, tracking, XVID crop video, audio cut, then SyncNetInstance.evaluate per track
+    (JPEG dump and reload). Its SyncNet is loaded once, from the same weights file."""
+    from syncnet_python import syncnet_pipeline as sp
+    from syncnet_python.SyncNetModel import S
+
+    monkeypatch.setenv("PATH", f"{bench['bin']}{os.pathsep}{os.environ.get('PATH', '')}")
+    instance = _Reference(bench, tmp_path / "unused").load()
+    wheel = sp.SyncNetPipeline.__new__(sp.SyncNetPipeline)
+    wheel.cfg = sp.PipelineConfig(ffmpeg_bin=os.path.join(bench["bin"], "ffmpeg"), min_track=MIN_TRACK)
+    wheel.device = "cpu"
+    wheel.syncnet = instance
+    assert isinstance(instance.__S__, S)
+    rounds = iter(range(ROUNDS + 1))
+
+    def run():
+        wheel.s3fd = _Lookup(full_frame["dets"])
+        return wheel.inference(str(full_frame["video"]), None, cache_dir=str(tmp_path / f"work{next(rounds)}"))
+
+    _info(benchmark, bench)
+    outcome = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    assert outcome[-1] is True and len(outcome[0]) == 1
