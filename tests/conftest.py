@@ -39,3 +39,31 @@ def meshed_sample(tmp_path_factory: pytest.TempPathFactory):
         meshes = [detector.detect(frame) for frame in media.read_video(clip.video)]
     assert all(m is not None for m in meshes)
     return clip, clip.load_ground_truth(), np.stack(meshes).astype(np.float64)
+
+
+@pytest.fixture(scope="session")
+def preprocessed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A preprocessed dataset of the built-in sample: 2 speakers x 3 clips x 5 s, 256-px crops, seed 0; the
+    last clip of each speaker is the test split (held out), the other four are train. The training tests
+    of the reference models share it (about a minute to build)."""
+    from preprocessing.builders import sample_clips
+    from preprocessing.pipeline import PreprocessConfig
+    from preprocessing.runner import preprocess
+
+    root = tmp_path_factory.mktemp("preprocessed_sample")
+    sources, _ = sample_clips(root / "raw", speakers=2, clips=3, seconds=5.0, seed=0)
+    _, summary = preprocess(sources, root / "dataset", PreprocessConfig(size=256), show_progress=False)
+    assert not summary.failed, summary.failed
+    return root / "dataset"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a training module: on 2 shared cores it is several times faster than
+    two, and the sums are always split alike (resume-equality tests rely on that)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 
 import typer
 
-from toolkit.cli import evaluate, preprocess, sample, weights
+from toolkit.cli import evaluate, generate, preprocess, sample, train, weights
 
 app = typer.Typer(
     name="toolkit",
@@ -14,6 +14,8 @@ app = typer.Typer(
 app.command("sample", help=sample.__doc__, epilog=sample.EXAMPLE)(sample.sample)
 app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(preprocess.preprocess)
 app.command("evaluate", help=evaluate.__doc__, epilog=evaluate.EXAMPLE)(evaluate.evaluate)
+app.command("train", help=train.__doc__, epilog=train.EXAMPLE)(train.train)
+app.command("generate", help=generate.__doc__, epilog=generate.EXAMPLE)(generate.generate)
 app.add_typer(weights.app, name="weights")
 
 

@@ -1,0 +1,660 @@
+"""DreamHead stage 2: landmark-to-image (L2I) diffusion.
+
+A denoiser generates frame i of a talking head from (Hong et al. 2024, arXiv 2409.10281, Fig. 2b):
+
+* the reference frame I_ref (frame i - tau) and its landmark rendering I^P_ref,
+* frame i with the lower face masked, I_mask,
+* the landmark rendering of frame i, I^P_i (ground-truth landmarks in training, A2L's at inference).
+
+Every image goes through one frozen encoder E (the Stable Diffusion VAE, ``sd-vae-ft-mse`` from the
+weights registry, in the ``paper`` config; the identity on low-resolution pixels in the ``tiny`` one).
+The conditions enter the denoiser twice:
+
+1. channel concatenation: the UNet input is ``[z_t, E(I_mask), E(I^P_i), E(I_ref), E(I^P_ref)]``;
+2. attention between reference and target features ("self-attention-based conditioning"): the same
+   UNet first runs on the reference at t = 0 (the reference is a frame whose content is fully known,
+   so its input is ``[E(I_ref), E(I_ref), E(I^P_ref), E(I_ref), E(I^P_ref)]``), and every attention
+   layer of the target pass attends to its own tokens concatenated with the reference pass's tokens
+   of the same layer (the ReferenceNet / reference-only mechanism, with the weights shared).
+
+Training (:meth:`L2IDiffusion.training_loss`) draws (target i, reference i - tau) pairs inside each
+window of :class:`preprocessing.windows.TalkingHeadWindows` (the items' separate ``reference`` frame is
+not used: items carry no landmarks for it) and masks the target itself, as in the figure.
+
+The paper gives no sizes, schedules or losses; every value is in the stage config
+(``configs/<name>/l2i.yaml``) with the reason it was chosen. At inference the masked-frame condition is
+built from the given reference frame (there is no frame i), masking the union of the reference's and
+frame i's lower-face boxes; with ``previous_as_reference`` the reference (image and landmarks) of
+frame i is the generated frame i - 1, while the masked frame keeps coming from the original reference
+so that errors cannot accumulate outside the mouth region.
+
+Landmarks are MediaPipe's 478 points in pixels of the frames they come with (the preprocessed
+``landmarks`` column: x, y in crop pixels, z ignored); :func:`baselines.mesh_render.render_mesh` draws them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from baselines.mesh_render import render_mesh
+from toolkit import face_mesh
+from toolkit.fileio import atomic_path
+
+MODEL_NAME = "dreamhead"
+STAGE = "l2i"
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+SUBNASALE = 164  # MediaPipe point between the nose and the upper lip: the top of the masked box
+SAMPLERS = ("ddim", "dpm-solver")
+# Every key a stage config must have (the shipped configs say why each value was chosen).
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "autoencoder": ("kind", "weights"),
+    "render": ("tessellation", "thickness", "antialias"),
+    "mask": ("margin",),
+    "reference": ("tau", "symmetric", "pairs_per_window"),
+    "unet": ("patch_size", "block_out_channels", "layers_per_block", "attention_levels", "mid_attention",
+             "attention_head_dim", "norm_num_groups", "zero_init"),
+    "noise": ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "timestep_exponent"),
+    "sampler": ("name", "num_inference_steps", "timestep_spacing", "clip_sample", "previous_as_reference", "batch_size"),
+    "loss": ("mask_weight", "reference_gradient"),
+    "data": ("window", "stride", "preload"),
+}
+
+
+# ------------------------------------------------------------------------------------------ the UNet
+class _ReferenceAttention(nn.Module):
+    """Self-attention whose keys and values also hold the reference pass's tokens of this layer."""
+
+    def __init__(self, channels: int, head_dim: int, groups: int):
+        super().__init__()
+        from diffusers.models.attention_processor import Attention
+
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        heads = max(1, channels // head_dim)
+        self.attn = Attention(channels, heads=heads, dim_head=channels // heads, bias=True, out_bias=True)
+
+    def forward(self, h: torch.Tensor, reference: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, height, width = h.shape
+        tokens = self.norm(h).flatten(2).transpose(1, 2)  # (B, HW, C)
+        context = tokens
+        if reference is not None:  # one reference for the whole batch is broadcast
+            context = torch.cat([tokens, reference.expand(b, -1, -1)], dim=1)
+        out = self.attn(tokens, encoder_hidden_states=context)
+        return h + out.transpose(1, 2).reshape(b, c, height, width), tokens
+
+
+class _Unit(nn.Module):
+    """A ResNet block, optionally followed by reference attention."""
+
+    def __init__(self, in_ch: int, out_ch: int, temb: int, groups: int, attention: bool, head_dim: int):
+        super().__init__()
+        from diffusers.models.resnet import ResnetBlock2D
+
+        self.res = ResnetBlock2D(in_channels=in_ch, out_channels=out_ch, temb_channels=temb, groups=groups)
+        self.attn = _ReferenceAttention(out_ch, head_dim, groups) if attention else None
+
+
+class ReferenceUNet(nn.Module):
+    """A UNet whose attention layers can attend to the tokens of a reference pass of itself.
+
+    ``forward(x, t)`` predicts; ``forward(x, t, reference=tokens)`` predicts attending to the reference;
+    ``forward(x, t, collect=True)`` returns the list of per-layer tokens (the reference pass).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, block_out_channels: list[int], layers_per_block: int,
+                 attention_levels: list[bool], mid_attention: bool, attention_head_dim: int, norm_num_groups: int,
+                 patch_size: int = 1, zero_init: bool = False):
+        super().__init__()
+        from diffusers.models.downsampling import Downsample2D
+        from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+        from diffusers.models.upsampling import Upsample2D
+
+        if len(attention_levels) != len(block_out_channels):
+            raise ValueError(f"unet.attention_levels needs one entry per level ({len(block_out_channels)}), "
+                             f"got {attention_levels}")
+        ch0, groups, head = block_out_channels[0], norm_num_groups, attention_head_dim
+        temb = 4 * ch0
+        self.patch_size = patch_size
+        self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(ch0, temb)
+        # patch_size p: p x p pixels become one position (pixel unshuffle), and back at the output.
+        self.conv_in = nn.Conv2d(in_channels * patch_size**2, ch0, 3, padding=1)
+
+        self.down, skips, ch = nn.ModuleList(), [ch0], ch0
+        for level, out_ch in enumerate(block_out_channels):
+            units = nn.ModuleList()
+            for _ in range(layers_per_block):
+                units.append(_Unit(ch, out_ch, temb, groups, attention_levels[level], head))
+                ch = out_ch
+                skips.append(ch)
+            stage = nn.Module()
+            stage.units = units
+            stage.sample = Downsample2D(ch, use_conv=True, name="op") if level < len(block_out_channels) - 1 else None
+            if stage.sample is not None:
+                skips.append(ch)
+            self.down.append(stage)
+
+        self.mid = nn.ModuleList([_Unit(ch, ch, temb, groups, mid_attention, head), _Unit(ch, ch, temb, groups, False, head)])
+
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(block_out_channels))):
+            out_ch, units = block_out_channels[level], nn.ModuleList()
+            for _ in range(layers_per_block + 1):
+                units.append(_Unit(ch + skips.pop(), out_ch, temb, groups, attention_levels[level], head))
+                ch = out_ch
+            stage = nn.Module()
+            stage.units = units
+            stage.sample = Upsample2D(ch, use_conv=True) if level > 0 else None
+            self.up.append(stage)
+
+        self.norm_out = nn.GroupNorm(groups, ch, eps=1e-6)
+        self.conv_out = nn.Conv2d(ch, out_channels * patch_size**2, 3, padding=1)
+        self.num_attention = sum(isinstance(m, _ReferenceAttention) for m in self.modules())
+        if zero_init:
+            # Each residual branch and the output start at zero (as in ADM, Dhariwal & Nichol 2021): the
+            # network starts as its skip paths, and learns the edits on top.
+            for module in self.modules():
+                if isinstance(module, _Unit):
+                    nn.init.zeros_(module.res.conv2.weight), nn.init.zeros_(module.res.conv2.bias)
+                if isinstance(module, _ReferenceAttention):
+                    nn.init.zeros_(module.attn.to_out[0].weight), nn.init.zeros_(module.attn.to_out[0].bias)
+            nn.init.zeros_(self.conv_out.weight), nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, reference: list[torch.Tensor] | None = None,
+                collect: bool = False) -> Any:
+        timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(x.shape[0])
+        temb = self.time_embedding(self.time_proj(timestep).to(x.dtype))
+        tokens: list[torch.Tensor] = []
+
+        def run(unit: _Unit, h: torch.Tensor) -> torch.Tensor:
+            h = unit.res(h, temb)
+            if unit.attn is not None:
+                h, own = unit.attn(h, None if reference is None else reference[len(tokens)])
+                tokens.append(own)
+            return h
+
+        h = self.conv_in(F.pixel_unshuffle(x, self.patch_size) if self.patch_size > 1 else x)
+        skips = [h]
+        for stage in self.down:
+            for unit in stage.units:
+                h = run(unit, h)
+                skips.append(h)
+            if stage.sample is not None:
+                h = stage.sample(h)
+                skips.append(h)
+        for unit in self.mid:
+            h = run(unit, h)
+        for stage in self.up:
+            for unit in stage.units:
+                if collect and len(tokens) == self.num_attention:
+                    return tokens  # the reference pass needs nothing after the last attention layer
+                h = run(unit, torch.cat([h, skips.pop()], dim=1))
+            if stage.sample is not None:
+                h = stage.sample(h)
+        if collect:
+            return tokens
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, self.patch_size) if self.patch_size > 1 else out
+
+
+# ------------------------------------------------------------------------------- image conditions
+def lower_face_boxes(landmarks: np.ndarray, margin: float) -> np.ndarray:
+    """(N, 4) boxes x0, y0, x1, y1 of the lower face for landmarks (N, 478, 2|3), in their pixels.
+
+    From the point between nose and upper lip (164) down to the chin (152), and across the lips; the
+    box grows by `margin` times its width left and right and `margin` times its height downwards, so
+    the jaw line and the cheeks beside the mouth, which move with it, are covered too.
+    """
+    lips = landmarks[:, list(face_mesh.LIPS), :2]
+    left, right = lips[..., 0].min(axis=1), lips[..., 0].max(axis=1)
+    top, bottom = landmarks[:, SUBNASALE, 1], landmarks[:, face_mesh.CHIN, 1]
+    width, height = right - left, bottom - top
+    return np.stack([left - margin * width, top, right + margin * width, bottom + margin * height], axis=1)
+
+
+def box_masks(boxes: np.ndarray, size: int) -> torch.Tensor:
+    """(N, 1, size, size) float masks, 1 on the pixels whose centre lies inside the box."""
+    centres = torch.arange(size, dtype=torch.float64) + 0.5
+    b = torch.from_numpy(np.asarray(boxes, dtype=np.float64))
+    inside_x = (centres[None] >= b[:, 0:1]) & (centres[None] < b[:, 2:3])
+    inside_y = (centres[None] >= b[:, 1:2]) & (centres[None] < b[:, 3:4])
+    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None]
+
+
+def union_boxes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
+
+
+def _images_to_model(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [-1, 1] (antialiased resize)."""
+    x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def _check_landmarks(landmarks: Any, what: str, single: bool = False) -> np.ndarray:
+    array = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks, dtype=np.float64)
+    shape = "(478, 2|3)" if single else "(T, 478, 2|3)"
+    ok = array.ndim == (2 if single else 3) and array.shape[-2] == face_mesh.NUM_POINTS and array.shape[-1] in (2, 3)
+    if not ok:
+        raise ValueError(f"{what} must be MediaPipe landmarks of shape {shape} in pixels, got shape {array.shape}")
+    if single:
+        array = array[None]
+    if len(array) == 0:
+        raise ValueError(f"{what}: no frames (shape {array.shape})")
+    bad = np.flatnonzero(~np.isfinite(array[..., :2]).all(axis=(1, 2)))
+    if len(bad):
+        raise ValueError(f"{what}: frame(s) {bad[:10].tolist()} hold non-finite coordinates (no face detected?); "
+                         "fill or drop them first")
+    return array[..., :2]
+
+
+# ------------------------------------------------------------------------------------------ the model
+class L2IDiffusion(nn.Module):
+    """DreamHead's landmark-to-image diffusion (see the module docstring). Build with :meth:`from_config`."""
+
+    def __init__(self, config: dict, autoencoder: nn.Module | None = None):
+        super().__init__()
+        from diffusers import DDPMScheduler
+
+        self.config = config
+        self.resolution = int(config["resolution"])
+        self.autoencoder = autoencoder  # frozen; never saved with the checkpoint
+        if autoencoder is None:
+            self.latent_channels, self.downsample = 3, 1
+        else:
+            autoencoder.requires_grad_(False).eval()
+            self.latent_channels = int(autoencoder.config.latent_channels)
+            self.downsample = 2 ** (len(autoencoder.config.block_out_channels) - 1)
+            self.scaling_factor = float(autoencoder.config.scaling_factor)
+        u = config["unet"]
+        factor = self.downsample * int(u["patch_size"]) * 2 ** (len(u["block_out_channels"]) - 1)
+        if self.resolution % factor:
+            raise ValueError(f"resolution {self.resolution} must be a multiple of {factor} (autoencoder downsampling x "
+                             "unet.patch_size x 2 per UNet level after the first)")
+        self.unet = ReferenceUNet(
+            in_channels=5 * self.latent_channels, out_channels=self.latent_channels,
+            block_out_channels=list(u["block_out_channels"]), layers_per_block=int(u["layers_per_block"]),
+            attention_levels=list(u["attention_levels"]), mid_attention=bool(u["mid_attention"]),
+            attention_head_dim=int(u["attention_head_dim"]), norm_num_groups=int(u["norm_num_groups"]),
+            patch_size=int(u["patch_size"]), zero_init=bool(u["zero_init"]),
+        )
+        noise = config["noise"]
+        self.noise_scheduler = DDPMScheduler(
+            num_train_timesteps=int(noise["num_train_timesteps"]), beta_schedule=noise["beta_schedule"],
+            beta_start=float(noise["beta_start"]), beta_end=float(noise["beta_end"]),
+            prediction_type=noise["prediction_type"], clip_sample=False,
+        )
+
+    # ---------------------------------------------------------------------------- construction
+    @classmethod
+    def from_config(cls, config: dict) -> "L2IDiffusion":
+        """Build from a parsed stage config (loads the frozen autoencoder from the weights registry)."""
+        config = copy.deepcopy(config)
+        _validate(config)
+        autoencoder = None
+        if config["autoencoder"]["kind"] == "vae":
+            autoencoder = load_autoencoder(config["autoencoder"]["weights"])
+        return cls(config, autoencoder)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.yaml`` and ``model.safetensors`` (the denoiser only: the frozen autoencoder
+        comes from the weights registry when the checkpoint is loaded)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("autoencoder.")}
+        with atomic_path(directory / MODEL_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"model": MODEL_NAME, "stage": STAGE})
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(yaml.safe_dump(self.config, sort_keys=False), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "L2IDiffusion":
+        """Load a folder written by :meth:`save_pretrained` (or a training run folder)."""
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / MODEL_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing; a DreamHead L2I checkpoint folder holds {CONFIG_FILE} and {MODEL_FILE}")
+        try:
+            config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{config_path}: not valid YAML ({exc})") from exc
+        if not isinstance(config, dict):
+            raise ValueError(f"{config_path}: expected a mapping, got {type(config).__name__}")
+        if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
+            raise ValueError(f"{config_path}: a checkpoint of model {config.get('model')!r} stage {config.get('stage')!r}, "
+                             f"not {MODEL_NAME!r} stage {STAGE!r}")
+        try:
+            with safe_open(str(weights_path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+            state = load_file(str(weights_path), device=str(device))
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
+        if (meta.get("model"), meta.get("stage")) != (MODEL_NAME, STAGE):
+            raise ValueError(f"{weights_path}: weights of model {meta.get('model')!r} stage {meta.get('stage')!r}, "
+                             f"not {MODEL_NAME!r} stage {STAGE!r}")
+        model = cls.from_config(config)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("autoencoder.")]
+        if missing or unexpected:
+            raise ValueError(f"{weights_path}: does not match {config_path} (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")
+        return model.to(device)
+
+    def train(self, mode: bool = True) -> "L2IDiffusion":
+        super().train(mode)
+        if self.autoencoder is not None:
+            self.autoencoder.eval()  # frozen: always in inference mode
+        return self
+
+    # ---------------------------------------------------------------------------- autoencoder
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, R, R) in [-1, 1] -> the diffusion space (identity for pixel-space configs)."""
+        if self.autoencoder is None:
+            return images
+        with torch.no_grad():  # frozen; the posterior mean (its std is negligible for the SD VAE)
+            return self.autoencoder.encode(images).latent_dist.mean * self.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.autoencoder is None:
+            return latents
+        with torch.no_grad():
+            return self.autoencoder.decode(latents / self.scaling_factor).sample
+
+    # ---------------------------------------------------------------------------- conditions
+    def render(self, landmarks: np.ndarray) -> torch.Tensor:
+        """Landmarks (N, 478, 2) in model pixels -> renderings (N, 3, R, R) in [-1, 1]."""
+        r = self.config["render"]
+        images = render_mesh(landmarks, self.resolution, tessellation=bool(r["tessellation"]),
+                             thickness=int(r["thickness"]), antialias=bool(r["antialias"]))
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    def _conditions(self, masked: torch.Tensor, target_render: torch.Tensor, reference: torch.Tensor,
+                    reference_render: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded (target conditions, reference-pass input); each (N, 4C, h, w) and (N, 5C, h, w)."""
+        n = len(masked)
+        encoded = self.encode(torch.cat([masked, target_render, reference, reference_render]))
+        m, p, r, pr = encoded.split(n)
+        return torch.cat([m, p, r, pr], 1), torch.cat([r, r, pr, r, pr], 1)
+
+    def _scale(self, frames_hw: tuple[int, int]) -> np.ndarray:
+        h, w = frames_hw
+        return np.array([self.resolution / w, self.resolution / h])
+
+    # ---------------------------------------------------------------------------- training
+    def training_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Denoising loss on (target i, reference i - tau) pairs drawn from each window of the batch.
+
+        ``batch``: default-collated :class:`preprocessing.windows.TalkingHeadWindows` items with
+        ``frames`` (B, W, H, W', 3) uint8 and ``landmarks`` (B, W, 478, 3) in pixels of those frames.
+        """
+        frames, landmarks = batch["frames"], batch["landmarks"]
+        if frames.ndim != 5 or landmarks.ndim != 4 or landmarks.shape[:2] != frames.shape[:2]:
+            raise ValueError(f"expected frames (B, W, H, W, 3) and landmarks (B, W, 478, 3), got "
+                             f"{tuple(frames.shape)} and {tuple(landmarks.shape)}")
+        device = next(self.unet.parameters()).device
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        b, window = frames.shape[:2]
+        per_window = int(self.config["reference"]["pairs_per_window"])
+
+        pairs = _reference_pairs(window, self.config["reference"])
+        pick = torch.randint(len(pairs), (b, per_window), generator=generator, device=gen_device).cpu()
+        rows = torch.arange(b)[:, None].expand(b, per_window).reshape(-1)
+        target_idx, reference_idx = pairs[pick.reshape(-1)].T
+
+        scale = self._scale(frames.shape[2:4])
+        target = _images_to_model(frames[rows, target_idx].to(device), self.resolution)
+        reference = _images_to_model(frames[rows, reference_idx].to(device), self.resolution)
+        all_landmarks = landmarks.detach().cpu().numpy()[..., :2] * scale
+        lm_target = all_landmarks[rows.numpy(), target_idx.numpy()]
+        lm_reference = all_landmarks[rows.numpy(), reference_idx.numpy()]
+
+        mask = box_masks(lower_face_boxes(lm_target, float(self.config["mask"]["margin"])), self.resolution).to(device)
+        masked = target * (1 - mask) - mask  # black box (-1) over the lower face, as in the paper's figure
+        conditions, reference_input = self._conditions(
+            masked, self.render(lm_target).to(device), reference, self.render(lm_reference).to(device))
+        x0 = self.encode(target)
+
+        n = len(x0)
+        noise = torch.randn(x0.shape, generator=generator, device=gen_device).to(device)
+        # t = T u^k, u uniform: k = 1 is DDPM's uniform t; k < 1 favours high noise, where the conditions
+        # alone must explain the image (the mapping a short run most needs to learn).
+        u = torch.rand((n,), generator=generator, device=gen_device).to(device)
+        total = self.noise_scheduler.config.num_train_timesteps
+        steps = (u ** float(self.config["noise"]["timestep_exponent"]) * total).long().clamp(max=total - 1)
+        noisy = self.noise_scheduler.add_noise(x0, noise, steps)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and bool(self.config["loss"]["reference_gradient"])):
+            tokens = self.unet(reference_input, torch.zeros_like(steps), collect=True)
+        prediction = self._predict(noisy, steps, conditions, tokens)
+
+        kind = self.noise_scheduler.config.prediction_type
+        goal = {"epsilon": noise, "sample": x0}.get(kind)
+        if goal is None:
+            goal = self.noise_scheduler.get_velocity(x0, noise, steps)
+        error = (prediction.float() - goal.float()) ** 2
+        inside = F.adaptive_max_pool2d(mask, x0.shape[-2:])  # the masked box in latent cells
+        weight = 1.0 + (float(self.config["loss"]["mask_weight"]) - 1.0) * inside
+        loss = (error * weight).mean() / weight.mean()  # a weighted mean: the loss scale does not depend on the weight
+        with torch.no_grad():
+            masked_error = (error.mean(1, keepdim=True) * inside).sum() / inside.sum().clamp(min=1)
+        return loss, {"mse_lower_face": float(masked_error)}
+
+    def _predict(self, noisy: torch.Tensor, t: torch.Tensor, conditions: torch.Tensor,
+                 tokens: list[torch.Tensor]) -> torch.Tensor:
+        return self.unet(torch.cat([noisy, conditions], 1), t, reference=tokens)
+
+    # ---------------------------------------------------------------------------- sampling
+    def make_sampler(self):
+        """A fresh diffusers sampler (DDIM or DPM-Solver++) on the training noise schedule."""
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+        s = self.config["sampler"]
+        if s["name"] == "ddim":
+            return DDIMScheduler.from_config(self.noise_scheduler.config, timestep_spacing=s["timestep_spacing"],
+                                             clip_sample=bool(s["clip_sample"]), set_alpha_to_one=True)
+        return DPMSolverMultistepScheduler.from_config(self.noise_scheduler.config, timestep_spacing=s["timestep_spacing"],
+                                                       algorithm_type="dpmsolver++", solver_order=2)
+
+    def _denoise(self, noise: torch.Tensor, conditions: torch.Tensor, tokens: list[torch.Tensor], steps: int,
+                 generator: torch.Generator | None) -> torch.Tensor:
+        # 1. the sampler's timesteps; 2. at each, predict with the conditions concatenated and the
+        # reference tokens attended to; 3. step back to the previous noise level.
+        sampler = self.make_sampler()
+        sampler.set_timesteps(steps, device=noise.device)
+        latents = noise * sampler.init_noise_sigma
+        for t in sampler.timesteps:
+            out = self._predict(sampler.scale_model_input(latents, t), t, conditions, tokens)
+            latents = sampler.step(out, t, latents, generator=generator).prev_sample
+        return latents
+
+    @torch.no_grad()
+    def generate_frames(self, reference_frame: np.ndarray, landmarks: np.ndarray, *,
+                        reference_landmarks: np.ndarray | None = None, generator: torch.Generator | None = None,
+                        num_inference_steps: int | None = None, previous_as_reference: bool | None = None,
+                        batch_size: int | None = None) -> np.ndarray:
+        """Frames (T, H, W, 3) uint8 showing the reference's face with the given landmarks.
+
+        Args:
+            reference_frame: (H, W, 3) uint8 RGB, the identity and background.
+            landmarks: (T, 478, 2|3) MediaPipe landmarks of the frames to generate, in pixels of the reference frame.
+            reference_landmarks: (478, 2|3) landmarks of the reference frame; detected with MediaPipe when None.
+            generator: the source of the initial noise (and of DDIM's noise when eta > 0).
+            num_inference_steps: sampler steps (default ``sampler.num_inference_steps`` of the config).
+            previous_as_reference: use generated frame i - 1 as the reference of frame i (default: the config's).
+            batch_size: frames denoised together when the reference is fixed (default: the config's).
+        """
+        frame = np.asarray(reference_frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"reference_frame must be an RGB uint8 image (H, W, 3), got {frame.dtype} {frame.shape}")
+        targets = _check_landmarks(landmarks, "landmarks")
+        if reference_landmarks is None:
+            with face_mesh.FaceMeshDetector(video=False) as detector:
+                reference_landmarks = detector.detect(frame)
+            if reference_landmarks is None:
+                raise ValueError("no face found in the reference frame: pass reference_landmarks or another image")
+        ref_lm = _check_landmarks(reference_landmarks, "reference_landmarks", single=True)
+        s = self.config["sampler"]
+        steps = int(num_inference_steps or s["num_inference_steps"])
+        sequential = bool(s["previous_as_reference"] if previous_as_reference is None else previous_as_reference)
+        batch_size = int(batch_size or s["batch_size"])
+        device = next(self.unet.parameters()).device
+        height, width = frame.shape[:2]
+        scale = self._scale((height, width))
+        targets, ref_lm = targets * scale, ref_lm * scale
+
+        reference = _images_to_model(torch.from_numpy(frame)[None].to(device), self.resolution)
+        margin = float(self.config["mask"]["margin"])
+        boxes = union_boxes(lower_face_boxes(targets, margin), np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
+        shape = (len(targets), self.latent_channels, self.resolution // self.downsample, self.resolution // self.downsample)
+        noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
+        ref_latent, ref_render = self.encode(torch.cat([reference, self.render(ref_lm).to(device)])).split(1)
+        chunk = 1 if sequential else batch_size
+        out, tokens = [], None
+        for start in range(0, len(targets), chunk):
+            stop = min(len(targets), start + chunk)
+            n = stop - start
+            if tokens is None or sequential:  # the reference pass: at t = 0, once per reference
+                reference_input = torch.cat([ref_latent, ref_latent, ref_render, ref_latent, ref_render], 1)
+                tokens = self.unet(reference_input, torch.zeros(1, device=device), collect=True)
+            mask = box_masks(boxes[start:stop], self.resolution).to(device)
+            masked = reference * (1 - mask) - mask  # always the given reference: nothing generated leaks in
+            m, p = self.encode(torch.cat([masked, self.render(targets[start:stop]).to(device)])).split(n)
+            conditions = torch.cat([m, p, ref_latent.expand(n, -1, -1, -1), ref_render.expand(n, -1, -1, -1)], 1)
+            latents = self._denoise(noise[start:stop], conditions, tokens, steps, generator)
+            if sequential:  # frame i is the reference of frame i + 1, with the landmarks it was drawn from
+                ref_latent, ref_render = latents, p
+            out.append(self.decode(latents).clamp(-1, 1))
+        images = torch.cat(out)
+        if images.shape[-2:] != (height, width):
+            images = F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False)
+        return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _reference_pairs(window: int, cfg: dict) -> torch.Tensor:
+    """Every (target, reference) index pair of a window allowed by ``reference.tau`` / ``symmetric``."""
+    low, high = (int(v) for v in cfg["tau"])
+    pairs = [(i, j) for i in range(window) for j in range(window)
+             if low <= i - j <= high or (cfg["symmetric"] and low <= j - i <= high)]
+    if not pairs:
+        raise ValueError(f"a window of {window} frames holds no reference at tau in [{low}, {high}]: "
+                         "make data.window larger than reference.tau's maximum")
+    return torch.tensor(pairs)
+
+
+def _validate(config: dict) -> None:
+    """Raise ValueError naming the first problem: another model or stage, a missing or unknown key."""
+    if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
+        raise ValueError(f"this is a config for model {config.get('model')!r} stage {config.get('stage')!r}, "
+                         f"not {MODEL_NAME!r} stage {STAGE!r}")
+    for key in ("resolution", *SCHEMA):
+        if key not in config:
+            raise ValueError(f"the L2I config lacks {key!r} (see baselines/dreamhead/configs/tiny/l2i.yaml)")
+    for section, keys in SCHEMA.items():
+        given = config[section]
+        if not isinstance(given, dict):
+            raise ValueError(f"L2I config: {section!r} must be a mapping, got {given!r}")
+        missing, unknown = sorted(set(keys) - set(given)), sorted(set(given) - set(keys))
+        if missing or unknown:
+            raise ValueError(f"L2I config section {section!r}: missing keys {missing}, unknown keys {unknown}")
+    if config["autoencoder"]["kind"] not in ("pixel", "vae"):
+        raise ValueError(f"autoencoder.kind must be 'pixel' or 'vae', got {config['autoencoder']['kind']!r}")
+    if config["sampler"]["name"] not in SAMPLERS:
+        raise ValueError(f"sampler.name must be one of {SAMPLERS}, got {config['sampler']['name']!r}")
+    if config["noise"]["prediction_type"] not in ("epsilon", "sample", "v_prediction"):
+        raise ValueError("noise.prediction_type must be epsilon, sample or v_prediction, "
+                         f"got {config['noise']['prediction_type']!r}")
+
+
+def load_autoencoder(name: str) -> nn.Module:
+    """The frozen VAE of registry entry `name` (a Hugging Face snapshot), checked before loading."""
+    from diffusers import AutoencoderKL
+
+    from toolkit import weights
+
+    weights.require(name)  # missing -> WeightsMissingError with the fetch hint; corrupt -> WeightsCorruptError
+    # diffusers reads the safetensors file, or a .bin with torch.load(weights_only=True).
+    vae = AutoencoderKL.from_pretrained(str(weights.path(name)), local_files_only=True)
+    return vae.requires_grad_(False).eval()
+
+
+# ------------------------------------------------------------------------------------------ data
+class PreloadedWindows(torch.utils.data.Dataset):
+    """Windows of `window` frames every `stride` frames, every clip decoded once and kept in memory at
+    `size` pixels (landmarks scaled with it): for small datasets, where decoding would dominate a step.
+
+    Items have the ``frames`` and ``landmarks`` of :class:`preprocessing.windows.TalkingHeadWindows`.
+    """
+
+    def __init__(self, path: str | Path, split: str, window: int, stride: int, size: int | None = None):
+        from preprocessing.windows import TalkingHeadWindows
+
+        source = TalkingHeadWindows(path, split=split, window=window, stride=1, frames=True, reference="first")
+        first = {}
+        for i, (row, start) in enumerate(source.index):
+            first.setdefault((row, start), i)
+        self.window = window
+        self.clips = []
+        self.index = []
+        for row, (clip_id, total) in enumerate(zip(source.clip_ids, source.lengths)):
+            if total < window:
+                continue
+            # Windows that tile the clip, then the last one for the tail: each frame decoded once or twice.
+            parts = [source[first[(row, s)]] for s in sorted({*range(0, total - window + 1, window), total - window})]
+            frames = torch.zeros((total, *self._frames(parts[0], size)[0].shape[1:]), dtype=torch.uint8)
+            landmarks = torch.zeros((total, *parts[0]["landmarks"].shape[1:]))
+            for part in parts:
+                f, lm = self._frames(part, size)
+                frames[part["start"] : part["start"] + window], landmarks[part["start"] : part["start"] + window] = f, lm
+            self.index += [(len(self.clips), s) for s in range(0, total - window + 1, stride)]
+            self.clips.append({"clip_id": clip_id, "frames": frames, "landmarks": landmarks})
+        if not self.index:
+            raise ValueError(f"{path} [{split}]: no clip has {window} frames")
+
+    @staticmethod
+    def _frames(item: dict, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, landmarks = item["frames"], item["landmarks"]
+        if size is None or frames.shape[1:3] == (size, size):
+            return frames, landmarks
+        h, w = frames.shape[1:3]
+        landmarks = landmarks * torch.tensor([size / w, size / h, size / w])
+        frames = ((_images_to_model(frames, size) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1)
+        return frames, landmarks
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        clip, start = self.index[i]
+        data = self.clips[clip]
+        return {"clip_id": data["clip_id"], "start": start, "frames": data["frames"][start : start + self.window],
+                "landmarks": data["landmarks"][start : start + self.window]}
+
+
+def training_dataset(config: dict, dataset_dir: str | Path, split: str = "train") -> torch.utils.data.Dataset:
+    """The L2I training set: windows of ``data.window`` frames every ``data.stride`` (preloaded if
+    ``data.preload``), as the generic trainer (:func:`baselines.training.train`) expects."""
+    from preprocessing.windows import TalkingHeadWindows
+
+    data = config["data"]
+    window, stride = int(data["window"]), int(data["stride"])
+    if data["preload"]:
+        return PreloadedWindows(dataset_dir, split, window, stride, size=int(config["resolution"]))
+    return TalkingHeadWindows(dataset_dir, split=split, window=window, stride=stride, frames=True,
+                              reference="first", seed=int(config.get("seed", 0)))

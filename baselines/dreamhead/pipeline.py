@@ -1,0 +1,157 @@
+"""DreamHead inference: audio + reference face -> canonical landmarks (A2L) -> frames (L2I).
+
+::
+
+    pipeline = DreamHeadPipeline.from_run_dir("runs/dh")              # runs/dh/a2l and runs/dh/l2i
+    reference = reference_from_file("face.jpg", size=256)             # crop, mesh, pose, canonical mesh
+    out = pipeline(wav16k, reference)                                 # out.frames (T, S, S, 3), out.landmarks
+
+Steps of :meth:`DreamHeadPipeline.__call__`:
+
+1. audio contexts of the whole waveform (checked: at least one A2L window long, not silent);
+2. A2L: canonical landmarks of every frame, driven by the audio, from P-bar (the speaker's mean mesh;
+   the reference's canonical mesh when the speaker has no training clips);
+3. the canonical meshes are placed in the reference crop by a head pose per frame (the reference's pose
+   held still by default: DreamHead drives expression from audio, not head motion);
+4. L2I: one frame per mesh, showing the reference's face.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from baselines.dreamhead.a2l_diffusion import A2LDiffusion
+from preprocessing import face_track, pose as pose_fit
+from toolkit import face_mesh, media
+
+CROP_SIZES = (256, 512)  # the preprocessing crop sizes
+
+
+class ReferenceError(ValueError):
+    """A reference image or video that cannot be used (unreadable, no face)."""
+
+
+@dataclasses.dataclass
+class Reference:
+    """The face to animate: a square crop as preprocessing makes them, with its mesh and pose."""
+
+    frame: np.ndarray  # (S, S, 3) uint8 RGB crop
+    landmarks: np.ndarray  # (478, 3) MediaPipe mesh in crop pixels
+    pose: np.ndarray  # (7,) yaw pitch roll (deg), tx ty tz, scale (see preprocessing.pose)
+    canonical: np.ndarray  # (478, 3) the mesh with the head pose removed, canonical px
+    source: str  # where it came from (a file, or a dataset clip)
+
+
+def reference_from_file(path: str | Path, size: int = 256) -> Reference:
+    """The first frame of an image or video, cropped around its most confident face like
+    ``toolkit preprocess`` crops (BlazeFace box, square, ``DEFAULT_CROP_SCALE``), then meshed."""
+    if size not in CROP_SIZES:
+        raise ValueError(f"size must be one of {CROP_SIZES}, got {size}")
+    path = Path(path)
+    try:
+        with media.VideoReader(path, fps=None) as reader:
+            image = reader.read_window(0, 1)[0]
+    except media.MediaError as exc:
+        raise ReferenceError(f"{path}: cannot read the reference image or video ({exc})") from exc
+    with face_track.FaceDetector() as detector:
+        detections = detector.detect(image)
+    if not detections:
+        raise ReferenceError(f"{path}: no face found in the reference (first frame, {image.shape[1]}x{image.shape[0]})")
+    best = detections[0]
+    track = face_track.Track(frames=np.array([0]), boxes=best.box[None], scores=np.array([best.score]),
+                             keypoints=best.keypoints[None])
+    box = face_track.smooth_square_boxes(track, 1, scale=face_track.DEFAULT_CROP_SCALE)
+    crop = face_track.crop_frames(image[None], box, size)[0]
+    with face_mesh.FaceMeshDetector(video=False) as mesher:
+        mesh = mesher.detect(crop)
+    if mesh is None:
+        raise ReferenceError(f"{path}: the face mesh found no face in the cropped reference")
+    fit = pose_fit.fit_pose(mesh[None].astype(np.float32))
+    return Reference(frame=crop, landmarks=mesh.astype(np.float32), pose=fit.pose[0].astype(np.float32),
+                     canonical=fit.canonical[0].astype(np.float32), source=str(path))
+
+
+def reference_from_row(row: dict, frame: np.ndarray, index: int = 0) -> Reference:
+    """Frame `index` of a preprocessed dataset row (its crop, mesh, pose and canonical mesh)."""
+    landmarks = np.asarray(row["landmarks"][index], dtype=np.float32)
+    if not np.isfinite(landmarks).all():
+        raise ReferenceError(f"clip {row['clip_id']}: frame {index} has no face; choose another reference frame")
+    return Reference(frame=frame, landmarks=landmarks, pose=np.asarray(row["pose"][index], dtype=np.float32),
+                     canonical=np.asarray(row["canonical_landmarks"][index], dtype=np.float32),
+                     source=f"{row['clip_id']}[{index}]")
+
+
+@dataclasses.dataclass
+class DreamHeadOutput:
+    """canonical: (T, 478, 3) A2L's meshes; landmarks: (T, 478, 3) in reference-crop pixels;
+    frames: (T, S, S, 3) uint8, or None when only landmarks were asked for."""
+
+    canonical: np.ndarray
+    landmarks: np.ndarray
+    frames: np.ndarray | None
+
+
+class DreamHeadPipeline:
+    """A2L (and, for frames, L2I) ready for inference. See the module docstring for the steps."""
+
+    def __init__(self, a2l: A2LDiffusion, l2i=None):
+        self.a2l = a2l.eval()
+        self.l2i = l2i.eval() if l2i is not None else None
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, landmarks_only: bool = False, device: str = "cpu") -> "DreamHeadPipeline":
+        """Load RUN_DIR/a2l (and RUN_DIR/l2i unless `landmarks_only`), as ``toolkit train`` writes them."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir}: no such run folder")
+        a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", map_location=device)
+        l2i = None
+        if not landmarks_only:
+            from baselines.dreamhead.l2i_diffusion import L2IDiffusion
+
+            if not (run_dir / "l2i").is_dir():
+                raise FileNotFoundError(f"{run_dir / 'l2i'}: no L2I stage in this run folder (train it with "
+                                        f"toolkit train dreamhead --stage l2i --out {run_dir}, or ask for landmarks only)")
+            l2i = L2IDiffusion.from_pretrained(run_dir / "l2i", device=device)
+        return cls(a2l, l2i)
+
+    @property
+    def fps(self) -> float:
+        return self.a2l.fps
+
+    def __call__(self, wav: np.ndarray, reference: Reference, *, mean_landmarks: np.ndarray | None = None,
+                 poses: np.ndarray | None = None, num_frames: int | None = None, mel: np.ndarray | None = None,
+                 seed: int = 0, source: str = "audio", landmarks_only: bool = False,
+                 a2l_steps: int | None = None, l2i_steps: int | None = None,
+                 guidance_scale: float | None = None) -> DreamHeadOutput:
+        """Animate `reference` with 16 kHz float `wav` (see the module docstring).
+
+        `mean_landmarks`: P-bar (478, 3); default the reference's canonical mesh. `poses`: (T, 7) head
+        poses in the reference crop; default the reference's pose on every frame. `source` names the
+        audio in errors.
+        """
+        import torch
+
+        # 1-2. audio -> canonical landmarks
+        contexts = self.a2l.audio_contexts(wav, source=source, num_frames=num_frames, mel=mel)
+        mean = reference.canonical if mean_landmarks is None else mean_landmarks
+        canonical = self.a2l.generate(contexts, mean, steps=a2l_steps, guidance_scale=guidance_scale,
+                                      seed=seed).landmarks
+        # 3. canonical -> reference-crop pixels
+        if poses is None:
+            poses = np.repeat(reference.pose[None], len(canonical), axis=0)
+        if len(poses) < len(canonical):
+            raise ValueError(f"{len(poses)} poses for {len(canonical)} frames")
+        landmarks = pose_fit.to_frame(canonical, poses[:len(canonical)]).astype(np.float32)
+        if landmarks_only:
+            return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=None)
+        if self.l2i is None:
+            raise RuntimeError("this pipeline was loaded without the L2I stage (landmarks only)")
+        # 4. landmarks -> frames
+        generator = torch.Generator().manual_seed(seed)
+        frames = self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
+                                          generator=generator, num_inference_steps=l2i_steps)
+        return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)

@@ -1,0 +1,69 @@
+"""Train one stage of a reference model on a preprocessed dataset (checkpoints, --resume, loss.csv / loss.png).
+
+The stage's run folder is RUN_DIR/<stage>/ (so both DreamHead stages share one RUN_DIR, which
+`toolkit generate --checkpoint RUN_DIR` reads). Several GPUs: run it under `accelerate launch`.
+"""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+EXAMPLE = (
+    "Examples: toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh  |  "
+    "toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh --resume --steps 3000  |  "
+    "accelerate launch --num_processes 2 $(which toolkit) train dreamhead --stage l2i --config paper "
+    "--dataset data/hdtf --out runs/dh-paper"
+)
+
+# model name -> module exposing STAGES, load_config and ConfigError
+MODELS = {"dreamhead": "baselines.dreamhead"}
+
+
+def model_module(name: str):
+    """The baseline package of `name` (imported on use: torch and diffusers are slow to import)."""
+    import importlib
+
+    if name not in MODELS:
+        raise typer.BadParameter(f"unknown model {name!r}; choose one of {', '.join(MODELS)}", param_hint="MODEL")
+    return importlib.import_module(MODELS[name])
+
+
+def train(
+    model: str = typer.Argument(..., help="Reference model: dreamhead."),
+    stage: str = typer.Option(..., "--stage", help="Stage to train (dreamhead: a2l or l2i)."),
+    config: str = typer.Option("tiny", "--config", help="Config name (tiny, paper) or a YAML file."),
+    dataset: Path = typer.Option(..., "--dataset", help="Preprocessed dataset folder (toolkit preprocess --out)."),
+    out: Path = typer.Option(..., "--out", help="Run folder; this stage writes RUN_DIR/<stage>/."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run folder."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override training.steps."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config value: key.sub=value (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    from baselines.training import TrainingError, train as run_training
+
+    console = Console(stderr=True, soft_wrap=True)
+    package = model_module(model)
+    if stage not in package.STAGES:
+        raise typer.BadParameter(f"{model} has no stage {stage!r}; choose one of {', '.join(package.STAGES)}",
+                                 param_hint="--stage")
+    overrides = list(set_ or []) + ([f"training.steps={steps}"] if steps is not None else [])
+    try:
+        resolved = package.load_config(config, stage, overrides)
+    except package.ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config / --set") from None
+    if not dataset.is_dir() or not (dataset / "dataset_dict.json").is_file():
+        console.print(f"[red]error:[/red] {dataset}: not a preprocessed dataset (no dataset_dict.json; "
+                      "make one with toolkit preprocess)")
+        raise typer.Exit(1)
+    run_dir = out / stage
+    try:
+        result = run_training(package.STAGES[stage], resolved, dataset, run_dir, resume=resume, show_progress=not quiet)
+    except (TrainingError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    loss = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
+    print(f"{model} {stage}: step {result.step}{resumed}, last loss {loss}; weights: {run_dir / 'model.safetensors'}; "
+          f"curve: {run_dir / 'loss.png'}")
