@@ -164,6 +164,16 @@ def test_generate_videos_with_l2i(run_dir, preprocessed_sample, wavs, tmp_path) 
     row = load_from_disk(str(preprocessed_sample))["test"].with_format("numpy")[1]
     audio = media.read_audio(out / "S02_002.mp4")
     assert abs(len(audio) - len(row["audio"])) < 1600  # the clip's own audio (AAC pads up to ~0.1 s)
+    # End to end: toolkit evaluate pairs the generated video with its clip by id and scores it.
+    scored = run("evaluate", "--generated", out, "--reference", preprocessed_sample, "--metrics", "psnr,lmd,pose",
+                 "--out", tmp_path / "scores", "-q")
+    assert scored.exit_code == 0, scored.output
+    summary = json.loads((tmp_path / "scores" / "summary.json").read_text())
+    assert summary["videos"] == 1 and summary["frames"] == 125
+    assert summary["unpaired"]["reference_only"] == ["S01_002"]
+    assert 5 < summary["results"]["psnr_ssim"]["psnr"] < 60
+    lmd = summary["results"]["lmd"]  # a one-step L2I draws no face yet: the frames are excluded, and counted
+    assert lmd["frames_used"] + lmd["frames_excluded"] == 125 and lmd["videos"] == 1
 
     from_files = run("generate", "--model", "dreamhead", "--checkpoint", full, "--audio", wavs["speech"],
                      "--reference", preprocessed_sample.parent / "raw" / "S01" / "S01_002.mp4", "--steps", "2",
