@@ -49,6 +49,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
+from baselines.subjects import speaker_means
 from preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from toolkit import face_mesh
 from toolkit.fileio import atomic_path
@@ -464,23 +465,6 @@ class A2LDiffusion(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ data
-def speaker_means(dataset_dir: str | Path, split: str = "train") -> dict[str, np.ndarray]:
-    """P-bar per speaker: the mean canonical mesh (478, 3) over every frame (with a face) of the speaker's
-    clips in `split` (the training clips)."""
-    from datasets import load_from_disk
-
-    rows = load_from_disk(str(dataset_dir))[split]
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for speaker, canonical in zip(rows["speaker"], rows.select_columns(["canonical_landmarks"])
-                                  .with_format("numpy")["canonical_landmarks"]):
-        canonical = np.asarray(canonical, dtype=np.float64)
-        good = np.isfinite(canonical).all(axis=(1, 2))
-        sums[speaker] = sums.get(speaker, 0.0) + canonical[good].sum(0)
-        counts[speaker] = counts.get(speaker, 0) + int(good.sum())
-    return {s: (sums[s] / counts[s]).astype(np.float32) for s in sums if counts[s]}
-
-
 @dataclasses.dataclass
 class _Clip:
     clip_id: str

@@ -1,0 +1,176 @@
+"""MODA stage 2: FaCo-Net, the facial composer. Lip and eye motion + the speaker's mean mesh -> the full
+478-point mesh of the frame (papers.md 2.5).
+
+Per-frame MLPs, no temporal modelling, no BatchNorm, LeakyReLU(0.2), as in the release::
+
+    h = LipEncoder(lips) ++ EyeEncoder(eyes)          120 -> 256 -> 256 -> 128, 180 -> 256 -> 256 -> 128
+    h = h + SubjectEncoder(mean mesh)                  1434 -> 128 -> 128 -> 256
+    full = Decoder(h)                                  256 -> 512 -> 512 -> 512 -> 1434
+
+Trained on ground-truth lip and eye subsets of each training frame with the full mesh as the target:
+``loss.l1`` (100) x L1 + an LSGAN point discriminator (an MLP on lips, eyes, the full mesh and the subject
+code). D's loss is 0.5 x (fake + 2 x real), the release's weighting. G and D share the one optimizer of the
+training loop (:mod:`baselines.gan`). Everything is a displacement from the speaker's mean in
+``targets.mesh_scale`` units, like the motion stage.
+
+At inference (:meth:`FaCoNet.compose`) the lips and eyes given stay exactly as given (FaCo-Net composes the
+rest of the face around them), and the other points are smoothed in time (``smoothing.non_semantic``,
+MODA's sigma 5 at 30 fps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+from torch import nn
+
+from baselines import checkpoint
+from baselines.gan import frozen_call, lsgan
+from baselines.moda.data import load_clips, point_sets, subjects
+from preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from toolkit import face_mesh
+
+MODEL_NAME = "moda"
+STAGE = "faco"
+FULL = face_mesh.NUM_POINTS * 3
+
+
+def mlp(sizes: list[int], last_activation: bool = False) -> nn.Sequential:
+    """Linear + LeakyReLU(0.2) between layers (FaCo-Net has no normalisation)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+class Composer(nn.Module):
+    """The generator: lips (B, 120) + eyes (B, 180) + subject code (B, 1434) -> full mesh (B, 1434)."""
+
+    def __init__(self, lips: int, eyes: int):
+        super().__init__()
+        self.lips = mlp([lips, 256, 256, 128], last_activation=True)
+        self.eyes = mlp([eyes, 256, 256, 128], last_activation=True)
+        self.subject = mlp([FULL, 128, 128, 256])
+        self.decoder = mlp([256, 512, 512, 512, FULL])
+
+    def forward(self, lips: torch.Tensor, eyes: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.lips(lips), self.eyes(eyes)], dim=-1) + self.subject(subject)
+        return self.decoder(h)
+
+
+class PointDiscriminator(nn.Module):
+    """LSGAN critic of one frame: lips, eyes, full mesh and subject code -> a score."""
+
+    def __init__(self, lips: int, eyes: int):
+        super().__init__()
+        self.subject = mlp([FULL, 128, 128], last_activation=True)
+        self.score = mlp([lips + eyes + FULL + 128, 512, 256, 1])
+
+    def forward(self, lips: torch.Tensor, eyes: torch.Tensor, full: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        return self.score(torch.cat([lips, eyes, full, self.subject(subject)], dim=-1))
+
+
+class FaCoNet(nn.Module):
+    """FaCo-Net as a trainable stage: generator, discriminator, loss, save/load, inference."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
+            raise checkpoint.CheckpointError(f"expected a {MODEL_NAME} {STAGE} config, got model "
+                                             f"{config.get('model')!r} stage {config.get('stage')!r}")
+        self.config = config
+        sets = point_sets()
+        self.lip_points, self.eye_points = list(sets["lips"]), list(sets["eyes"])
+        self.scale = float(config["targets"]["mesh_scale"])
+        self.generator = Composer(3 * len(self.lip_points), 3 * len(self.eye_points))
+        self.discriminator = PointDiscriminator(3 * len(self.lip_points), 3 * len(self.eye_points))
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FaCoNet":
+        return cls(config)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        return checkpoint.save(directory, self, self.config, MODEL_NAME, STAGE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "FaCoNet":
+        model = cls(checkpoint.read_config(directory, MODEL_NAME, STAGE))
+        return checkpoint.load_weights(directory, model, MODEL_NAME, STAGE, device=device).eval()
+
+    def subject_code(self, mesh: torch.Tensor) -> torch.Tensor:
+        centre = torch.tensor(CANONICAL_CENTRE, dtype=mesh.dtype, device=mesh.device)
+        return ((mesh - centre) / CANONICAL_IOD).flatten(-2)
+
+    def training_loss(self, batch: dict, generator: torch.Generator | None = None):
+        """G: LSGAN + l1 x L1(full); D: 0.5 x (fake + d_real x real). Displacements in mesh_scale units."""
+        weights = self.config["loss"]
+        lips, eyes, full = batch["lips"].flatten(1), batch["eyes"].flatten(1), batch["full"].flatten(1)
+        subject = self.subject_code(batch["mesh"])
+        fake = self.generator(lips, eyes, subject)
+        l1 = (fake - full).abs().mean()
+        g_gan = lsgan(frozen_call(self.discriminator, lips, eyes, fake, subject), True)
+        d_fake = lsgan(self.discriminator(lips, eyes, fake.detach(), subject), False)
+        d_real = lsgan(self.discriminator(lips, eyes, full, subject), True)
+        d_loss = 0.5 * (d_fake + float(weights["d_real"]) * d_real)
+        loss = float(weights["gan"]) * g_gan + float(weights["l1"]) * l1 + d_loss
+        return loss, {"l1": float(l1.detach()), "g_gan": float(g_gan.detach()), "d_fake": float(d_fake.detach()),
+                      "d_real": float(d_real.detach())}
+
+    @torch.no_grad()
+    def compose(self, lips: np.ndarray, eyes: np.ndarray, mean_mesh: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """(T, 40, 3) lips + (T, 60, 3) eyes (canonical) + the speaker's (478, 3) mean mesh -> (T, 478, 3)."""
+        device = next(self.parameters()).device
+        mean = torch.from_numpy(np.asarray(mean_mesh, np.float32)).to(device)
+        lips_t = (torch.from_numpy(np.asarray(lips, np.float32)).to(device) - mean[self.lip_points]) / self.scale
+        eyes_t = (torch.from_numpy(np.asarray(eyes, np.float32)).to(device) - mean[self.eye_points]) / self.scale
+        code = self.subject_code(mean)[None]
+        out = []
+        for start in range(0, len(lips_t), batch_size):
+            l, e = lips_t[start:start + batch_size].flatten(1), eyes_t[start:start + batch_size].flatten(1)
+            out.append(self.generator(l, e, code.expand(len(l), -1)))
+        full = torch.cat(out).reshape(-1, face_mesh.NUM_POINTS, 3).double().cpu().numpy() * self.scale
+        sigma = float(self.config["smoothing"]["non_semantic"])
+        if sigma > 0 and len(full) > 1:
+            full = gaussian_filter1d(full, sigma, axis=0, mode="nearest")
+        mesh = full + np.asarray(mean_mesh, np.float64)
+        mesh[:, self.lip_points], mesh[:, self.eye_points] = lips, eyes
+        return mesh.astype(np.float32)
+
+
+class MeshFrames(torch.utils.data.Dataset):
+    """Every frame (with a face) of the training clips: lips, eyes and full mesh as displacements from the
+    speaker's mean mesh, in ``targets.mesh_scale`` units, and the mean mesh itself."""
+
+    def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
+        sets = point_sets()
+        scale = float(config["targets"]["mesh_scale"])
+        clips = load_clips(dataset_dir, split, torso=False)
+        means = subjects(clips if split == "train" else load_clips(dataset_dir, "train", torso=False))
+        full, meshes = [], []
+        for clip in clips:
+            if clip.speaker not in means:
+                continue
+            mean = means[clip.speaker].mesh
+            good = clip.good
+            full.append((clip.canonical[good] - mean) / scale)
+            meshes.append(np.repeat(mean[None], int(good.sum()), axis=0))
+        self.full = torch.from_numpy(np.concatenate(full).astype(np.float32))
+        self.mesh = torch.from_numpy(np.concatenate(meshes).astype(np.float32))
+        self.lips, self.eyes = list(sets["lips"]), list(sets["eyes"])
+
+    def __len__(self) -> int:
+        return len(self.full)
+
+    def __getitem__(self, i: int) -> dict:
+        full = self.full[i]
+        return {"lips": full[self.lips], "eyes": full[self.eyes], "full": full, "mesh": self.mesh[i]}
+
+
+def build_dataset(config: dict, dataset_dir: str | Path) -> MeshFrames:
+    """FaCo-Net's training set (the stage registry's dataset builder)."""
+    return MeshFrames(config, dataset_dir, "train")
