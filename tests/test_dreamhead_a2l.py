@@ -26,6 +26,8 @@ from preprocessing.audio_features import MEL_SILENCE, log_mel, mel_window
 from toolkit import face_mesh
 from toolkit import weights as w
 
+import weights_factory as factory
+
 TRAIN_CPU_SECONDS = 180.0  # the issue's budget for one acceptance training
 
 
@@ -211,24 +213,6 @@ def test_bad_audio_is_named(trained) -> None:
 
 
 # ------------------------------------------------------------------------------------ wav2vec 2.0
-TINY_WAV2VEC2 = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                     conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
-
-
-def _place_tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> w.WeightFile:
-    """A random wav2vec 2.0 of the real layer geometry under the registry's name, where the registry looks
-    (unpinned: random weights cannot have the published digest)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    entry = dataclasses.replace(w.REGISTRY["wav2vec2-base-960h"], sha256=None, size=None)
-    monkeypatch.setitem(w.REGISTRY, entry.name, entry)
-    snapshot = w.hf_hub_cache() / ("models--" + entry.repo_id.replace("/", "--")) / "snapshots" / entry.revision
-    torch.manual_seed(0)
-    Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2)).save_pretrained(snapshot, safe_serialization=True)
-    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(snapshot)
-    return entry
-
-
 @pytest.mark.usefixtures("isolated_caches")
 def test_wav2vec2_encoder_trains_and_generates(preprocessed_sample, test_clips, tmp_path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,7 +221,7 @@ def test_wav2vec2_encoder_trains_and_generates(preprocessed_sample, test_clips, 
     with pytest.raises(w.WeightsMissingError, match="toolkit weights fetch wav2vec2-base-960h"):
         training.train(STAGES["a2l"], load_config("tiny", "a2l", small), preprocessed_sample, tmp_path / "missing",
                        show_progress=False)
-    _place_tiny_wav2vec2(monkeypatch)
+    factory.tiny_wav2vec2(monkeypatch)
     with pytest.raises(ValueError, match="hidden size 32, the config says audio.feature_width: 768"):
         training.train(STAGES["a2l"], load_config("tiny", "a2l", small), preprocessed_sample, tmp_path / "wide",
                        show_progress=False)

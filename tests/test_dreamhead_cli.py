@@ -83,7 +83,7 @@ def test_generate_landmarks_for_the_test_split(run_dir, preprocessed_sample, tmp
     assert landmarks.shape == (125, 478, 3) and landmarks.dtype == np.float32 and np.isfinite(landmarks).all()
     record = json.loads((out / "generation.json").read_text())
     assert record["clips"] == TEST_CLIPS and record["options"]["a2l_steps"] == 4
-    assert record["a2l_config"]["network"]["hidden_size"] == 32
+    assert record["configs"]["a2l"]["network"]["hidden_size"] == 32
     assert set(record["weights_sha256"]) == {"a2l"} and len(record["weights_sha256"]["a2l"]) == 64
 
 

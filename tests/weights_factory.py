@@ -122,3 +122,21 @@ def niqe_pristine(frames: np.ndarray) -> dict:
     features = np.concatenate([niqe_features(to_y(f).round(), window) for f in frames])
     mu, cov = fit_mvg(features)
     return {"mu_pris_param": mu, "cov_pris_param": cov, "gaussian_window": window}
+
+
+TINY_WAV2VEC2 = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                     conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
+
+
+def tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> w.WeightFile:
+    """A random wav2vec 2.0 of the real layer geometry under the registry's name, where the registry looks
+    (unpinned: random weights cannot have the published digest)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    entry = dataclasses.replace(w.REGISTRY["wav2vec2-base-960h"], sha256=None, size=None)
+    monkeypatch.setitem(w.REGISTRY, entry.name, entry)
+    snapshot = w.hf_hub_cache() / ("models--" + entry.repo_id.replace("/", "--")) / "snapshots" / entry.revision
+    torch.manual_seed(0)
+    Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2)).save_pretrained(snapshot, safe_serialization=True)
+    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(snapshot)
+    return entry

@@ -1,5 +1,6 @@
 """Generate talking-head videos with a trained reference model: one mp4 (with the input audio) per clip,
-named by clip id so `toolkit evaluate` pairs it with the reference, plus <id>.npy (the canonical landmarks)."""
+named by clip id so `toolkit evaluate` pairs it with the reference, plus <id>.npy (the canonical landmarks).
+With --num-samples K > 1 each clip gets K samples, <clip id>.sample<k>.mp4 (toolkit/video_ids.py)."""
 
 import tempfile
 from pathlib import Path
@@ -11,24 +12,30 @@ from rich.console import Console
 EXAMPLE = (
     "Examples: toolkit generate --model dreamhead --checkpoint runs/dh --dataset data/sample --split test --out gen/  |  "
     "toolkit generate --model dreamhead --checkpoint runs/dh --audio speech.wav --reference face.jpg --out gen/  |  "
-    "toolkit generate --model dreamhead --checkpoint runs/dh --dataset data/sample --landmarks-only --out lm/"
+    "toolkit generate --model dreamhead --checkpoint runs/dh --dataset data/sample --landmarks-only --out lm/  |  "
+    "toolkit generate --model moda --checkpoint runs/moda --dataset data/sample --num-samples 2 --out gen-moda/"
 )
-MODELS = ("dreamhead",)
+MODELS = ("dreamhead", "moda")
+STAGES = {"dreamhead": ("a2l", "l2i"), "moda": ("motion", "faco", "renderer")}
 POSES = ("reference", "clip")
 
 
 def generate(
-    model: str = typer.Option(..., "--model", help="Reference model: dreamhead."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run folder of toolkit train (RUN_DIR with a2l/, l2i/)."),
+    model: str = typer.Option(..., "--model", help="Reference model: dreamhead or moda."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run folder of toolkit train (dreamhead: RUN_DIR/a2l, "
+                                    "l2i; moda: RUN_DIR/motion, faco, renderer)."),
     out: Path = typer.Option(..., "--out", help="Output folder: <clip id>.mp4 and <clip id>.npy."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Preprocessed dataset: animate every clip of --split."),
     split: str = typer.Option("test", "--split", help="--dataset: the split to generate."),
     clip: Optional[List[str]] = typer.Option(None, "--clip", help="--dataset: only these clip ids (repeatable)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Driving audio (any audio or video file)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="--audio: the face to animate (image or video)."),
-    landmarks_only: bool = typer.Option(False, "--landmarks-only", help="Only A2L: write <id>.npy, no video."),
-    pose: str = typer.Option("reference", "--pose", help="Head pose: reference (held still) or clip (--dataset: the clip's own)."),
+    landmarks_only: bool = typer.Option(False, "--landmarks-only", help="No frames: write <id>.npy only."),
+    pose: str = typer.Option("reference", "--pose", help="Head pose: reference (dreamhead: held still; moda: "
+                             "generated) or clip (--dataset: the clip's own)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    num_samples: int = typer.Option(1, "--num-samples", min=1, help="Samples per audio (moda: t-VAE draws; "
+                                    "dreamhead: seeds seed..seed+K-1); K > 1 names them <id>.sample<k>."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="A2L sampler steps (default: the config's)."),
     l2i_steps: Optional[int] = typer.Option(None, "--l2i-steps", min=1, help="L2I sampler steps (default: the config's)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="A2L audio guidance scale (default: the config's)."),
@@ -46,30 +53,52 @@ def generate(
 
     import numpy as np
 
+    from baselines.audio import AudioInputError
+    from baselines.checkpoint import CheckpointError as StageCheckpointError
     from baselines.dreamhead.a2l_diffusion import CheckpointError
-    from baselines.dreamhead.audio_encoder import AudioInputError
-    from baselines.dreamhead.pipeline import DreamHeadPipeline, ReferenceError
+    from baselines.reference import ReferenceError
     from toolkit import media
     from toolkit.fileio import atomic_path, write_json
     from toolkit.progress import progress_bar
     from toolkit.provenance import software_versions
+    from toolkit.video_ids import sample_id
 
     def fail(message: object) -> None:
         console.print(f"[red]error:[/red] {message}")
         raise typer.Exit(1)
 
     try:
-        pipeline = DreamHeadPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        fail(exc)
-    options = dict(seed=seed, a2l_steps=steps, l2i_steps=l2i_steps, guidance_scale=guidance, landmarks_only=landmarks_only)
+        if model == "moda":
+            from baselines.moda.pipeline import MODAPipeline
 
-    def save(clip_id: str, result, wav: np.ndarray) -> None:
-        with atomic_path(out / f"{clip_id}.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, result.canonical.astype(np.float32))
-        if result.frames is not None:
-            media.write_video(out / f"{clip_id}.mp4", result.frames, fps=pipeline.fps, audio=wav)
+            pipeline = MODAPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only)
+            options = dict(seed=seed, landmarks_only=landmarks_only, num_samples=num_samples)
+        else:
+            from baselines.dreamhead.pipeline import DreamHeadPipeline
+
+            pipeline = DreamHeadPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only)
+            options = dict(seed=seed, a2l_steps=steps, l2i_steps=l2i_steps, guidance_scale=guidance,
+                           landmarks_only=landmarks_only)
+    except (CheckpointError, StageCheckpointError, FileNotFoundError, ValueError) as exc:
+        fail(exc)
+    if model == "dreamhead" and num_samples > 1:  # diffusion samples: one seed each
+        base_call = pipeline.__call__
+
+        def sampled(*args, seed: int = 0, **kwargs):
+            return [base_call(*args, seed=seed + k, **kwargs) for k in range(num_samples)]
+    else:
+        def sampled(*args, **kwargs):
+            result = pipeline(*args, **kwargs)
+            return result if isinstance(result, list) else [result]
+
+    def save(clip_id: str, results: list, wav: np.ndarray) -> None:
+        for k, result in enumerate(results):
+            name = sample_id(clip_id, k) if num_samples > 1 else clip_id
+            with atomic_path(out / f"{name}.npy") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, result.canonical.astype(np.float32))
+            if result.frames is not None:
+                media.write_video(out / f"{name}.mp4", result.frames, fps=pipeline.fps, audio=wav)
 
     try:
         if audio is not None:
@@ -79,24 +108,35 @@ def generate(
                 wav = media.read_audio(audio)
             except media.MediaError as exc:
                 fail(f"cannot read the audio: {exc}")
-            result = pipeline(wav, ref, source=str(audio), **options)
-            save(audio.stem, result, wav)
+            save(audio.stem, sampled(wav, ref, source=str(audio), **options), wav)
         else:
-            jobs = _generate_dataset(pipeline, dataset, split, clip, pose, options, save, quiet, progress_bar, fail)
-    except (AudioInputError, ReferenceError, CheckpointError) as exc:
+            jobs = _generate_dataset(model, pipeline, sampled, dataset, split, clip, pose, options, save, quiet,
+                                     progress_bar, fail)
+    except (AudioInputError, ReferenceError, CheckpointError, StageCheckpointError) as exc:
         fail(exc)
+    stages = [stage for stage in STAGES[model] if not (landmarks_only and stage in ("l2i", "renderer"))]
     write_json(out / "generation.json", {
         "model": model, "checkpoint": str(checkpoint),
-        "weights_sha256": {stage: _sha256(checkpoint / stage / "model.safetensors")
-                           for stage in ("a2l", "l2i") if (stage == "a2l" or not landmarks_only)},
-        "a2l_config": pipeline.a2l.config,
-        "l2i_config": getattr(pipeline.l2i, "config", None),
+        "weights_sha256": {stage: _sha256(checkpoint / stage / "model.safetensors") for stage in stages},
+        "configs": {stage: _stage_config(pipeline, stage) for stage in stages},
+        "fps_written": pipeline.fps,
+        "fps_note": (f"videos are written at the model's {pipeline.fps:g} fps; toolkit evaluate resamples them to "
+                     "25 fps where a metric needs it (SyncNet)"),
+        "num_samples": num_samples,
         "inputs": {"dataset": str(dataset) if dataset else None, "split": split if dataset else None,
                    "audio": str(audio) if audio else None, "reference": str(reference) if reference else None},
-        "options": {**options, "pose": pose}, "clips": jobs, "software": software_versions(),
+        "options": {**options, "pose": pose, "num_samples": num_samples}, "clips": jobs,
+        "software": software_versions(),
     })
     kind = "landmark files" if landmarks_only else "videos"
-    print(f"{len(jobs)} {kind} in {out}")
+    print(f"{len(jobs) * num_samples} {kind} ({len(jobs)} clips x {num_samples} samples) at {pipeline.fps:g} fps in {out}")
+
+
+def _stage_config(pipeline, stage: str):
+    """The config a loaded pipeline's `stage` was trained with."""
+    if hasattr(pipeline, "configs"):
+        return pipeline.configs.get(stage)
+    return getattr({"a2l": pipeline.a2l, "l2i": pipeline.l2i}[stage], "config", None)
 
 
 def _sha256(path: Path) -> str:
@@ -110,21 +150,22 @@ def _sha256(path: Path) -> str:
 
 
 def _reference(path: Path, pipeline):
-    from baselines.dreamhead.pipeline import reference_from_file
+    from baselines.reference import reference_from_file
 
-    size = 512 if pipeline.l2i is not None and int(pipeline.l2i.resolution) > 256 else 256
+    image_model = getattr(pipeline, "l2i", None) or getattr(pipeline, "renderer", None)
+    size = 512 if image_model is not None and int(image_model.config["resolution"]) > 256 else 256
     return reference_from_file(path, size=size)
 
 
-def _generate_dataset(pipeline, dataset: Path, split: str, only, pose: str, options: dict, save, quiet: bool,
-                      progress_bar, fail) -> list:
-    """Every clip of `split` (or the `only` ids): P-bar from the speaker's training clips, the first frame with a
-    face as the reference."""
+def _generate_dataset(model: str, pipeline, sampled, dataset: Path, split: str, only, pose: str, options: dict, save,
+                      quiet: bool, progress_bar, fail) -> list:
+    """Every clip of `split` (or the `only` ids): the speaker's means from its training clips (DreamHead: P-bar;
+    MODA: mesh, pose, shoulders), the first frame with a face as the reference."""
     import numpy as np
     from datasets import load_from_disk
 
-    from baselines.dreamhead.a2l_diffusion import speaker_means
-    from baselines.dreamhead.pipeline import reference_from_row
+    from baselines.reference import reference_from_row
+    from baselines.subjects import speaker_means
     from toolkit import media
 
     if not (dataset / "dataset_dict.json").is_file():
@@ -139,7 +180,13 @@ def _generate_dataset(pipeline, dataset: Path, split: str, only, pose: str, opti
         if unknown:
             fail(f"{dataset} [{split}]: no clips {unknown}")
         ids = [i for i in ids if i in set(only)]
-    means = speaker_means(dataset) if "train" in data and len(data["train"]) else {}
+    has_train = "train" in data and len(data["train"]) > 0
+    if model == "moda":
+        from baselines.moda.data import load_clips, subjects
+
+        means = subjects(load_clips(dataset, "train", torso=True)) if has_train else {}
+    else:
+        means = speaker_means(dataset) if has_train else {}
     columns = ["clip_id", "speaker", "fps", "num_frames", "audio", "mel", "landmarks", "canonical_landmarks", "pose"]
     table = rows.select_columns(columns).with_format("numpy")
     done = []
@@ -167,10 +214,12 @@ def _generate_dataset(pipeline, dataset: Path, split: str, only, pose: str, opti
             if pose == "clip":
                 poses = np.asarray(row["pose"], dtype=np.float32).copy()
                 poses[~np.isfinite(poses).all(axis=1)] = ref.pose  # frames without a face keep the reference pose
-            result = pipeline(wav, ref, mean_landmarks=means.get(str(row["speaker"])), poses=poses,
-                              num_frames=int(row["num_frames"]), mel=np.asarray(row["mel"], np.float32),
-                              source=f"{dataset} [{split}] {clip_id}", **options)
-            save(clip_id, result, wav)
+            speaker = means.get(str(row["speaker"]))
+            condition = {"subject": speaker} if model == "moda" else {"mean_landmarks": speaker}
+            results = sampled(wav, ref, poses=poses, num_frames=int(row["num_frames"]),
+                              mel=np.asarray(row["mel"], np.float32), source=f"{dataset} [{split}] {clip_id}",
+                              **condition, **options)
+            save(clip_id, results, wav)
             done.append(clip_id)
             advance(1, info=clip_id)
     return done

@@ -1,6 +1,6 @@
 """Train one stage of a reference model on a preprocessed dataset (checkpoints, --resume, loss.csv / loss.png).
 
-The stage's run folder is RUN_DIR/<stage>/ (so both DreamHead stages share one RUN_DIR, which
+The stage's run folder is RUN_DIR/<stage>/ (so all stages of a model share one RUN_DIR, which
 `toolkit generate --checkpoint RUN_DIR` reads). Several GPUs: run it under `accelerate launch`.
 """
 
@@ -14,11 +14,12 @@ EXAMPLE = (
     "Examples: toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh  |  "
     "toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh --resume --steps 3000  |  "
     "accelerate launch --num_processes 2 $(which toolkit) train dreamhead --stage l2i --config paper "
-    "--dataset data/hdtf --out runs/dh-paper"
+    "--dataset data/hdtf --out runs/dh-paper  |  "
+    "toolkit train moda --stage motion --config tiny --dataset data/sample --out runs/moda"
 )
 
 # model name -> module exposing STAGES, load_config and ConfigError
-MODELS = {"dreamhead": "baselines.dreamhead"}
+MODELS = {"dreamhead": "baselines.dreamhead", "moda": "baselines.moda"}
 
 
 def model_module(name: str):
@@ -31,8 +32,8 @@ def model_module(name: str):
 
 
 def train(
-    model: str = typer.Argument(..., help="Reference model: dreamhead."),
-    stage: str = typer.Option(..., "--stage", help="Stage to train (dreamhead: a2l or l2i)."),
+    model: str = typer.Argument(..., help="Reference model: dreamhead or moda."),
+    stage: str = typer.Option(..., "--stage", help="Stage to train (dreamhead: a2l, l2i; moda: motion, faco, renderer)."),
     config: str = typer.Option("tiny", "--config", help="Config name (tiny, paper) or a YAML file."),
     dataset: Path = typer.Option(..., "--dataset", help="Preprocessed dataset folder (toolkit preprocess --out)."),
     out: Path = typer.Option(..., "--out", help="Run folder; this stage writes RUN_DIR/<stage>/."),

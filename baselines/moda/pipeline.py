@@ -1,0 +1,121 @@
+"""MODA inference: audio + reference face -> motion (stage 1) -> full mesh (stage 2) -> frames (stage 3).
+
+::
+
+    pipeline = MODAPipeline.from_run_dir("runs/moda")        # runs/moda/{motion,faco,renderer}
+    reference = reference_from_file("face.jpg", size=256)     # crop, mesh, pose, canonical mesh
+    samples = pipeline(wav16k, reference, num_samples=2)      # one MODAOutput per t-VAE sample
+
+Steps of :meth:`MODAPipeline.__call__`:
+
+1. the MODA network maps the audio once to lip, eye, head and torso motion around the subject's means,
+   once per sample (different t-VAE draws: different head motion, the same lips);
+2. FaCo-Net composes the full canonical mesh from the lips and eyes;
+3. the head motion places the mesh in the reference crop (:func:`preprocessing.pose.to_frame`);
+4. the renderer draws each frame from the mesh, the shoulder lines, the reference image and the frame's
+   temporal encoding.
+
+The subject's means are the speaker's over its training clips when known (``subject``), else the
+reference's own: its canonical mesh, its pose, and the shoulder points of its frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from baselines.moda.data import Subject
+from baselines.moda.faco_net import FaCoNet
+from baselines.moda.moda_net import MODANet
+from baselines.moda.torso import shoulder_points
+from baselines.reference import Reference
+from preprocessing import pose as pose_fit
+
+
+@dataclasses.dataclass
+class MODAOutput:
+    """One sample. canonical: (T, 478, 3) FaCo-Net's meshes; landmarks: (T, 478, 3) in reference-crop
+    pixels; pose: (T, 7); torso: (T, 18, 3) crop px; frames: (T, S, S, 3) uint8 or None (landmarks only)."""
+
+    canonical: np.ndarray
+    landmarks: np.ndarray
+    pose: np.ndarray
+    torso: np.ndarray
+    frames: np.ndarray | None
+
+
+class MODAPipeline:
+    """The three stages ready for inference (the renderer is optional: landmarks only)."""
+
+    def __init__(self, motion: MODANet, faco: FaCoNet, renderer=None):
+        self.motion, self.faco = motion.eval(), faco.eval()
+        self.renderer = renderer.eval() if renderer is not None else None
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, landmarks_only: bool = False, device: str = "cpu") -> "MODAPipeline":
+        """Load RUN_DIR/motion, RUN_DIR/faco (and RUN_DIR/renderer unless `landmarks_only`), as ``toolkit train``
+        writes them."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir}: no such run folder")
+        for stage in ("motion", "faco") + (() if landmarks_only else ("renderer",)):
+            if not (run_dir / stage).is_dir():
+                raise FileNotFoundError(f"{run_dir / stage}: no MODA {stage} stage in this run folder (train it with "
+                                        f"toolkit train moda --stage {stage} --out {run_dir}"
+                                        + (", or ask for landmarks only)" if stage == "renderer" else ")"))
+        motion = MODANet.from_pretrained(run_dir / "motion", device=device)
+        faco = FaCoNet.from_pretrained(run_dir / "faco", device=device)
+        renderer = None
+        if not landmarks_only:
+            from baselines.moda.renderer import TemporalRenderer
+
+            renderer = TemporalRenderer.from_pretrained(run_dir / "renderer", device=device)
+        return cls(motion, faco, renderer)
+
+    @property
+    def fps(self) -> float:
+        return self.motion.fps
+
+    @property
+    def configs(self) -> dict:
+        return {stage: getattr(model, "config", None) for stage, model in
+                (("motion", self.motion), ("faco", self.faco), ("renderer", self.renderer))}
+
+    def subject_of(self, reference: Reference, subject: Subject | None = None) -> Subject:
+        """The means the motion is generated around: `subject` when given, else the reference's own."""
+        if subject is not None:
+            return subject
+        torso = shoulder_points(reference.frame, reference.landmarks)
+        if not np.isfinite(torso).all():
+            torso = np.zeros_like(torso)
+        return Subject(mesh=reference.canonical, pose=reference.pose, torso=torso)
+
+    def __call__(self, wav: np.ndarray, reference: Reference, *, subject: Subject | None = None,
+                 poses: np.ndarray | None = None, num_frames: int | None = None, mel: np.ndarray | None = None,
+                 num_samples: int = 1, seed: int = 0, source: str = "audio",
+                 landmarks_only: bool = False) -> list[MODAOutput]:
+        """Animate `reference` with 16 kHz float `wav`: `num_samples` samples (see the module docstring).
+
+        `poses`: (T, 7) head poses in the reference crop replacing the generated head motion (e.g. a clip's
+        own); `source` names the audio in errors.
+        """
+        subject = self.subject_of(reference, subject)
+        motions = self.motion.generate(wav, subject, num_frames=num_frames, mel=mel, num_samples=num_samples,
+                                       seed=seed, source=source)
+        outputs = []
+        for motion in motions:
+            canonical = self.faco.compose(motion.lips, motion.eyes, subject.mesh)
+            pose = motion.pose if poses is None else np.asarray(poses[:len(canonical)], np.float32)
+            if len(pose) < len(canonical):
+                raise ValueError(f"{len(pose)} poses for {len(canonical)} frames")
+            landmarks = pose_fit.to_frame(canonical, pose).astype(np.float32)
+            frames = None
+            if not landmarks_only:
+                if self.renderer is None:
+                    raise RuntimeError("this pipeline was loaded without the renderer (landmarks only)")
+                frames = self.renderer.render(reference.frame, landmarks, motion.torso, np.arange(len(canonical)))
+            outputs.append(MODAOutput(canonical=canonical, landmarks=landmarks, pose=pose, torso=motion.torso,
+                                      frames=frames))
+        return outputs

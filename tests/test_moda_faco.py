@@ -1,0 +1,77 @@
+"""MODA stage 2 (baselines/moda/faco_net.py): FaCo-Net composes the full mesh from lips and eyes.
+
+Acceptance (issue 6): trained with the shipped `tiny` config (at most 3 CPU minutes), the full mesh composed
+from the ground-truth lips and eyes of the held-out clips is closer to the ground truth than the
+mean-mesh baseline, on all points and on the points it has to infer (neither lips nor eyes).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from baselines import training
+from baselines.moda import STAGES, load_config
+from baselines.moda.data import load_clips, point_sets, subjects
+from baselines.moda.faco_net import FaCoNet, build_dataset
+
+TRAIN_CPU_SECONDS = 180.0
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def trained(preprocessed_sample, tmp_path_factory) -> FaCoNet:
+    run = tmp_path_factory.mktemp("faco") / "run"
+    started = time.process_time()
+    result = training.train(STAGES["faco"], load_config("tiny", "faco"), preprocessed_sample, run, show_progress=False)
+    cpu = time.process_time() - started
+    print(f"tiny FaCo-Net: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+    assert cpu < TRAIN_CPU_SECONDS
+    header = (run / "loss.csv").read_text().splitlines()[0].split(",")
+    assert {"l1", "g_gan", "d_fake", "d_real"} <= set(header)
+    return FaCoNet.from_pretrained(run)
+
+
+def test_acceptance_beats_the_mean_mesh(trained, preprocessed_sample) -> None:
+    sets = point_sets()
+    means = subjects(load_clips(preprocessed_sample, "train", torso=False))
+    inferred = sorted(set(range(478)) - set(sets["lips"]) - set(sets["eyes"]))
+    for clip in load_clips(preprocessed_sample, "test", torso=False):
+        mean = means[clip.speaker].mesh
+        lips, eyes = clip.canonical[:, sets["lips"]], clip.canonical[:, sets["eyes"]]
+        mesh = trained.compose(lips, eyes, mean)
+        np.testing.assert_array_equal(mesh[:, sets["lips"]], lips)  # the given points are kept
+        ours = np.linalg.norm(mesh - clip.canonical, axis=-1)
+        base = np.linalg.norm(mean - clip.canonical, axis=-1)
+        print(f"{clip.clip_id}: full-mesh error {ours.mean():.3f} vs mean mesh {base.mean():.3f} px; inferred "
+              f"points {ours[:, inferred].mean():.3f} vs {base[:, inferred].mean():.3f}")
+        assert ours.mean() < base.mean()
+        assert ours[:, inferred].mean() < base[:, inferred].mean()
+
+
+def test_generator_and_discriminator_get_only_their_own_gradients(preprocessed_sample) -> None:
+    """The summed loss (baselines/gan.py): G's gradient is that of G's loss alone, D's that of D's loss alone."""
+    config = load_config("tiny", "faco")
+    torch.manual_seed(0)
+    model = FaCoNet(config)
+    batch = torch.utils.data.default_collate([build_dataset(config, preprocessed_sample)[i] for i in range(8)])
+    loss, _ = model.training_loss(batch)
+    loss.backward()
+    combined = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    lips, eyes, full = batch["lips"].flatten(1), batch["eyes"].flatten(1), batch["full"].flatten(1)
+    subject = model.subject_code(batch["mesh"])
+    fake = model.generator(lips, eyes, subject)
+    g_loss = ((model.discriminator(lips, eyes, fake, subject) - 1) ** 2).mean() + 100 * (fake - full).abs().mean()
+    g_grads = torch.autograd.grad(g_loss, list(model.generator.parameters()))
+    for (name, _), grad in zip(model.generator.named_parameters(), g_grads):
+        torch.testing.assert_close(combined[f"generator.{name}"], grad)
+    d_loss = 0.5 * ((model.discriminator(lips, eyes, fake.detach(), subject) ** 2).mean()
+                    + 2 * ((model.discriminator(lips, eyes, full, subject) - 1) ** 2).mean())
+    d_grads = torch.autograd.grad(d_loss, list(model.discriminator.parameters()))
+    for (name, _), grad in zip(model.discriminator.named_parameters(), d_grads):
+        torch.testing.assert_close(combined[f"discriminator.{name}"], grad)
