@@ -101,6 +101,14 @@ def alexnet() -> dict:
     return torchvision.models.alexnet().state_dict()
 
 
+def vgg19() -> dict:
+    """A torchvision VGG19 state dict (features.* and classifier.*, 548 MB) with random weights."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.vgg19().state_dict()
+
+
 def arcface() -> dict:
     from metrics.csim import iresnet100
 

@@ -96,7 +96,7 @@ class WeightFile:
 # --------------------------------------------------------------------------------------------------
 # The table. Sources of the digests:
 #  * fid-inception, syncnet*, fan-*: published sha256 of the upstream files.
-#  * lpips-alexnet: torchvision only publishes the 8-digit prefix in the file name (torch hub checks it).
+#  * lpips-alexnet, vgg19: torchvision only publishes the 8-digit prefix in the file name (torch hub checks it).
 #  * wav2vec2 / hubert: the sha256 Hugging Face shows for the LFS object at the pinned commit.
 #  * arcface-r100: insightface publishes the file only through OneDrive/Baidu folders (no direct link,
 #    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
@@ -170,6 +170,18 @@ REGISTRY: dict[str, WeightFile] = {
             size=None,
             sha256=None,
             sha256_prefix="7be5be79",
+            location="torch_hub",
+            license="BSD-3-Clause (torchvision)",
+        ),
+        WeightFile(
+            name="vgg19",
+            description="torchvision VGG19 (ImageNet); its features up to relu5_1 drive perceptual and style losses",
+            consumer="MODA renderer (VGG19 perceptual and style losses)",
+            url="https://download.pytorch.org/models/vgg19-dcbe5e52.pth",
+            filename="vgg19-dcbe5e52.pth",
+            size=None,
+            sha256=None,
+            sha256_prefix="dcbe5e52",
             location="torch_hub",
             license="BSD-3-Clause (torchvision)",
         ),

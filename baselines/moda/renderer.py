@@ -1,0 +1,636 @@
+"""MODA stage 3: the temporal-guided renderer (papers.md 2.6; the release's ``models/render_model.py``,
+``render_G.py``, ``render_D.py``, ``datasets/render_dataset.py``).
+
+One model per identity turns a drawn face mesh into a photo of that person:
+
+    input (19 channels, images in [-1, 1], at ``resolution``):
+        the conditioning image (3): the 478-point mesh drawn by :func:`baselines.mesh_render.render_mesh`
+            with the 18 shoulder points (:mod:`baselines.moda.torso`) drawn on it as two white polylines;
+        the reference image (3): a frame of the same person (identity, background, clothes);
+        the temporal positional encoding, TPE (13): :func:`temporal_encoding` of the frame index, which
+            lets the network keep what the mesh does not say (hair, wrinkles, light) tied to time.
+    generator: :class:`ResUNetGenerator` (the release's ``RenderGenerator_normal``) -> the frame, tanh.
+    discriminator: :class:`MultiscalePatchGAN` (pix2pixHD's), conditional: it sees the generator's whole
+        input next to the real or generated frame (22 channels, as ``render_D.py`` builds it).
+
+Losses (``loss`` section; the release's ``calculate_loss`` / ``backward_D``):
+
+    G = gan * LSGAN + l1 * L1 + vgg * VGG19 perceptual + style * Gram style + fm * feature matching
+        (+ mouth_l1 * L1 inside the dilated mouth polygon, an addition of this toolkit, off in `paper`)
+    D = 0.666 * LSGAN(real -> 1) + 0.334 * LSGAN(fake -> 0)
+
+One optimizer, one backward. The shared loop (:mod:`baselines.training`) has one AdamW over
+``model.parameters()`` and one backward per step, so G and D are trained *simultaneously* rather than
+alternately as in the release (D step, then G step against the updated D). :meth:`TemporalRenderer.
+training_loss` returns G + D, built so that each term reaches only its own network:
+
+* the G terms that run the discriminator (adversarial, feature matching) call it through
+  ``torch.func.functional_call`` with *detached* copies of D's parameters: gradients flow through D into
+  the generated frame, never into D's weights;
+* the D terms see the *detached* generated frame: gradients reach D's weights, never the generator.
+
+So one backward gives G the gradient of the G loss and D the gradient of the D loss, exactly as two
+separate backwards would; only the ordering differs (both updates use the discriminator of the step's
+start). The global gradient-norm clip of the loop (``training.grad_clip``) sees both networks at once;
+both configs turn it off, as the release does not clip.
+
+Where this module departs from the release, and why:
+
+* D uses InstanceNorm (pix2pixHD's default), not the release's BatchNorm: D runs three times per step
+  on differently distributed inputs (real, fake, fake again), and BatchNorm would mix their statistics
+  and update its running averages on each call.
+* The VGG19 input is ImageNet-normalised, as torchvision's weights expect (the release feeds [-1, 1]
+  images as they are); the Gram matrix is per image and normalised by C*H*W (the release builds one
+  Gram over the whole batch, cross-image products included), times the release's constant
+  :data:`STYLE_GRAM_SCALE`.
+* No data augmentation (the release's optional ``use_da``: a random crop of up to 25 px and a rotation
+  of up to 15 degrees), and every scale of D has ``ndf`` channels (the release's ``min(64, ndf * 2**k)``
+  is ``ndf`` for its ndf = 64).
+* The temporal split of each clip and the item's frame index replace the release's per-identity frame
+  list, and the reference is a frame of the clip (the release: a fixed "candidate" image).
+
+Kept from the release where pix2pixHD differs: every VGG layer weighs 1.0 (pix2pixHD: 1/32 .. 1);
+feature matching includes D's last (prediction) layer; the TPE has no factor pi (see
+:func:`temporal_encoding`).
+
+Data: one identity (``data.speaker``) of the train split, every clip decoded once and kept in memory at
+``resolution`` (:class:`RendererFrames`). Each clip is split in time as in MODA's data preparation
+(``--train_val_rate 0.8``): the first 80% of its frames train, the last 20% are the validation frames.
+Frames without a face are left out.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines import checkpoint
+from baselines.mesh_render import render_mesh
+from baselines.moda.torso import clip_torso, draw_shoulders
+
+MODEL_NAME = "moda"
+STAGE = "renderer"
+SKIP_PREFIXES = ("vgg.",)  # the frozen VGG19 comes from the weights registry, never from checkpoints
+VGG_WEIGHTS = "vgg19"  # registry entry (toolkit/weights.py)
+
+# Temporal positional encoding (the release's RenderDataset.positional_encoding, nerf-pytorch's form):
+# x = TPE_OFFSET + frame_index / TPE_TIME_SCALE, encoded as [x, sin(2^k x), cos(2^k x) for k < frequencies].
+TPE_TIME_SCALE = 1000.0  # the release's temporal_encoding_param
+TPE_OFFSET = 1.0  # the release builds x as np.ones(...) + t
+TPE_FREQUENCIES = 6  # num_encoding_functions; with include_input: 1 + 2 * 6 = 13 channels
+
+# MODA's mouth weight mask (data_prepare step 7): the mouth-outer polygon, dilated by 45 x 45 at 512 px.
+MOUTH_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+MOUTH_DILATION = 45 / 512  # dilation square side as a fraction of the image side
+
+IMAGE_CHANNELS = 3
+D_REAL_WEIGHT = 0.666  # the release's lambda_real: D = 0.666 real + 0.334 fake
+STYLE_GRAM_SCALE = 3e7  # the release's StyleLoss multiplies the Gram MSE by 30 000 000
+VGG_TAPS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19().features
+VGG_LAYER_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0)  # the release's VGGLoss.weights (pix2pixHD: 1/32, 1/16, 1/8, 1/4, 1)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INIT_STD = 0.02  # the release's init_net(init_type="normal", init_gain=0.02)
+LEAKY_SLOPE = 0.2  # PatchGAN's LeakyReLU
+D_KERNEL, D_PADDING = 4, 2  # pix2pixHD's PatchGAN: 4 x 4 kernels, padding ceil(3 / 2)
+D_MAX_CHANNELS = 512  # PatchGAN's channel cap
+EXTRA_TERMS = ("g_gan", "l1", "mouth_l1", "vgg", "style", "fm", "d_real", "d_fake")
+
+# Every key a stage config must have (the shipped configs say why each value was chosen).
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "draw": ("tessellation", "thickness", "antialias", "shoulder_thickness"),
+    "tpe": ("frequencies",),
+    "generator": ("ngf", "n_downsample", "max_channels"),
+    "discriminator": ("num_D", "n_layers", "ndf"),
+    "loss": ("gan", "l1", "mouth_l1", "vgg", "style", "fm"),
+    "data": ("speaker", "train_fraction", "reference"),
+    "inference": ("batch_size",),
+}
+
+
+# ---------------------------------------------------------------------------------------- inputs
+def temporal_encoding(frame_index: Any, size: int, frequencies: int = TPE_FREQUENCIES) -> torch.Tensor:
+    """MODA's TPE of frame index(es), broadcast to `size` x `size`: (1 + 2F, S, S), or (N, 1 + 2F, S, S)
+    for N indices.
+
+    x = 1 + frame_index / 1000; channels [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(F-1) x), cos(2^(F-1) x)].
+    The frequencies are log-spaced 2^0 .. 2^(F-1) without a factor pi: the release copies nerf-pytorch's
+    ``positional_encoding`` (log_sampling), whose bands are 2^k (the NeRF paper's are 2^k pi). The offset
+    1 is the release's too (it adds t to an image of ones); it only shifts the phases.
+    """
+    index = torch.as_tensor(frame_index, dtype=torch.float64)
+    single = index.ndim == 0
+    x = TPE_OFFSET + index.reshape(-1) / TPE_TIME_SCALE
+    bands = 2.0 ** torch.arange(frequencies, dtype=torch.float64)
+    angles = x[:, None] * bands[None]  # (N, F)
+    channels = [x[:, None]]
+    for k in range(frequencies):
+        channels += [torch.sin(angles[:, k : k + 1]), torch.cos(angles[:, k : k + 1])]
+    values = torch.cat(channels, 1).float()  # (N, 1 + 2F)
+    out = values[:, :, None, None].expand(-1, -1, size, size)
+    return out[0] if single else out
+
+
+def tpe_channels(frequencies: int = TPE_FREQUENCIES) -> int:
+    return 1 + 2 * frequencies
+
+
+def draw_condition(landmarks: np.ndarray, torso: np.ndarray | None, size: int, draw: dict) -> np.ndarray:
+    """The conditioning image (S, S, 3) uint8: the mesh (478, 2|3) and the shoulder polylines (18, 2|3),
+    both in pixels of the S-pixel image."""
+    image = render_mesh(landmarks, size, tessellation=bool(draw["tessellation"]), thickness=int(draw["thickness"]),
+                        antialias=bool(draw["antialias"]))
+    if torso is not None:
+        draw_shoulders(image, torso, 1.0, (255, 255, 255), int(draw["shoulder_thickness"]))
+    return image
+
+
+def mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """MODA's mouth weight mask (S, S) uint8 in {0, 1}: the mouth-outer polygon of the mesh (478, 2|3, in
+    pixels of the S-pixel image) filled, then dilated by a square of 45/512 of the image side (odd)."""
+    mask = np.zeros((size, size), np.uint8)
+    points = np.asarray(landmarks, dtype=np.float64)[list(MOUTH_OUTER), :2]
+    if not np.isfinite(points).all():
+        return mask
+    fixed = np.round((points - 0.5) * 16).astype(np.int32)  # pixel centres at +0.5, 4 fractional bits
+    cv2.fillPoly(mask, [fixed], 1, cv2.LINE_8, 4)
+    side = 2 * int(round(MOUTH_DILATION * size / 2)) + 1  # 45 at 512, 7 at 64: odd, so centred
+    return cv2.dilate(mask, np.ones((side, side), np.uint8))
+
+
+def images_to_model(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [-1, 1] (antialiased resize when needed)."""
+    x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def model_to_images(x: torch.Tensor) -> torch.Tensor:
+    """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+
+
+# ------------------------------------------------------------------------------------- generator
+class _ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the input, then ReLU (the release's ResidualBlock)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.block(x))
+
+
+class _Level(nn.Module):
+    """One ResUNet level (the release's ResUnetSkipConnectionBlock_small): down (3x3 stride-2 conv, BN, ReLU,
+    residual block), the inner levels, up (nearest x2, 3x3 conv, BN, ReLU, residual block); the output is
+    the input concatenated with the up path (the skip connection), except at the outermost level."""
+
+    def __init__(self, outer: int, inner: int, in_channels: int | None = None, inner_level: "_Level | None" = None,
+                 outermost: bool = False):
+        super().__init__()
+        in_channels = outer if in_channels is None else in_channels
+        innermost = inner_level is None
+        self.outermost = outermost
+        down: list[nn.Module] = [nn.Conv2d(in_channels, inner, 3, 2, 1, bias=False)]
+        if not (outermost or innermost):  # the release normalises neither the first nor the last down conv
+            down.append(nn.BatchNorm2d(inner))
+        down += [nn.ReLU(inplace=True), _ResidualBlock(inner)]
+        up_in = inner if innermost else 2 * inner  # inner levels return [x, up(x)]
+        up: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest"),
+                               nn.Conv2d(up_in, outer, 3, 1, 1, bias=False)]
+        if not outermost:  # the outermost up conv goes straight to tanh
+            up += [nn.BatchNorm2d(outer), nn.ReLU(inplace=True), _ResidualBlock(outer)]
+        self.model = nn.Sequential(*down, *([inner_level] if inner_level is not None else []), *up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class ResUNetGenerator(nn.Module):
+    """MODA's RenderGenerator_normal: a ResUNet of `n_downsample` levels with min(ngf * 2^k, max_channels)
+    channels at level k (the release: ngf, 2, 4, 8 ngf, then 8 ngf), BatchNorm, ReLU, tanh output."""
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int, n_downsample: int, max_channels: int):
+        super().__init__()
+        if n_downsample < 2:
+            raise ValueError(f"generator.n_downsample must be >= 2, got {n_downsample}")
+        widths = [min(ngf * 2**k, max_channels) for k in range(n_downsample)]
+        level = None
+        for k in reversed(range(1, n_downsample)):  # built from the innermost level outwards
+            level = _Level(widths[k - 1], widths[k], inner_level=level)
+        self.model = _Level(out_channels, widths[0], in_channels=in_channels, inner_level=level, outermost=True)
+        self.widths = widths
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.model(x))
+
+
+# --------------------------------------------------------------------------------- discriminator
+class PatchGAN(nn.Module):
+    """pix2pixHD's NLayerDiscriminator with InstanceNorm; ``forward`` returns every layer's output (the
+    last is the patch prediction), for feature matching."""
+
+    def __init__(self, in_channels: int, ndf: int, n_layers: int):
+        super().__init__()
+        layers = [nn.Sequential(nn.Conv2d(in_channels, ndf, D_KERNEL, 2, D_PADDING), nn.LeakyReLU(LEAKY_SLOPE, True))]
+        channels = ndf
+        for n in range(1, n_layers + 1):  # n_layers - 1 stride-2 layers, then one stride-1 layer
+            previous, channels = channels, min(channels * 2, D_MAX_CHANNELS)
+            layers.append(nn.Sequential(nn.Conv2d(previous, channels, D_KERNEL, 2 if n < n_layers else 1, D_PADDING),
+                                        nn.InstanceNorm2d(channels), nn.LeakyReLU(LEAKY_SLOPE, True)))
+        layers.append(nn.Sequential(nn.Conv2d(channels, 1, D_KERNEL, 1, D_PADDING)))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return features
+
+
+class MultiscalePatchGAN(nn.Module):
+    """`num_D` PatchGANs on the input at 1x, 1/2, 1/4 ... scale (3x3 average pooling, stride 2)."""
+
+    def __init__(self, in_channels: int, ndf: int, n_layers: int, num_D: int):
+        super().__init__()
+        self.nets = nn.ModuleList(PatchGAN(in_channels, ndf, n_layers) for _ in range(num_D))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        out = []
+        for k, net in enumerate(self.nets):
+            if k:
+                x = self.downsample(x)
+            out.append(net(x))
+        return out
+
+
+# ------------------------------------------------------------------------------------------ VGG
+class VGG19Features(nn.Module):
+    """Frozen torchvision VGG19 ``features`` up to relu5_1, on ImageNet-normalised input; ``forward`` on
+    images in [-1, 1] returns the activations at :data:`VGG_TAPS`."""
+
+    def __init__(self):
+        super().__init__()
+        import torchvision
+
+        self.features = torchvision.models.vgg19().features[: VGG_TAPS[-1] + 1]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @classmethod
+    def from_registry(cls, name: str = VGG_WEIGHTS) -> "VGG19Features":
+        """Load registry entry `name` (verified, ``torch.load(weights_only=True)``); a missing file raises
+        WeightsMissingError naming ``toolkit weights fetch vgg19``."""
+        from toolkit import weights
+
+        state = weights.load_torch(name)  # require() (missing / corrupt errors), then weights_only load
+        net = cls()
+        keep = {f"features.{k}" for k in net.features.state_dict()}
+        trunk = {k[len("features."):]: v for k, v in state.items() if k in keep}
+        try:
+            net.features.load_state_dict(trunk, strict=True)
+        except RuntimeError as err:
+            raise weights.WeightsCorruptError(f"{weights.weights_file(name)} is not a torchvision VGG19 "
+                                              f"checkpoint: {str(err).splitlines()[0]}") from None
+        return net
+
+    def train(self, mode: bool = True) -> "VGG19Features":
+        return super().train(False)  # frozen: always in inference mode
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = ((x + 1) / 2 - self.mean) / self.std
+        taps = []
+        for index, layer in enumerate(self.features):
+            h = layer(h)
+            if index in VGG_TAPS:
+                taps.append(h)
+        return taps
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Per-image Gram matrices (N, C, C) of (N, C, H, W) features, normalised by C * H * W."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+# ------------------------------------------------------------------------------------------ model
+class TemporalRenderer(nn.Module):
+    """MODA's renderer: :attr:`generator` (used at inference), :attr:`discriminator` (training only),
+    and, when the perceptual or style loss is on, the frozen :attr:`vgg`."""
+
+    def __init__(self, config: dict, vgg: VGG19Features | None = None):
+        super().__init__()
+        _validate(config)
+        self.config = config
+        self.resolution = int(config["resolution"])
+        self.frequencies = int(config["tpe"]["frequencies"])
+        self.in_channels = 2 * IMAGE_CHANNELS + tpe_channels(self.frequencies)
+        g, d = config["generator"], config["discriminator"]
+        self.generator = ResUNetGenerator(self.in_channels, IMAGE_CHANNELS, int(g["ngf"]), int(g["n_downsample"]),
+                                          int(g["max_channels"]))
+        # Conditional D (render_D.py): the generator's whole input next to the frame.
+        self.discriminator = MultiscalePatchGAN(self.in_channels + IMAGE_CHANNELS, int(d["ndf"]), int(d["n_layers"]),
+                                                int(d["num_D"]))
+        _init_weights(self.generator), _init_weights(self.discriminator)
+        self.vgg = vgg
+
+    # ---------------------------------------------------------------------------- construction
+    @classmethod
+    def from_config(cls, config: dict) -> "TemporalRenderer":
+        """Build from a stage config; loads VGG19 from the weights registry when loss.vgg or loss.style > 0."""
+        config = copy.deepcopy(config)
+        _validate(config)
+        loss = config["loss"]
+        vgg = VGG19Features.from_registry() if float(loss["vgg"]) > 0 or float(loss["style"]) > 0 else None
+        return cls(config, vgg)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` (generator and discriminator; not VGG19) and ``config.yaml``."""
+        return checkpoint.save(directory, self, self.config, MODEL_NAME, STAGE, skip_prefixes=SKIP_PREFIXES)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TemporalRenderer":
+        """Load a folder written by :meth:`save_pretrained` (or a training run folder); CheckpointError when
+        it is not a MODA renderer or its weights do not fit its config."""
+        config = checkpoint.read_config(directory, MODEL_NAME, STAGE)
+        try:
+            _validate(config)
+        except ValueError as exc:
+            raise checkpoint.CheckpointError(f"{Path(directory) / checkpoint.CONFIG_NAME}: {exc}") from exc
+        model = cls.from_config(config)  # a missing VGG19 file raises the registry's WeightsMissingError
+        return checkpoint.load_weights(directory, model, MODEL_NAME, STAGE, skip_prefixes=SKIP_PREFIXES, device=device)
+
+    def train(self, mode: bool = True) -> "TemporalRenderer":
+        super().train(mode)
+        if self.vgg is not None:
+            self.vgg.eval()
+        return self
+
+    # ---------------------------------------------------------------------------- forward
+    def inputs(self, condition: torch.Tensor, reference: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        """The generator input (N, 19, R, R) from uint8 (N, R, R, 3) conditioning and reference images."""
+        device = next(self.generator.parameters()).device
+        size = self.resolution
+        tpe = temporal_encoding(frame_index.reshape(-1).cpu(), size, self.frequencies)
+        return torch.cat([images_to_model(condition.to(device), size), images_to_model(reference.to(device), size),
+                          tpe.to(device)], 1)
+
+    def training_loss(self, batch: dict,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """G loss + D loss of one batch (see the module docstring: one backward trains both).
+
+        ``batch``: default-collated :class:`RendererFrames` items: ``frame``, ``condition``, ``reference``
+        (B, R, R, 3) uint8, ``frame_index`` (B,), ``mouth`` (B, R, R) uint8. `generator` is not used: nothing
+        here is random.
+        """
+        w = self.config["loss"]
+        device = next(self.generator.parameters()).device
+        x = self.inputs(batch["condition"], batch["reference"], batch["frame_index"])
+        real = images_to_model(batch["frame"].to(device), self.resolution)
+        fake = self.generator(x)
+        num_d = len(self.discriminator.nets)
+        n_layers = len(self.discriminator.nets[0].layers) - 2
+
+        # D: real and the detached fake through D's own parameters (gradients reach D only).
+        pred_real = self.discriminator(torch.cat([x, real], 1))
+        pred_fake_d = self.discriminator(torch.cat([x, fake.detach()], 1))
+        d_real = sum(F.mse_loss(p[-1], torch.ones_like(p[-1])) for p in pred_real)
+        d_fake = sum(F.mse_loss(p[-1], torch.zeros_like(p[-1])) for p in pred_fake_d)
+        loss_d = D_REAL_WEIGHT * d_real + (1 - D_REAL_WEIGHT) * d_fake
+
+        # G: the fake through detached copies of D's parameters (gradients reach G only).
+        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        pred_fake = torch.func.functional_call(self.discriminator, frozen, (torch.cat([x, fake], 1),))
+        g_gan = float(w["gan"]) * sum(F.mse_loss(p[-1], torch.ones_like(p[-1])) for p in pred_fake)
+        fm = fake.new_zeros(())
+        if float(w["fm"]) > 0:  # all layers incl. the prediction (the release); 4/(n_layers+1) each, 1/num_D per scale
+            per_layer = 4.0 / (n_layers + 1) / num_d
+            fm = float(w["fm"]) * per_layer * sum(F.l1_loss(f, r.detach()) for pf, pr in zip(pred_fake, pred_real)
+                                                  for f, r in zip(pf, pr))
+        l1 = float(w["l1"]) * F.l1_loss(fake, real)
+        mouth_l1 = fake.new_zeros(())
+        if float(w["mouth_l1"]) > 0:  # mean absolute error over the mouth pixels only
+            mask = batch["mouth"].to(device).float()[:, None]
+            error = ((fake - real).abs() * mask).sum() / (mask.sum() * IMAGE_CHANNELS).clamp(min=1)
+            mouth_l1 = float(w["mouth_l1"]) * error
+        vgg = style = fake.new_zeros(())
+        if self.vgg is not None:
+            with torch.no_grad():
+                target = self.vgg(real)
+            taps = self.vgg(fake)
+            vgg = float(w["vgg"]) * sum(k * F.l1_loss(f, t) for k, f, t in zip(VGG_LAYER_WEIGHTS, taps, target))
+            if float(w["style"]) > 0:
+                style = float(w["style"]) * STYLE_GRAM_SCALE * sum(
+                    k * F.mse_loss(gram(f.float()), gram(t.float()))
+                    for k, f, t in zip(VGG_LAYER_WEIGHTS, taps, target))
+        loss_g = g_gan + l1 + mouth_l1 + vgg + style + fm
+        terms = {"g_gan": g_gan, "l1": l1, "mouth_l1": mouth_l1, "vgg": vgg, "style": style, "fm": fm,
+                 "d_real": d_real, "d_fake": d_fake}
+        return loss_g + loss_d, {k: float(v.detach()) for k, v in terms.items()}
+
+    # ---------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def render(self, reference_frame: np.ndarray, landmarks: np.ndarray, torso: np.ndarray | None,
+               frame_indices: Any, batch_size: int | None = None) -> np.ndarray:
+        """Frames (T, S, S, 3) uint8 of the reference's person with the given meshes.
+
+        Args:
+            reference_frame: (S, S, 3) uint8 RGB crop: identity, background, clothes.
+            landmarks: (T, 478, 2|3) MediaPipe meshes in pixels of the reference crop.
+            torso: (T, 18, 2|3) shoulder points in the same pixels (:mod:`baselines.moda.torso`), or None.
+            frame_indices: (T,) frame indices for the temporal encoding (as in training: the index in the clip).
+            batch_size: frames per generator pass (default ``inference.batch_size``).
+        """
+        frame = np.asarray(reference_frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] != frame.shape[1]:
+            raise ValueError("reference_frame must be a square RGB uint8 image (S, S, 3), "
+                             f"got {frame.dtype} {frame.shape}")
+        meshes = np.asarray(landmarks, dtype=np.float64)
+        if meshes.ndim != 3 or meshes.shape[1] != 478 or meshes.shape[2] not in (2, 3):
+            raise ValueError(f"landmarks must be (T, 478, 2|3) in pixels, got {meshes.shape}")
+        count = len(meshes)
+        shoulders = None if torso is None else np.asarray(torso, dtype=np.float64)
+        if shoulders is not None and (shoulders.ndim != 3 or shoulders.shape[:2] != (count, 18)):
+            raise ValueError(f"torso must be (T, 18, 2|3) with T = {count}, got {shoulders.shape}")
+        indices = torch.as_tensor(np.asarray(frame_indices)).reshape(-1)
+        if len(indices) != count:
+            raise ValueError(f"frame_indices must have one index per mesh ({count}), got {len(indices)}")
+        size, res = frame.shape[0], self.resolution
+        scale = res / size
+        batch_size = int(batch_size or self.config["inference"]["batch_size"])
+        was_training = self.training
+        self.eval()
+        try:
+            reference = torch.from_numpy(frame)[None]
+            out = []
+            for start in range(0, count, batch_size):
+                stop = min(count, start + batch_size)
+                conditions = np.stack([
+                    draw_condition(meshes[t, :, :2] * scale, None if shoulders is None else shoulders[t, :, :2] * scale,
+                                   res, self.config["draw"]) for t in range(start, stop)])
+                x = self.inputs(torch.from_numpy(conditions), reference.expand(stop - start, -1, -1, -1),
+                                indices[start:stop])
+                images = self.generator(x)
+                if size != res:
+                    images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False,
+                                           antialias=size < res)
+                out.append(model_to_images(images).cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros((0, size, size, 3), np.uint8)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """The release's init_net("normal", 0.02): conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, INIT_STD)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, INIT_STD)
+            nn.init.zeros_(m.bias)
+
+
+def _validate(config: dict) -> None:
+    """Raise ValueError naming the first problem: another model or stage, a missing or unknown key."""
+    if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
+        raise ValueError(f"this is a config for model {config.get('model')!r} stage {config.get('stage')!r}, "
+                         f"not {MODEL_NAME!r} stage {STAGE!r}")
+    for key in ("resolution", *SCHEMA):
+        if key not in config:
+            raise ValueError(f"the renderer config lacks {key!r} (see baselines/moda/configs/tiny/renderer.yaml)")
+    for section, keys in SCHEMA.items():
+        given = config[section]
+        if not isinstance(given, dict):
+            raise ValueError(f"renderer config: {section!r} must be a mapping, got {given!r}")
+        missing, unknown = sorted(set(keys) - set(given)), sorted(set(given) - set(keys))
+        if missing or unknown:
+            raise ValueError(f"renderer config section {section!r}: missing keys {missing}, unknown keys {unknown}")
+    levels = int(config["generator"]["n_downsample"])
+    if int(config["resolution"]) % 2**levels:
+        raise ValueError(f"resolution {config['resolution']} must be divisible by "
+                         f"2^generator.n_downsample = {2**levels}")
+    if config["data"]["reference"] not in ("first", "random"):
+        raise ValueError(f"data.reference must be 'first' or 'random', got {config['data']['reference']!r}")
+    if not 0 < float(config["data"]["train_fraction"]) < 1:
+        raise ValueError(f"data.train_fraction must be in (0, 1), got {config['data']['train_fraction']}")
+
+
+# ------------------------------------------------------------------------------------------ data
+class RendererFrames(torch.utils.data.Dataset):
+    """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (None:
+    the first speaker in sorted order), decoded once and kept in memory at ``resolution``.
+
+    Each clip's first ``data.train_fraction`` of frames (rounded down) are the ``"train"`` frames, the
+    rest the ``"validation"`` frames; frames without a face are left out of both. Items: ``frame``,
+    ``condition`` (the drawn mesh + shoulders), ``reference`` (R, R, 3) uint8, ``mouth`` (R, R) uint8 mask,
+    ``frame_index`` (the index in the clip), ``clip`` (the clip's position in :attr:`clips`). The reference
+    is a frame of the clip's training part: the first with a face (``data.reference: first``) or one
+    drawn from (seed, item index), so an index always gives the same item.
+
+    :attr:`clips` holds per clip ``clip_id``, ``frames`` (T, R, R, 3) uint8, ``landmarks`` (T, 478, 3) and
+    ``torso`` (T, 18, 3) in model pixels, ``train`` and ``validation`` (frame indices with a face) and
+    ``reference`` (the first training frame with a face).
+    """
+
+    def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
+        from datasets import load_from_disk
+
+        from toolkit import media
+
+        if split not in ("train", "validation"):
+            raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+        _validate(config)
+        self.config, self.split = config, split
+        self.size = size = int(config["resolution"])
+        self.seed = int(config.get("seed", 0))
+        data = config["data"]
+        rows = load_from_disk(str(dataset_dir))["train"]
+        speakers = list(rows["speaker"])
+        self.speaker = data["speaker"] if data["speaker"] is not None else sorted(set(speakers))[0]
+        if self.speaker not in speakers:
+            raise ValueError(f"{dataset_dir}: data.speaker {self.speaker!r} has no clip in the train split; "
+                             f"speakers: {sorted(set(speakers))}")
+        picked = [i for i, s in enumerate(speakers) if s == self.speaker]
+        all_ids = list(rows["clip_id"])
+        clip_ids = [all_ids[i] for i in picked]
+        torso = clip_torso(dataset_dir, "train", clip_ids)
+        arrays = rows.select_columns(["video", "landmarks"]).with_format("numpy")
+        self.clips: list[dict] = []
+        self.index: list[tuple[int, int]] = []
+        for row, clip_id in zip(picked, clip_ids):
+            item = arrays[row]
+            with tempfile.TemporaryDirectory() as tmp:
+                video = Path(tmp) / "clip.mp4"
+                video.write_bytes(item["video"])
+                with media.VideoReader(video, fps=None, threads=1) as reader:
+                    frames = reader.read_all()
+            height, width = frames.shape[1:3]
+            factor = np.array([size / width, size / height, size / width])
+            landmarks = np.asarray(item["landmarks"], dtype=np.float64) * factor
+            points = np.asarray(torso[clip_id], dtype=np.float64) * factor
+            resized = torch.cat([model_to_images(images_to_model(torch.from_numpy(frames[s : s + 64]), size))
+                                 for s in range(0, len(frames), 64)]).numpy()
+            good = np.isfinite(landmarks[..., :2]).all(axis=(1, 2)) & np.isfinite(points[..., :2]).all(axis=(1, 2))
+            cut = int(len(frames) * float(data["train_fraction"]))
+            train = [t for t in range(cut) if good[t]]
+            validation = [t for t in range(cut, len(frames)) if good[t]]
+            if not train:
+                continue  # no face in the training part: nothing to take a reference from
+            clip = {"clip_id": clip_id, "frames": resized, "landmarks": landmarks, "torso": points,
+                    "train": train, "validation": validation, "reference": train[0]}
+            self.index += [(len(self.clips), t) for t in (train if split == "train" else validation)]
+            self.clips.append(clip)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def reference_of(self, i: int) -> int:
+        """The reference frame (index in its clip) of item `i`."""
+        clip = self.clips[self.index[i][0]]
+        if self.config["data"]["reference"] == "first":
+            return clip["reference"]
+        from baselines.training import derive_seed
+
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, i))
+        return clip["train"][int(torch.randint(len(clip["train"]), (1,), generator=generator))]
+
+    def __getitem__(self, i: int) -> dict:
+        c, t = self.index[i]
+        clip = self.clips[c]
+        landmarks = clip["landmarks"][t]
+        return {
+            "frame": torch.from_numpy(clip["frames"][t]),
+            "condition": torch.from_numpy(draw_condition(landmarks[:, :2], clip["torso"][t, :, :2], self.size,
+                                                         self.config["draw"])),
+            "reference": torch.from_numpy(clip["frames"][self.reference_of(i)]),
+            "mouth": torch.from_numpy(mouth_mask(landmarks, self.size)),
+            "frame_index": t,
+            "clip": c,
+        }
+
+
+def build_dataset(config: dict, dataset_dir: str | Path) -> RendererFrames:
+    """The renderer's training set (the ``"train"`` frames of :class:`RendererFrames`), as the generic
+    trainer (:func:`baselines.training.train`) expects."""
+    return RendererFrames(config, dataset_dir, split="train")
