@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SAMPLE_OUT ?= outputs/sample
+DEMO_OUT ?= outputs/reproduce/sample
 
 .PHONY: demo test env clean
 
@@ -17,8 +17,10 @@ $(VENV)/.installed: requirements.lock.txt pyproject.toml
 
 env: $(VENV)/.installed
 
+# The whole chain on the built-in sample: preprocess, train both models (tiny configs), generate, score every
+# row (with ground truth and the floor baselines), print the leaderboard. Finished steps are reused.
 demo: env
-	$(BIN)/toolkit sample --out $(SAMPLE_OUT)
+	$(BIN)/toolkit reproduce sample --work $(DEMO_OUT)
 
 test: env
 	$(BIN)/python -m pytest tests

@@ -67,3 +67,50 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class TinyRuns:
+    """Every stage of both reference models, trained with its tiny config exactly as shipped on
+    `preprocessed_sample`, each at most once per session (on first request, with one torch thread).
+
+    Run folders are laid out as ``toolkit train`` writes them, ``root/<model>/<stage>/``, so a model's
+    folder works with ``toolkit generate --checkpoint`` and ``toolkit reproduce``. The acceptance tests of
+    each stage and the reproduce test share them: the training they check is the training `reproduce
+    sample` does.
+    """
+
+    def __init__(self, root: Path, dataset: Path):
+        self.root, self.dataset = root, dataset
+        self.trained: dict[tuple[str, str], tuple[Path, object, float]] = {}
+
+    def run_dir(self, model: str) -> Path:
+        return self.root / model
+
+    def stage(self, model: str, stage: str):
+        """(run folder, TrainResult, CPU seconds the training took) of `model`'s `stage`."""
+        import importlib
+        import time
+
+        import torch
+
+        from baselines import training
+
+        if (model, stage) not in self.trained:
+            package = importlib.import_module(f"baselines.{model}")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                started = time.process_time()
+                result = training.train(package.STAGES[stage], package.load_config("tiny", stage), self.dataset,
+                                        self.root / model / stage, show_progress=False)
+                cpu = time.process_time() - started
+            finally:
+                torch.set_num_threads(threads)
+            print(f"tiny {model} {stage}: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+            self.trained[(model, stage)] = (self.root / model / stage, result, cpu)
+        return self.trained[(model, stage)]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(preprocessed_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
+    return TinyRuns(tmp_path_factory.mktemp("tiny_runs"), preprocessed_sample)

@@ -10,7 +10,6 @@ generated mouth opening correlates with the ground truth at r >= 0.5 on every cl
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pytest
@@ -35,13 +34,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained(preprocessed_sample, tmp_path_factory) -> A2LDiffusion:
-    """The tiny config exactly as shipped, trained on the sample's train split."""
-    run = tmp_path_factory.mktemp("a2l") / "run"
-    started = time.process_time()
-    result = training.train(STAGES["a2l"], load_config("tiny", "a2l"), preprocessed_sample, run, show_progress=False)
-    cpu = time.process_time() - started
-    print(f"tiny A2L: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+def trained(tiny_runs) -> A2LDiffusion:
+    """The tiny config exactly as shipped, trained on the sample's train split (tests/conftest.py)."""
+    run, _, cpu = tiny_runs.stage("dreamhead", "a2l")
     assert cpu < TRAIN_CPU_SECONDS
     return A2LDiffusion.from_pretrained(run)
 

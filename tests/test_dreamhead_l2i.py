@@ -12,7 +12,6 @@ averaged over the evaluated frames (every 4th frame after the reference).
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from datasets import load_from_disk
 from safetensors import safe_open
 
 from baselines import training
-from baselines.dreamhead import STAGES, load_config
+from baselines.dreamhead import load_config
 from baselines.dreamhead.l2i_diffusion import CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, training_dataset
 from preprocessing.windows import TalkingHeadWindows
 from toolkit import face_mesh
@@ -37,13 +36,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained(preprocessed_sample, tmp_path_factory) -> L2IDiffusion:
-    """The tiny config exactly as shipped, trained on the sample's train split with the generic trainer."""
-    run = tmp_path_factory.mktemp("l2i") / "run"
-    started = time.process_time()
-    result = training.train(STAGES["l2i"], load_config("tiny", "l2i"), preprocessed_sample, run, show_progress=False)
-    cpu = time.process_time() - started
-    print(f"tiny L2I: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+def trained(tiny_runs) -> L2IDiffusion:
+    """The tiny config exactly as shipped, trained on the sample's train split with the generic trainer
+    (tests/conftest.py)."""
+    run, _, cpu = tiny_runs.stage("dreamhead", "l2i")
     assert cpu < TRAIN_CPU_SECONDS
     return L2IDiffusion.from_pretrained(run).eval()
 

@@ -7,14 +7,12 @@ mean-mesh baseline, on all points and on the points it has to infer (neither lip
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from baselines import training
-from baselines.moda import STAGES, load_config
+from baselines.moda import load_config
 from baselines.moda.data import load_clips, point_sets, subjects
 from baselines.moda.faco_net import FaCoNet, build_dataset
 
@@ -24,12 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained(preprocessed_sample, tmp_path_factory) -> FaCoNet:
-    run = tmp_path_factory.mktemp("faco") / "run"
-    started = time.process_time()
-    result = training.train(STAGES["faco"], load_config("tiny", "faco"), preprocessed_sample, run, show_progress=False)
-    cpu = time.process_time() - started
-    print(f"tiny FaCo-Net: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+def trained(tiny_runs) -> FaCoNet:
+    """The tiny config exactly as shipped, trained on the sample's train split (tests/conftest.py)."""
+    run, _, cpu = tiny_runs.stage("moda", "faco")
     assert cpu < TRAIN_CPU_SECONDS
     header = (run / "loss.csv").read_text().splitlines()[0].split(",")
     assert {"l1", "g_gan", "d_fake", "d_real"} <= set(header)

@@ -10,7 +10,6 @@ for the same audio differ in head motion (cross-sample pose diversity > 0) while
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -36,13 +35,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained(preprocessed_sample, tmp_path_factory) -> mn.MODANet:
-    run = tmp_path_factory.mktemp("motion") / "run"
-    started = time.process_time()
-    result = training.train(STAGES["motion"], load_config("tiny", "motion"), preprocessed_sample, run,
-                            show_progress=False)
-    cpu = time.process_time() - started
-    print(f"tiny MODA motion: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+def trained(tiny_runs) -> mn.MODANet:
+    """The tiny config exactly as shipped, trained on the sample's train split (tests/conftest.py)."""
+    run, _, cpu = tiny_runs.stage("moda", "motion")
     assert cpu < TRAIN_CPU_SECONDS
     return mn.MODANet.from_pretrained(run)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import math
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -37,14 +36,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained_run(preprocessed_sample, tmp_path_factory):
-    """The tiny config exactly as shipped, trained with the generic trainer: (run folder, model)."""
-    run = tmp_path_factory.mktemp("moda_renderer") / "run"
-    started = time.process_time()
-    result = training.train(STAGES["renderer"], load_config("tiny", "renderer"), preprocessed_sample, run,
-                            show_progress=False)
-    cpu = time.process_time() - started
-    print(f"tiny renderer: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.3f}")
+def trained_run(tiny_runs):
+    """The tiny config exactly as shipped, trained with the generic trainer (tests/conftest.py): (run folder,
+    model)."""
+    run, result, cpu = tiny_runs.stage("moda", "renderer")
     assert result.step == load_config("tiny", "renderer")["training"]["steps"]
     assert cpu < TRAIN_CPU_SECONDS
     return run, TemporalRenderer.from_pretrained(run)

@@ -79,8 +79,6 @@ class DreamHeadPipeline:
         poses in the reference crop; default the reference's pose on every frame. `source` names the
         audio in errors.
         """
-        import torch
-
         # 1-2. audio -> canonical landmarks
         contexts = self.a2l.audio_contexts(wav, source=source, num_frames=num_frames, mel=mel)
         mean = reference.canonical if mean_landmarks is None else mean_landmarks
@@ -94,10 +92,18 @@ class DreamHeadPipeline:
         landmarks = pose_fit.to_frame(canonical, poses[:len(canonical)]).astype(np.float32)
         if landmarks_only:
             return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=None)
+        # 4. landmarks -> frames
+        frames = self.render_landmarks(reference, landmarks, seed=seed, l2i_steps=l2i_steps)
+        return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)
+
+    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0,
+                         l2i_steps: int | None = None) -> np.ndarray:
+        """L2I alone: frames (T, S, S, 3) uint8 of the reference's face with the given (T, 478, 3) meshes in
+        reference-crop pixels (also how the mean-landmarks floor baseline is rendered)."""
+        import torch
+
         if self.l2i is None:
             raise RuntimeError("this pipeline was loaded without the L2I stage (landmarks only)")
-        # 4. landmarks -> frames
         generator = torch.Generator().manual_seed(seed)
-        frames = self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
-                                          generator=generator, num_inference_steps=l2i_steps)
-        return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)
+        return self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
+                                        generator=generator, num_inference_steps=l2i_steps)

@@ -111,11 +111,16 @@ class MODAPipeline:
             if len(pose) < len(canonical):
                 raise ValueError(f"{len(pose)} poses for {len(canonical)} frames")
             landmarks = pose_fit.to_frame(canonical, pose).astype(np.float32)
-            frames = None
-            if not landmarks_only:
-                if self.renderer is None:
-                    raise RuntimeError("this pipeline was loaded without the renderer (landmarks only)")
-                frames = self.renderer.render(reference.frame, landmarks, motion.torso, np.arange(len(canonical)))
+            frames = None if landmarks_only else self.render_landmarks(reference, landmarks, torso=motion.torso)
             outputs.append(MODAOutput(canonical=canonical, landmarks=landmarks, pose=pose, torso=motion.torso,
                                       frames=frames))
         return outputs
+
+    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, torso: np.ndarray,
+                         seed: int = 0) -> np.ndarray:
+        """The renderer alone: frames (T, S, S, 3) uint8 of the reference's person with the given (T, 478, 3)
+        meshes and (T, 18, 3) shoulder points in reference-crop pixels, frame i encoded as time i (also how
+        the mean-landmarks floor baseline is rendered). `seed` is unused: the renderer is deterministic."""
+        if self.renderer is None:
+            raise RuntimeError("this pipeline was loaded without the renderer (landmarks only)")
+        return self.renderer.render(reference.frame, landmarks, torso, np.arange(len(landmarks)))

@@ -2,7 +2,7 @@
 
 import typer
 
-from toolkit.cli import evaluate, generate, preprocess, sample, train, weights
+from toolkit.cli import evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
 
 app = typer.Typer(
     name="toolkit",
@@ -16,6 +16,8 @@ app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(pr
 app.command("evaluate", help=evaluate.__doc__, epilog=evaluate.EXAMPLE)(evaluate.evaluate)
 app.command("train", help=train.__doc__, epilog=train.EXAMPLE)(train.train)
 app.command("generate", help=generate.__doc__, epilog=generate.EXAMPLE)(generate.generate)
+app.command("leaderboard", help=leaderboard.__doc__, epilog=leaderboard.EXAMPLE)(leaderboard.leaderboard)
+app.command("reproduce", help=reproduce.__doc__, epilog=reproduce.EXAMPLE)(reproduce.reproduce)
 app.add_typer(weights.app, name="weights")
 
 

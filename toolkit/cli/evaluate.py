@@ -1,4 +1,9 @@
-"""Score generated videos against reference clips: FID, LSE-C/LSE-D, LMD, pose, blinks, PSNR/SSIM, LPIPS, CSIM, NIQE."""
+"""Score generated videos against reference clips: FID, LSE-C/LSE-D, LMD, pose, blinks, PSNR/SSIM, LPIPS, CSIM, NIQE.
+
+With --model NAME the test split of the --reference dataset is generated first (dreamhead, moda, or the
+baselines ground-truth, static-reference, mean-landmarks) and the run directory goes into the results
+store --runs (RUNS/<model>-<hash>/: run.json, generated/, summary.json, per_video.csv); the same command
+again reuses the finished run. `toolkit leaderboard --runs RUNS` tabulates them."""
 
 from pathlib import Path
 from typing import Optional
@@ -9,14 +14,25 @@ EXAMPLE = (
     "Examples: toolkit evaluate --generated out/videos --reference data/hdtf --out runs/mine  |  "
     "toolkit evaluate --generated fake/ --reference real/ --metrics fid,lmd,psnr --out runs/x  |  "
     "toolkit evaluate --generated full_frames/ --reference real/ --metrics lse --preset mocha --out runs/y  "
-    "(folders pair by file name; a dataset made by `toolkit preprocess` pairs by clip id, split test)"
+    "(folders pair by file name; a dataset made by `toolkit preprocess` pairs by clip id, split test)  |  "
+    "toolkit evaluate --model moda --checkpoint runs/moda --reference data/sample --runs results/  |  "
+    "toolkit evaluate --model static-reference --reference data/sample --runs results/"
 )
 
 
 def evaluate(
-    generated: Path = typer.Option(..., "--generated", help="Folder of generated videos, or a preprocessed dataset."),
+    generated: Optional[Path] = typer.Option(None, "--generated", help="Folder of generated videos, or a preprocessed dataset."),
     reference: Path = typer.Option(..., "--reference", help="Preprocessed dataset (its crop videos) or a folder of videos."),
-    out: Path = typer.Option(..., "--out", help="Run folder: per_video.csv and summary.json are written there."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: per_video.csv and summary.json are written there."),
+    model: Optional[str] = typer.Option(None, "--model", help="Generate the split first with dreamhead, moda, "
+                                        "ground-truth, static-reference or mean-landmarks (instead of --generated)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model: the run folder of toolkit train "
+                                              "(mean-landmarks: whose renderer draws the mean mesh)."),
+    runs: Path = typer.Option(Path("results"), "--runs", help="--model: the results store; the run goes to "
+                              "RUNS/<model>-<hash>/."),
+    name: Optional[str] = typer.Option(None, "--name", help="--model: the run's label on leaderboards."),
+    seed: int = typer.Option(0, "--seed", help="--model: sampling seed."),
+    num_samples: int = typer.Option(1, "--num-samples", min=1, help="--model: samples per clip."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, lse, lmd, pose, blink, psnr, ssim, lpips, csim, niqe (the default set), beat_align, diversity."),
     preset: str = typer.Option("wav2lip_lrs", "--preset", help="LSE protocol: wav2lip_lrs (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
     lmd_preset: str = typer.Option("dense", "--lmd-preset", help="LMD: dense (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
@@ -31,9 +47,26 @@ def evaluate(
 
     names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else list(DEFAULT_METRICS)
     console = Console()
+    if (model is None) == (generated is None):
+        raise typer.BadParameter("give either --generated DIR (videos to score) or --model NAME (generate, then score)")
+    if model is None and out is None:
+        raise typer.BadParameter("--generated needs --out RUN_DIR", param_hint="--out")
+    if model is not None and out is not None:
+        raise typer.BadParameter("with --model the run directory is RUNS/<model>-<hash>: give --runs, not --out",
+                                 param_hint="--out")
     try:
-        summary = run(generated, reference, metrics=names, out=out, split=split, device=device, show_progress=not quiet,
-                      lse_preset=preset, lmd_preset=lmd_preset)
+        if model is None:
+            summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
+                          show_progress=not quiet, lse_preset=preset, lmd_preset=lmd_preset)
+        else:
+            from leaderboards.runs import evaluate_model
+
+            result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split, metrics=names,
+                                    lse_preset=preset, lmd_preset=lmd_preset, seed=seed, num_samples=num_samples,
+                                    label=name, device=device, show_progress=not quiet)
+            summary, out = result.summary, result.run_dir
+            if result.reused:
+                console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)

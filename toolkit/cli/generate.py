@@ -1,8 +1,8 @@
 """Generate talking-head videos with a trained reference model: one mp4 (with the input audio) per clip,
 named by clip id so `toolkit evaluate` pairs it with the reference, plus <id>.npy (the canonical landmarks).
-With --num-samples K > 1 each clip gets K samples, <clip id>.sample<k>.mp4 (toolkit/video_ids.py)."""
+With --num-samples K > 1 each clip gets K samples, <clip id>.sample<k>.mp4 (toolkit/video_ids.py).
+With --dataset, the floor baselines ground-truth, static-reference and mean-landmarks generate too."""
 
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,17 +13,17 @@ EXAMPLE = (
     "Examples: toolkit generate --model dreamhead --checkpoint runs/dh --dataset data/sample --split test --out gen/  |  "
     "toolkit generate --model dreamhead --checkpoint runs/dh --audio speech.wav --reference face.jpg --out gen/  |  "
     "toolkit generate --model dreamhead --checkpoint runs/dh --dataset data/sample --landmarks-only --out lm/  |  "
-    "toolkit generate --model moda --checkpoint runs/moda --dataset data/sample --num-samples 2 --out gen-moda/"
+    "toolkit generate --model moda --checkpoint runs/moda --dataset data/sample --num-samples 2 --out gen-moda/  |  "
+    "toolkit generate --model mean-landmarks --checkpoint runs/moda --dataset data/sample --out floor/"
 )
-MODELS = ("dreamhead", "moda")
-STAGES = {"dreamhead": ("a2l", "l2i"), "moda": ("motion", "faco", "renderer")}
 POSES = ("reference", "clip")
 
 
 def generate(
-    model: str = typer.Option(..., "--model", help="Reference model: dreamhead or moda."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run folder of toolkit train (dreamhead: RUN_DIR/a2l, "
-                                    "l2i; moda: RUN_DIR/motion, faco, renderer)."),
+    model: str = typer.Option(..., "--model", help="dreamhead or moda; with --dataset also the floor baselines "
+                              "ground-truth, static-reference, mean-landmarks (rendered by --checkpoint's renderer)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Run folder of toolkit train (dreamhead: "
+                                              "RUN_DIR/a2l, l2i; moda: RUN_DIR/motion, faco, renderer)."),
     out: Path = typer.Option(..., "--out", help="Output folder: <clip id>.mp4 and <clip id>.npy."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Preprocessed dataset: animate every clip of --split."),
     split: str = typer.Option("test", "--split", help="--dataset: the split to generate."),
@@ -41,185 +41,79 @@ def generate(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="A2L audio guidance scale (default: the config's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
+    from baselines import generation
+
     console = Console(stderr=True, soft_wrap=True)
-    if model not in MODELS:
-        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(MODELS)}", param_hint="--model")
+    if model not in generation.MODELS:
+        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(generation.MODELS)}",
+                                 param_hint="--model")
     if (dataset is None) == (audio is None):
         raise typer.BadParameter("give either --dataset DIR or --audio WAV --reference IMAGE_OR_VIDEO")
+    if audio is not None and model not in generation.TRAINED:
+        raise typer.BadParameter(f"--audio needs a trained model ({', '.join(generation.TRAINED)})", param_hint="--model")
     if audio is not None and reference is None:
         raise typer.BadParameter("--audio needs --reference IMAGE_OR_VIDEO (the face to animate)", param_hint="--reference")
+    if checkpoint is None and model not in ("ground-truth", "static-reference"):
+        raise typer.BadParameter(f"{model} needs --checkpoint RUN_DIR (the run folder of toolkit train)",
+                                 param_hint="--checkpoint")
     if pose not in POSES or (pose == "clip" and dataset is None):
         raise typer.BadParameter(f"--pose must be one of {POSES} ('clip' only with --dataset)", param_hint="--pose")
 
-    import numpy as np
-
-    from baselines.audio import AudioInputError
-    from baselines.checkpoint import CheckpointError as StageCheckpointError
-    from baselines.dreamhead.a2l_diffusion import CheckpointError
-    from baselines.reference import ReferenceError
-    from toolkit import media
-    from toolkit.fileio import atomic_path, write_json
-    from toolkit.progress import progress_bar
-    from toolkit.provenance import software_versions
-    from toolkit.video_ids import sample_id
-
-    def fail(message: object) -> None:
-        console.print(f"[red]error:[/red] {message}")
-        raise typer.Exit(1)
-
-    try:
-        if model == "moda":
-            from baselines.moda.pipeline import MODAPipeline
-
-            pipeline = MODAPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only)
-            options = dict(seed=seed, landmarks_only=landmarks_only, num_samples=num_samples)
-        else:
-            from baselines.dreamhead.pipeline import DreamHeadPipeline
-
-            pipeline = DreamHeadPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only)
-            options = dict(seed=seed, a2l_steps=steps, l2i_steps=l2i_steps, guidance_scale=guidance,
-                           landmarks_only=landmarks_only)
-    except (CheckpointError, StageCheckpointError, FileNotFoundError, ValueError) as exc:
-        fail(exc)
-    if model == "dreamhead" and num_samples > 1:  # diffusion samples: one seed each
-        base_call = pipeline.__call__
-
-        def sampled(*args, seed: int = 0, **kwargs):
-            return [base_call(*args, seed=seed + k, **kwargs) for k in range(num_samples)]
-    else:
-        def sampled(*args, **kwargs):
-            result = pipeline(*args, **kwargs)
-            return result if isinstance(result, list) else [result]
-
-    def save(clip_id: str, results: list, wav: np.ndarray) -> None:
-        for k, result in enumerate(results):
-            name = sample_id(clip_id, k) if num_samples > 1 else clip_id
-            with atomic_path(out / f"{name}.npy") as tmp:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, result.canonical.astype(np.float32))
-            if result.frames is not None:
-                media.write_video(out / f"{name}.mp4", result.frames, fps=pipeline.fps, audio=wav)
-
     try:
         if audio is not None:
-            jobs = [audio.stem]
-            ref = _reference(reference, pipeline)
-            try:
-                wav = media.read_audio(audio)
-            except media.MediaError as exc:
-                fail(f"cannot read the audio: {exc}")
-            save(audio.stem, sampled(wav, ref, source=str(audio), **options), wav)
+            fps, clips = _generate_audio(model, checkpoint, audio, reference, out, landmarks_only=landmarks_only,
+                                         seed=seed, num_samples=num_samples, a2l_steps=steps, l2i_steps=l2i_steps,
+                                         guidance_scale=guidance)
         else:
-            jobs = _generate_dataset(model, pipeline, sampled, dataset, split, clip, pose, options, save, quiet,
-                                     progress_bar, fail)
-    except (AudioInputError, ReferenceError, CheckpointError, StageCheckpointError) as exc:
-        fail(exc)
-    stages = [stage for stage in STAGES[model] if not (landmarks_only and stage in ("l2i", "renderer"))]
-    write_json(out / "generation.json", {
-        "model": model, "checkpoint": str(checkpoint),
-        "weights_sha256": {stage: _sha256(checkpoint / stage / "model.safetensors") for stage in stages},
-        "configs": {stage: _stage_config(pipeline, stage) for stage in stages},
-        "fps_written": pipeline.fps,
-        "fps_note": (f"videos are written at the model's {pipeline.fps:g} fps; toolkit evaluate resamples them to "
-                     "25 fps where a metric needs it (SyncNet)"),
-        "num_samples": num_samples,
-        "inputs": {"dataset": str(dataset) if dataset else None, "split": split if dataset else None,
-                   "audio": str(audio) if audio else None, "reference": str(reference) if reference else None},
-        "options": {**options, "pose": pose, "num_samples": num_samples}, "clips": jobs,
-        "software": software_versions(),
-    })
+            result = generation.generate_split(model, dataset, out, checkpoint=checkpoint, split=split, clips=clip,
+                                               pose=pose, seed=seed, num_samples=num_samples,
+                                               landmarks_only=landmarks_only, a2l_steps=steps, l2i_steps=l2i_steps,
+                                               guidance_scale=guidance, show_progress=not quiet)
+            fps, clips = result.fps, result.clips
+    except (ValueError, FileNotFoundError) as exc:  # bad audio, reference, checkpoint or dataset: the message names it
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     kind = "landmark files" if landmarks_only else "videos"
-    print(f"{len(jobs) * num_samples} {kind} ({len(jobs)} clips x {num_samples} samples) at {pipeline.fps:g} fps in {out}")
+    print(f"{len(clips) * num_samples} {kind} ({len(clips)} clips x {num_samples} samples) at {fps:g} fps in {out}")
 
 
-def _stage_config(pipeline, stage: str):
-    """The config a loaded pipeline's `stage` was trained with."""
-    if hasattr(pipeline, "configs"):
-        return pipeline.configs.get(stage)
-    return getattr({"a2l": pipeline.a2l, "l2i": pipeline.l2i}[stage], "config", None)
+def _generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, out: Path, *, landmarks_only: bool,
+                    seed: int, num_samples: int, a2l_steps, l2i_steps, guidance_scale) -> tuple[float, list[str]]:
+    """One audio file and one reference image or video: <audio stem>.mp4 (and .npy), generation.json."""
+    import numpy as np
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _reference(path: Path, pipeline):
+    from baselines import generation
     from baselines.reference import reference_from_file
+    from toolkit import media
+    from toolkit.fileio import atomic_path, write_json
+    from toolkit.video_ids import sample_id
 
+    pipeline = generation.load_pipeline(model, checkpoint, landmarks_only=landmarks_only)
     image_model = getattr(pipeline, "l2i", None) or getattr(pipeline, "renderer", None)
     size = 512 if image_model is not None and int(image_model.config["resolution"]) > 256 else 256
-    return reference_from_file(path, size=size)
-
-
-def _generate_dataset(model: str, pipeline, sampled, dataset: Path, split: str, only, pose: str, options: dict, save,
-                      quiet: bool, progress_bar, fail) -> list:
-    """Every clip of `split` (or the `only` ids): the speaker's means from its training clips (DreamHead: P-bar;
-    MODA: mesh, pose, shoulders), the first frame with a face as the reference."""
-    import numpy as np
-    from datasets import load_from_disk
-
-    from baselines.reference import reference_from_row
-    from baselines.subjects import speaker_means
-    from toolkit import media
-
-    if not (dataset / "dataset_dict.json").is_file():
-        fail(f"{dataset}: not a preprocessed dataset (no dataset_dict.json; make one with toolkit preprocess)")
-    data = load_from_disk(str(dataset))
-    if split not in data:
-        fail(f"{dataset}: no split {split!r} (splits: {', '.join(data)})")
-    rows = data[split]
-    ids = list(rows["clip_id"])
-    if only:
-        unknown = sorted(set(only) - set(ids))
-        if unknown:
-            fail(f"{dataset} [{split}]: no clips {unknown}")
-        ids = [i for i in ids if i in set(only)]
-    has_train = "train" in data and len(data["train"]) > 0
+    ref = reference_from_file(reference, size=size)
+    try:
+        wav = media.read_audio(audio)
+    except media.MediaError as exc:
+        raise ValueError(f"cannot read the audio: {exc}") from None
     if model == "moda":
-        from baselines.moda.data import load_clips, subjects
-
-        means = subjects(load_clips(dataset, "train", torso=True)) if has_train else {}
+        options = dict(seed=seed, landmarks_only=landmarks_only, num_samples=num_samples)
+        results = pipeline(wav, ref, source=str(audio), **options)
     else:
-        means = speaker_means(dataset) if has_train else {}
-    columns = ["clip_id", "speaker", "fps", "num_frames", "audio", "mel", "landmarks", "canonical_landmarks", "pose"]
-    table = rows.select_columns(columns).with_format("numpy")
-    done = []
-    with progress_bar(len(ids), "generate", unit="clips", enabled=not quiet) as advance, \
-            tempfile.TemporaryDirectory() as tmp:
-        for index, clip_id in enumerate(rows["clip_id"]):
-            if clip_id not in ids:
-                continue
-            row = table[index]
-            if abs(float(row["fps"]) - pipeline.fps) > 1e-3:
-                fail(f"{dataset}: clip {clip_id} is at {float(row['fps']):g} fps, the model at {pipeline.fps:g}")
-            faces = np.flatnonzero(np.isfinite(np.asarray(row["landmarks"])).all(axis=(1, 2)))
-            if not len(faces):
-                fail(f"{dataset}: clip {clip_id} has no frame with a face to use as the reference")
-            first_face = int(faces[0])
-            frame = np.zeros((8, 8, 3), np.uint8)
-            if not options["landmarks_only"]:  # the reference is the clip's first frame with a face
-                video = Path(tmp) / f"{clip_id}.mp4"
-                video.write_bytes(rows.select_columns(["video"])[index]["video"])
-                with media.VideoReader(video, fps=None) as reader:
-                    frame = reader.read_window(first_face, 1)[0]
-            ref = reference_from_row(row, frame, first_face)
-            wav = np.asarray(row["audio"]).astype(np.float32) / 32768.0
-            poses = None
-            if pose == "clip":
-                poses = np.asarray(row["pose"], dtype=np.float32).copy()
-                poses[~np.isfinite(poses).all(axis=1)] = ref.pose  # frames without a face keep the reference pose
-            speaker = means.get(str(row["speaker"]))
-            condition = {"subject": speaker} if model == "moda" else {"mean_landmarks": speaker}
-            results = sampled(wav, ref, poses=poses, num_frames=int(row["num_frames"]),
-                              mel=np.asarray(row["mel"], np.float32), source=f"{dataset} [{split}] {clip_id}",
-                              **condition, **options)
-            save(clip_id, results, wav)
-            done.append(clip_id)
-            advance(1, info=clip_id)
-    return done
+        options = dict(seed=seed, a2l_steps=a2l_steps, l2i_steps=l2i_steps, guidance_scale=guidance_scale,
+                       landmarks_only=landmarks_only)
+        results = [pipeline(wav, ref, source=str(audio), **{**options, "seed": seed + k}) for k in range(num_samples)]
+    for k, result in enumerate(results):
+        name = sample_id(audio.stem, k) if num_samples > 1 else audio.stem
+        with atomic_path(out / f"{name}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, result.canonical.astype(np.float32))
+        if result.frames is not None:
+            media.write_video(out / f"{name}.mp4", result.frames, fps=pipeline.fps, audio=wav)
+    configs = {stage: generation.stage_config(pipeline, stage) for stage in generation.STAGES[model]
+               if not (landmarks_only and stage == generation.RENDERER_STAGE[model])}
+    write_json(out / generation.RECORD, generation.generation_record(
+        model, checkpoint, generation.checkpoint_hashes(model, checkpoint, landmarks_only), configs, pipeline.fps,
+        num_samples, {"dataset": None, "split": None, "audio": str(audio), "reference": str(reference)},
+        {**options, "pose": "reference", "num_samples": num_samples}, [audio.stem]))
+    return pipeline.fps, [audio.stem]

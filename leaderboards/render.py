@@ -1,0 +1,205 @@
+"""Write a :class:`~leaderboards.board.Leaderboard` as markdown, CSV and a self-contained HTML page.
+
+Numbers are shown with :data:`SIGNIFICANT` significant digits for the largest value of each column, and
+every value of that column with the same number of decimals, so a column's numbers line up and compare
+digit by digit. The CSV keeps full precision: it is for re-analysis, rounding is for reading.
+
+The HTML page (``templates/index.html``) builds its table, sorting and bar charts in plain JavaScript from
+the board embedded as JSON; it loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import importlib.resources
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from leaderboards.board import Leaderboard, Row
+from leaderboards.columns import HIGHER, LOWER, Column
+from toolkit.fileio import atomic_path
+
+SIGNIFICANT = 4
+MISSING = "–"  # en dash: a value that is absent, not a zero
+BETTER_TEXT = {
+    LOWER: "lower is better",
+    HIGHER: "higher is better",
+    None: "no better direction: compare with ground truth",
+}
+
+
+# -- numbers ----------------------------------------------------------------------------------------------
+
+
+def _finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def column_decimals(board: Leaderboard, column: Column) -> int:
+    """Decimals that give the column's largest magnitude SIGNIFICANT significant digits (at least 0)."""
+    magnitudes = [abs(v) for row in board.rows if _finite(v := row.values.get(column.id))]
+    largest = max(magnitudes, default=0.0)
+    if largest == 0.0:
+        return SIGNIFICANT - 1
+    return max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)))
+
+
+def format_value(value: Optional[float], decimals: int) -> str:
+    """`value` with `decimals` decimals; MISSING for None (inf and nan print as such)."""
+    return MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def formatted_values(board: Leaderboard) -> dict[str, list[str]]:
+    """Column id -> the displayed text of each row's value, in row order."""
+    out = {}
+    for column in board.columns:
+        decimals = column_decimals(board, column)
+        out[column.id] = [format_value(row.values.get(column.id), decimals) for row in board.rows]
+    return out
+
+
+def header(column: Column) -> str:
+    """The column's label with its arrow, e.g. "M-LMD ↓"."""
+    return f"{column.label} {column.arrow}".rstrip()
+
+
+def cell_notes(board: Leaderboard) -> list[tuple[Row, list[str], str]]:
+    """(row, column labels, note) for the per-value notes (mostly why a value is missing), one entry per
+    distinct note of a row with the columns it applies to, in row then column order. A note on an id that
+    is not a column of this board keeps the id as label."""
+    labels = {c.id: c.label for c in board.columns}
+    order = {c.id: i for i, c in enumerate(board.columns)}
+    out = []
+    for row in board.rows:
+        by_note: dict[str, list[str]] = {}
+        for column_id in sorted(row.notes, key=lambda cid: order.get(cid, len(order))):
+            by_note.setdefault(row.notes[column_id], []).append(labels.get(column_id, column_id))
+        out += [(row, columns, note) for note, columns in by_note.items()]
+    return out
+
+
+# -- markdown ---------------------------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_|<>\[\]])")
+
+
+def _md(text: str) -> str:
+    """Plain text as markdown inline text: special characters escaped, newlines joined."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def markdown(board: Leaderboard) -> str:
+    texts = formatted_values(board)
+    best = {c.id: board.best(c) for c in board.columns}
+    lines = [f"# {_md(board.title)}", ""]
+
+    lines.append("| Method | " + " | ".join(_md(header(c)) for c in board.columns) + " |")
+    lines.append("|:--|" + "--:|" * len(board.columns))
+    for i, row in enumerate(board.rows):
+        label = f"*{_md(row.label)}* (paper)" if row.source == "paper" else _md(row.label)
+        cells = [f"**{texts[c.id][i]}**" if i in best[c.id] else texts[c.id][i] for c in board.columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    legend = f"Best value per column in **bold**; {MISSING}: no value."
+    if any(row.source == "paper" for row in board.rows):
+        legend += " Rows marked (paper) are the numbers a paper published, not runs of ours."
+    lines += ["", legend]
+
+    lines += ["", "## Columns", ""]
+    for c in board.columns:
+        unit = f", {_md(c.unit)}" if c.unit else ""
+        lines.append(f"- **{_md(header(c))}** ({BETTER_TEXT[c.better]}{unit}): {_md(c.description)}")
+
+    notes = [_md(n) for n in board.notes]
+    notes += [f"{_md(row.label)} ({_md(', '.join(labels))}): {_md(note)}" for row, labels, note in cell_notes(board)]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+
+    provenance = [row for row in board.rows if row.provenance]
+    if provenance:
+        lines += ["", "## Provenance", ""]
+        for row in provenance:
+            entries = "; ".join(f"{_md(k)}: {_md(v)}" for k, v in row.provenance.items())
+            lines.append(f"- **{_md(row.label)}**: {entries}")
+
+    footer = [f"Created {board.created}"] if board.created else []
+    if board.software:
+        footer.append("software: " + ", ".join(f"{name} {version}" for name, version in board.software.items()))
+    if footer:
+        lines += ["", f"_{_md(' · '.join(footer))}_"]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(board: Leaderboard, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(markdown(board), encoding="utf-8")
+    return Path(path)
+
+
+# -- CSV --------------------------------------------------------------------------------------------------
+
+
+def write_csv(board: Leaderboard, path: str | os.PathLike) -> Path:
+    """One line per row: label, model, source, run_id, one column per metric id (full precision, empty
+    when missing), provenance as a JSON object."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["label", "model", "source", "run_id", *(c.id for c in board.columns), "provenance"])
+            for row in board.rows:
+                values = [row.values.get(c.id) for c in board.columns]
+                writer.writerow([row.label, row.model, row.source, row.run_id or "",
+                                 *("" if v is None else repr(float(v)) for v in values),
+                                 json.dumps(row.provenance, ensure_ascii=False)])
+    return Path(path)
+
+
+# -- HTML -------------------------------------------------------------------------------------------------
+
+
+def page_data(board: Leaderboard) -> dict[str, Any]:
+    """What the page's script reads: ``board.to_dict()`` plus the displayed text of each value (formatted
+    here, so the page and the markdown agree) and the per-value notes. Non-finite values become null, as
+    JSON has no inf or nan; their text still says what they were."""
+    data = board.to_dict()
+    for row in data["rows"]:
+        row["values"] = {k: v if _finite(v) else None for k, v in row["values"].items()}
+    data["text"] = formatted_values(board)
+    data["better_text"] = {c.id: BETTER_TEXT[c.better] for c in board.columns}
+    data["cell_notes"] = [{"row": row.label, "columns": labels, "note": note}
+                          for row, labels, note in cell_notes(board)]
+    return data
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside a <script> element: "<", ">" and "&" escaped as \\u00XX, so no string in the data
+    can close the element ("</script>") or open a comment."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def page(board: Leaderboard) -> str:
+    template = (importlib.resources.files("leaderboards") / "templates" / "index.html").read_text("utf-8")
+    values = {"title": html.escape(board.title), "data": _script_json(page_data(board))}
+    # One pass, so a title that happens to contain "{{data}}" is not filled in again.
+    return re.sub(r"\{\{(title|data)\}\}", lambda m: values[m.group(1)], template)
+
+
+def write_html(board: Leaderboard, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(page(board), encoding="utf-8")
+    return Path(path)
+
+
+def write_all(board: Leaderboard, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write leaderboard.md, leaderboard.csv and index.html into `out_dir`; returns {"md", "csv", "html"}."""
+    out_dir = Path(out_dir)
+    return {
+        "md": write_markdown(board, out_dir / "leaderboard.md"),
+        "csv": write_csv(board, out_dir / "leaderboard.csv"),
+        "html": write_html(board, out_dir / "index.html"),
+    }

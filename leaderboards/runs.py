@@ -1,0 +1,243 @@
+"""Run directories: one model scored on one dataset split, self-describing, and the leaderboard rebuilt from them.
+
+``toolkit evaluate --model NAME`` (:func:`evaluate_model`) generates the split with the model when needed,
+scores it, and writes a run directory into a results store::
+
+    RUNS/<model>-<key hash>/
+        run.json          model, checkpoint hashes, dataset fingerprint, split, metric presets, software, timings
+        generated/        the model's videos and generation.json
+        summary.json      toolkit evaluate's aggregates, metric configs and weight hashes
+        per_video.csv
+
+The run id hashes everything that changes the numbers (model, checkpoint weights, dataset content, split,
+metrics and presets, seed, samples), so running the same command again finds the finished run and does
+nothing, and two checkpoints of one model get two run directories. :func:`leaderboard_from_runs` reads
+every run directory under a folder (a plain ``toolkit evaluate --out`` folder counts too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from leaderboards.board import Leaderboard, Row
+from leaderboards.columns import COLUMNS, Column
+from toolkit.fileio import write_json
+from toolkit.provenance import software_versions
+
+ORDER = {"ground-truth": 0, "dreamhead": 1, "moda": 1, "static-reference": 2, "mean-landmarks": 2}  # row order
+RUN_FILE, SUMMARY_FILE, GENERATED = "run.json", "summary.json", "generated"
+SCHEMA = "talking-head-toolkit/run/1"
+DISPLAY = {"dreamhead": "DreamHead", "moda": "MODA", "ground-truth": "Ground truth",
+           "static-reference": "Static reference (floor)", "mean-landmarks": "Mean landmarks (floor)"}
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    run_id: str
+    reused: bool
+    record: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def dataset_fingerprint(dataset: str | Path, split: str) -> str:
+    """sha256 over the content of the split's Arrow files: the same data gives the same fingerprint wherever
+    it was built (the ``datasets`` fingerprint changes with every build)."""
+    folder = Path(dataset) / split
+    files = sorted(folder.glob("*.arrow"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no Arrow files (is {dataset} a dataset saved by toolkit preprocess?)")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, metrics: list[str],
+            lse_preset: str, lmd_preset: str, seed: int, num_samples: int) -> dict:
+    """Everything that changes a run's numbers; its hash names the run directory."""
+    return {"model": model, "weights_sha256": dict(sorted(weights.items())), "dataset_sha256": fingerprint,
+            "split": split, "metrics": sorted(metrics), "lse_preset": lse_preset, "lmd_preset": lmd_preset,
+            "seed": seed, "num_samples": num_samples}
+
+
+def run_id(key: dict) -> str:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return f"{key['model']}-{digest[:8]}"
+
+
+def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpoint: str | Path | None = None,
+                   split: str = "test", metrics: Optional[list[str]] = None, lse_preset: Optional[str] = None,
+                   lmd_preset: Optional[str] = None, seed: int = 0, num_samples: int = 1, label: Optional[str] = None,
+                   device: str = "cpu", show_progress: bool = True) -> RunResult:
+    """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
+    ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is."""
+    from baselines import generation
+    from metrics import evaluate as scoring
+
+    started = time.perf_counter()
+    dataset, runs = Path(dataset), Path(runs)
+    metrics = list(dict.fromkeys(metrics or scoring.DEFAULT_METRICS))
+    lse_preset = lse_preset or scoring.DEFAULT_LSE_PRESET
+    lmd_preset = lmd_preset or scoring.DEFAULT_LMD_PRESET
+    if model not in generation.MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(generation.MODELS)}")
+    if checkpoint is None and model in generation.TRAINED + ("mean-landmarks",):
+        raise ValueError(f"{model} needs a checkpoint: the run folder of toolkit train")
+    if not (dataset / "dataset_dict.json").is_file():
+        raise FileNotFoundError(f"{dataset}: not a preprocessed dataset (no dataset_dict.json; make one with "
+                                "toolkit preprocess)")
+    weights = generation.checkpoint_hashes(model, checkpoint) if checkpoint is not None else {}
+    fingerprint = dataset_fingerprint(dataset, split)
+    key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples)
+    rid = run_id(key)
+    run_dir = runs / rid
+    if (run_dir / RUN_FILE).is_file():
+        record = json.loads((run_dir / RUN_FILE).read_text())
+        if record.get("key") == key and record.get("status") == "complete":
+            return RunResult(run_dir, rid, True, record, json.loads((run_dir / SUMMARY_FILE).read_text()))
+
+    generated = run_dir / GENERATED
+    timings: dict[str, float] = {}
+    previous = _read_json(generated / generation.RECORD)
+    if previous is None or previous.get("weights_sha256") != weights or previous.get("num_samples") != num_samples:
+        tic = time.perf_counter()
+        generation.generate_split(model, dataset, generated, checkpoint=checkpoint, split=split, seed=seed,
+                                  num_samples=num_samples, device=device, show_progress=show_progress)
+        timings["generate_s"] = round(time.perf_counter() - tic, 3)
+    else:
+        timings["generate_s"] = 0.0  # reused from an interrupted run of the same key
+    tic = time.perf_counter()
+    summary = scoring.evaluate(generated, dataset, metrics=metrics, out=run_dir, split=split, device=device,
+                               show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset)
+    timings["evaluate_s"] = round(time.perf_counter() - tic, 3)
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    gen_record = _read_json(generated / generation.RECORD) or {}
+    record = {
+        "schema": SCHEMA,
+        "run_id": rid,
+        "status": "complete",
+        "label": label or default_label(model, gen_record),
+        "model": model,
+        "key": key,
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "weights_sha256": weights,
+        "dataset": {"path": str(dataset), "split": split, "sha256": fingerprint, "clips": len(gen_record.get("clips", []))},
+        "metrics": {"requested": metrics, "lse_preset": lse_preset, "lmd_preset": lmd_preset,
+                    "skipped": summary.get("skipped", {}), "weights_sha256": summary.get("weights", {})},
+        "generation": {k: gen_record.get(k) for k in ("options", "fps_written", "configs")},
+        "software": software_versions(),
+        "timings": timings,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(run_dir / RUN_FILE, record)  # last: a run.json means the run is complete
+    return RunResult(run_dir, rid, False, record, summary)
+
+
+def default_label(model: str, gen_record: dict) -> str:
+    """The model's display name; the mean-landmarks floor says whose renderer drew it."""
+    renderer = (gen_record.get("options") or {}).get("renderer")
+    if model == "mean-landmarks" and renderer:
+        return f"Mean landmarks (floor, {DISPLAY.get(renderer, renderer)} renderer)"
+    return DISPLAY.get(model, model)
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------ leaderboard
+def find_runs(root: str | Path) -> list[Path]:
+    """Every run directory under `root` (a folder holding summary.json), `root` itself included, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder of runs")
+    return sorted({p.parent for p in root.rglob(SUMMARY_FILE)})
+
+
+def run_row(run_dir: Path, columns: list[Column], root: Path) -> Row:
+    """A leaderboard row of one run directory: its values, why some are missing, and its provenance."""
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    record = _read_json(run_dir / RUN_FILE) or {}
+    gen = _read_json(Path(summary.get("generated", "")) / "generation.json") or {}
+    model = record.get("model") or gen.get("model") or "external"
+    label = record.get("label") or (default_label(model, gen) if model != "external" else run_dir.name)
+    values = {c.id: c.value(summary) for c in columns}
+    notes = {}
+    for column in columns:
+        if values[column.id] is None:
+            reason = summary.get("skipped", {}).get(column.metric)
+            if reason:
+                notes[column.id] = f"skipped: {reason.split('. Needed by')[0]}"
+            elif column.metric in summary.get("results", {}):
+                notes[column.id] = "no finite value (identical videos have an infinite PSNR)" \
+                    if column.id == "psnr" else "no finite value"
+            else:
+                notes[column.id] = f"{column.metric} was not run"
+    lmd = summary.get("results", {}).get("lmd") or {}
+    if lmd.get("frames_excluded"):  # frames where the mesh found no face are left out of the landmark metrics
+        used, excluded = lmd.get("frames_used", 0), lmd["frames_excluded"]
+        for column in columns:
+            if column.metric == "lmd" and values[column.id] is not None:
+                notes[column.id] = (f"over {used} of {used + excluded} frames: no face found in the others "
+                                    f"({lmd.get('videos_without_frames', 0)} videos without any)")
+    provenance = {
+        "run": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
+        "model": model,
+        "checkpoint": str(record.get("checkpoint") or gen.get("checkpoint") or "-"),
+        "weights": ", ".join(f"{s} {h[:12]}" for s, h in (record.get("weights_sha256") or gen.get("weights_sha256")
+                                                          or {}).items()) or "-",
+        "dataset": f"{summary.get('reference')} [{summary.get('split')}]",
+        "dataset sha256": (record.get("dataset") or {}).get("sha256", "-")[:16],
+        "videos": f"{summary.get('videos')} videos, {summary.get('frames')} frames",
+        "presets": ", ".join(f"{k} {v}" for k, v in (summary.get("options") or {}).items()),
+        "metric weights": ", ".join(f"{k} {str(v)[:12]}" for k, v in (summary.get("weights") or {}).items()) or "-",
+        "software": ", ".join(f"{k} {v}" for k, v in (summary.get("software") or {}).items()
+                              if k in ("talking-head-toolkit", "torch", "mediapipe", "python")),
+        "seconds": ", ".join(f"{k} {v}" for k, v in (record.get("timings") or {}).items())
+        or f"evaluate_s {summary.get('seconds')}",
+        "created": record.get("created", "-"),
+    }
+    return Row(label=label, model=model, source="run", values=values, notes=notes, provenance=provenance,
+               run_id=record.get("run_id") or run_dir.name)
+
+
+def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
+                          columns: Optional[list[str]] = None) -> Leaderboard:
+    """One row per run directory under `root`. Columns: `columns` (ids of :data:`COLUMNS`), else every
+    column that has a value in some run. Labels shared by several runs get the run id appended."""
+    root = Path(root)
+    run_dirs = find_runs(root)
+    if not run_dirs:
+        raise FileNotFoundError(f"{root}: no run directories (folders with {SUMMARY_FILE}; make one with "
+                                "toolkit evaluate)")
+    chosen = [COLUMNS[c] for c in columns] if columns else list(COLUMNS.values())
+    rows = sorted((run_row(d, chosen, root) for d in run_dirs), key=lambda r: (ORDER.get(r.model, 3), r.label))
+    if not columns:
+        chosen = [c for c in chosen if any(r.values[c.id] is not None for r in rows)]
+        for row in rows:
+            row.values = {c.id: row.values[c.id] for c in chosen}
+            row.notes = {k: v for k, v in row.notes.items() if k in row.values}
+    labels = [r.label for r in rows]
+    for row in rows:
+        if labels.count(row.label) > 1:
+            row.label = f"{row.label} · {row.run_id}"
+    notes = ["Ground truth is the reference clips scored against themselves: the ideal, never marked best."]
+    presets = sorted({row.provenance["presets"] for row in rows})
+    notes.append(f"Metric presets: {'; '.join(presets)} (toolkit evaluate; landmark distances in % of the "
+                 "inter-ocular distance for the dense preset, pixels for atvgnet/vico).")
+    return Leaderboard(title=title or f"Leaderboard: {root.name}", columns=chosen, rows=rows, notes=notes,
+                       created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       software=software_versions(("talking-head-toolkit", "torch", "mediapipe", "numpy")))

@@ -1,0 +1,81 @@
+"""Reproduce a table: preprocess, train (or load checkpoints), generate, evaluate every row of ours
+(with ground truth and the floor baselines), then print the leaderboard and, for a paper's table, the
+paper's numbers beside ours with the deltas. Steps already done in the work folder are reused; a table
+whose data or weights are missing stops before any work with the list of what to get."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+EXAMPLE = ("Examples: toolkit reproduce sample  |  toolkit reproduce moda-hdtf --raw HDTF/videos "
+           "--annotations HDTF/HDTF_dataset  |  toolkit reproduce moda-hdtf --dataset data/hdtf30 "
+           "--checkpoint moda=runs/moda-paper  |  toolkit reproduce --list")
+
+
+def reproduce(
+    table: Optional[str] = typer.Argument(None, help="Table: sample, moda-hdtf, moda-lsp, dreamhead-hdtf, "
+                                          "dreamhead-mead."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Work folder (default outputs/reproduce/TABLE)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="An already preprocessed dataset to use."),
+    raw: Optional[Path] = typer.Option(None, "--raw", help="The raw videos to preprocess (HDTF, LSP, MEAD)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="hdtf: the official annotation folder."),
+    checkpoint: Optional[List[str]] = typer.Option(None, "--checkpoint", help="MODEL=RUN_DIR: use these trained "
+                                                   "weights instead of training (repeatable)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    list_tables: bool = typer.Option(False, "--list", help="List the tables and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
+    from toolkit.cli.leaderboard import board_table
+
+    import sys
+
+    # wide enough for the table when piped (make demo, CI logs); a terminal keeps its own width
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    if list_tables or table is None:
+        for recipe in RECIPES.values():
+            models = ", ".join(recipe.models)
+            console.print(f"{recipe.id:16s} {recipe.title}  (models: {models}; configs: {recipe.config})")
+        return
+    if table not in RECIPES:
+        raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(RECIPES)}", param_hint="TABLE")
+    checkpoints = {}
+    for item in checkpoint or []:
+        model, sep, folder = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: expected MODEL=RUN_DIR", param_hint="--checkpoint")
+        checkpoints[model] = Path(folder)
+    inputs = Inputs(dataset=dataset, raw=raw, annotations=annotations, checkpoints=checkpoints)
+    work = work or Path("outputs") / "reproduce" / table
+    try:
+        outcome = run(table, work, inputs, device=device, show_progress=not quiet, log=console.print)
+    except MissingInputs as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
+    write_outcome(outcome)
+    console.print(board_table(outcome.board))
+    if outcome.comparisons:
+        compare = Table(title=f"{outcome.recipe.title}: the paper's numbers, ours, and ours - paper")
+        for name in ("method", "metric", "paper", "ours", "delta", "note"):
+            compare.add_column(name, justify="right" if name in ("paper", "ours", "delta") else "left")
+        for c in outcome.comparisons:
+            compare.add_row(c.row, c.metric, _fmt(c.paper), _fmt(c.ours),
+                            "" if c.delta is None else f"{c.delta:+.3g}", c.note)
+        console.print(compare)
+    for column, check in outcome.ordering.items():
+        console.print(f"{column}: ground truth beats every model: {'yes' if check['ground_truth_best'] else 'NO'}; "
+                      f"trained models beat the floor baselines: {'yes' if check['trained_beat_floors'] else 'NO'} "
+                      f"({check['detail']})")
+    console.print(f"done in {outcome.seconds:.0f} s; leaderboard: {outcome.files['html']}; "
+                  f"record: {outcome.work / 'reproduce.json'}")
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3g}"
