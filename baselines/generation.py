@@ -112,6 +112,8 @@ def checkpoint_hashes(model: str, checkpoint: str | Path, landmarks_only: bool =
     """sha256 of each stage's weights that generating with `model` from `checkpoint` uses."""
     if model in FLOORS and model != "mean-landmarks":
         return {}
+    if not Path(checkpoint).is_dir():
+        raise FileNotFoundError(f"{checkpoint}: no such run folder")
     trained = checkpoint_model(checkpoint) if model == "mean-landmarks" else model
     stages = (RENDERER_STAGE[trained],) if model == "mean-landmarks" else STAGES[trained]
     if landmarks_only:
