@@ -17,6 +17,7 @@ and returns the leaderboard and the comparison with the paper (ours, the paper's
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -188,10 +189,10 @@ def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, 
     checkpoints = {}
     for model in recipe.models:
         checkpoints[model] = inputs.checkpoints.get(model) or work / "checkpoints" / model
-        if model not in inputs.checkpoints:
-            _train(recipe, model, dataset, checkpoints[model], step, show_progress)
-        else:
+        if model in inputs.checkpoints:
             step(f"{model}: the given checkpoint {checkpoints[model]}")
+    _train_models(recipe, {m: checkpoints[m] for m in recipe.models if m not in inputs.checkpoints}, dataset, step,
+                  log, show_progress)
     runs = work / "runs"
     jobs = [(m, checkpoints[m]) for m in recipe.models]
     for floor in recipe.floors:
@@ -243,27 +244,96 @@ def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_prog
     return out
 
 
-def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_progress: bool) -> None:
-    """Train every stage of `model` that is not finished (an interrupted stage resumes)."""
-    from baselines.training import checkpoint_dirs, load_trainer_state, train
-    from toolkit.cli.train import MODELS
-
+def _stages(recipe: Recipe, model: str) -> list[tuple[str, dict]]:
+    """(stage, config) of every stage of `model`, in training order, with the recipe's configs."""
     import importlib
 
+    from toolkit.cli.train import MODELS
+
     package = importlib.import_module(MODELS[model])
-    for stage in package.STAGES:
-        config = package.load_config(recipe.config, stage)
+    return [(stage, package.load_config(recipe.config, stage)) for stage in package.STAGES]
+
+
+def _finished(folder: Path, config: dict) -> bool:
+    from baselines.training import checkpoint_dirs, load_trainer_state
+
+    existing = checkpoint_dirs(folder)
+    return bool(existing) and int(load_trainer_state(existing[-1])["step"]) >= int(config["training"]["steps"]) \
+        and (folder / "model.safetensors").is_file()
+
+
+def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_progress: bool) -> None:
+    """Train every stage of `model` that is not finished (an interrupted stage resumes)."""
+    import importlib
+
+    from baselines.training import checkpoint_dirs, train
+    from toolkit.cli.train import MODELS
+
+    package = importlib.import_module(MODELS[model])
+    for stage, config in _stages(recipe, model):
         folder = run_dir / stage
-        existing = checkpoint_dirs(folder)
-        steps = int(config["training"]["steps"])
-        if existing and int(load_trainer_state(existing[-1])["step"]) >= steps and (folder / "model.safetensors").is_file():
+        if _finished(folder, config):
             step(f"{model} {stage}: reused {folder}")
             continue
         tic = time.perf_counter()
-        result = train(package.STAGES[stage], config, dataset, folder, resume=bool(existing),
+        result = train(package.STAGES[stage], config, dataset, folder, resume=bool(checkpoint_dirs(folder)),
                        show_progress=show_progress)
         how = f"resumed at step {result.resumed_from}" if result.resumed_from else "trained"
         step(f"{model} {stage}: {how} to step {result.step} in {time.perf_counter() - tic:.0f} s")
+
+
+def _train_in_process(recipe_id: str, model: str, dataset: str, run_dir: str, threads: int) -> list[str]:
+    """One model's stages in a worker process with `threads` torch threads; returns the step messages."""
+    import torch
+
+    torch.set_num_threads(threads)
+    messages: list[str] = []
+    _train(RECIPES[recipe_id], model, Path(dataset), Path(run_dir), messages.append, show_progress=False)
+    return messages
+
+
+def _training_status(recipe: Recipe, todo: dict[str, Path]) -> str:
+    """'model stage step/total' of the stage each model is training now (from its loss.csv)."""
+    parts = []
+    for model, run_dir in todo.items():
+        for stage, config in _stages(recipe, model):
+            if _finished(run_dir / stage, config):
+                continue
+            lines = (run_dir / stage / "loss.csv").read_text().splitlines() if (run_dir / stage / "loss.csv").is_file() else []
+            done = lines[-1].split(",")[0] if len(lines) > 1 else "0"
+            parts.append(f"{model} {stage} step {done}/{config['training']['steps']}")
+            break
+    return "; ".join(parts)
+
+
+def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, log, show_progress: bool) -> None:
+    """Train the unfinished stages of every model in `todo`: one after another on one core; with more
+    cores, the models at once in worker processes sharing the cores (their stages stay in order), with
+    a status line every 30 s."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    unfinished = {m: d for m, d in todo.items() if not all(_finished(d / s, c) for s, c in _stages(recipe, m))}
+    if len(unfinished) < 2 or cores < 2:
+        for model, run_dir in todo.items():
+            _train(recipe, model, dataset, run_dir, step, show_progress)
+        return
+    for model in [m for m in todo if m not in unfinished]:
+        _train(recipe, model, dataset, todo[model], step, show_progress)  # logs the reuse
+    todo = unfinished
+    threads = max(1, cores // len(todo))
+    step(f"training {', '.join(todo)} at once, {threads} thread(s) each")
+    with ProcessPoolExecutor(max_workers=len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(_train_in_process, recipe.id, model, str(dataset), str(run_dir), threads)
+                   for model, run_dir in todo.items()}
+        while pending:
+            done, pending = wait(pending, timeout=30)
+            for future in done:
+                for message in future.result():  # a worker's error is raised here
+                    step(message)
+            if pending and show_progress:
+                log(f"         training: {_training_status(recipe, todo)}")
 
 
 def ordering(board: Leaderboard) -> dict[str, dict]:

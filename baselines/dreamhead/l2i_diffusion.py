@@ -28,6 +28,14 @@ frame i's lower-face boxes; with ``previous_as_reference`` the reference (image 
 frame i is the generated frame i - 1, while the masked frame keeps coming from the original reference
 so that errors cannot accumulate outside the mouth region.
 
+What the model sees (``crop``): the whole frame, or (``face_scale``) a square around the face,
+``face_scale`` times the landmarks' larger extent (the clip's median landmarks in training; the reference's
+and the targets' at inference), resized to ``resolution``: a small model then spends its pixels on the
+face rather than on the shoulders and background of a wide crop. At inference the generated lower face
+is pasted back into the full-resolution reference frame (``paste_back``, the usual inpainting practice:
+outside the mask the model only reproduces the reference, at its own resolution), blended over
+``feather`` of the crop side.
+
 Landmarks are MediaPipe's 478 points in pixels of the frames they come with (the preprocessed
 ``landmarks`` column: x, y in crop pixels, z ignored); :func:`baselines.mesh_render.render_mesh` draws them.
 """
@@ -59,6 +67,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "autoencoder": ("kind", "weights"),
     "render": ("tessellation", "thickness", "antialias"),
     "mask": ("margin",),
+    "crop": ("face_scale", "paste_back", "feather"),
     "reference": ("tau", "symmetric", "pairs_per_window"),
     "unet": ("patch_size", "block_out_channels", "layers_per_block", "attention_levels", "mid_attention",
              "attention_head_dim", "norm_num_groups", "zero_init"),
@@ -231,6 +240,76 @@ def box_masks(boxes: np.ndarray, size: int) -> torch.Tensor:
 
 def union_boxes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
+
+
+def face_crop_box(landmarks: np.ndarray, scale: float) -> tuple[int, int, int]:
+    """(x0, y0, side) in pixels of the square `scale` times the larger extent of the median of `landmarks`
+    (N, 478, 2|3) over frames, centred on it. It may reach past the frame (:func:`crop_square` pads)."""
+    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    points = points[None] if points.ndim == 2 else points
+    faces = np.isfinite(points).all(axis=(1, 2))
+    if not faces.any():
+        raise ValueError("no frame with a face to centre the crop on")
+    points = np.median(points[faces], axis=0)
+    low, high = points.min(axis=0), points.max(axis=0)
+    side = max(2, int(round(scale * float((high - low).max()))))
+    x0, y0 = (int(v) for v in np.round((low + high) / 2 - side / 2))
+    return x0, y0, side
+
+
+def crop_square(frames: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+    """frames (N, H, W, C) -> (N, side, side, C), the frame's edge pixels repeated where the box reaches past it."""
+    x0, y0, side = box
+    h, w = frames.shape[1:3]
+    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+    if pad:
+        frames = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return frames[:, y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+
+
+def to_box(landmarks: np.ndarray, box: tuple[int, int, int] | None, size: int, frame_hw: tuple[int, int]) -> np.ndarray:
+    """Landmarks (..., 2|3) in frame pixels -> pixels of the `size` model view (the box, or the whole frame)."""
+    out = np.array(landmarks, dtype=np.float64, copy=True)
+    if box is None:
+        h, w = frame_hw
+        out[..., 0] *= size / w
+        out[..., 1] *= size / h
+        if out.shape[-1] > 2:
+            out[..., 2] *= size / w
+        return out
+    x0, y0, side = box
+    out[..., 0] -= x0
+    out[..., 1] -= y0
+    out *= size / side
+    return out
+
+
+def model_view(frames: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float | None
+               ) -> tuple[torch.Tensor, np.ndarray]:
+    """What the model sees of a clip (or window): frames (N, H, W, 3) uint8 -> (N, size, size, 3) uint8 of
+    the face box (`face_scale`) or the whole frame, and `landmarks` (N, 478, 2|3) in those pixels."""
+    frames = np.asarray(frames)
+    box = face_crop_box(landmarks, face_scale) if face_scale else None
+    crops = crop_square(frames, box) if box is not None else frames
+    images = torch.cat([_images_to_model(torch.from_numpy(np.ascontiguousarray(crops[s : s + 64])), size)
+                        for s in range(0, len(crops), 64)])
+    return ((images + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1), \
+        to_box(landmarks, box, size, frames.shape[1:3])
+
+
+def _feathered(boxes: np.ndarray, hw: tuple[int, int], sigma: float) -> np.ndarray:
+    """(N, H, W, 1) float32 weights: 1 inside each box grown by 2 sigma, a Gaussian edge of `sigma` pixels."""
+    import cv2
+
+    h, w = hw
+    grow = 2 * sigma
+    out = np.zeros((len(boxes), h, w, 1), np.float32)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        mask = np.zeros((h, w), np.float32)
+        mask[max(0, int(np.floor(y0 - grow))) : max(0, int(np.ceil(y1 + grow))),
+             max(0, int(np.floor(x0 - grow))) : max(0, int(np.ceil(x1 + grow)))] = 1.0
+        out[i, ..., 0] = cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask
+    return out
 
 
 def _images_to_model(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -408,6 +487,12 @@ class L2IDiffusion(nn.Module):
         if frames.ndim != 5 or landmarks.ndim != 4 or landmarks.shape[:2] != frames.shape[:2]:
             raise ValueError(f"expected frames (B, W, H, W, 3) and landmarks (B, W, 478, 3), got "
                              f"{tuple(frames.shape)} and {tuple(landmarks.shape)}")
+        if not bool(torch.as_tensor(batch.get("model_view", False)).all()):  # not preloaded: crop/resize here
+            face_scale = self.config["crop"]["face_scale"]
+            views = [model_view(f.cpu().numpy(), lm.detach().cpu().numpy(), self.resolution, face_scale)
+                     for f, lm in zip(frames, landmarks)]
+            frames = torch.stack([v[0] for v in views])
+            landmarks = torch.from_numpy(np.stack([v[1] for v in views])).float()
         device = next(self.unet.parameters()).device
         gen_device = generator.device if generator is not None else torch.device("cpu")
         b, window = frames.shape[:2]
@@ -515,11 +600,16 @@ class L2IDiffusion(nn.Module):
         batch_size = int(batch_size or s["batch_size"])
         device = next(self.unet.parameters()).device
         height, width = frame.shape[:2]
-        scale = self._scale((height, width))
-        targets, ref_lm = targets * scale, ref_lm * scale
-
-        reference = _images_to_model(torch.from_numpy(frame)[None].to(device), self.resolution)
+        crop = self.config["crop"]
+        box = face_crop_box(np.concatenate([ref_lm[..., :2], targets[..., :2]]), crop["face_scale"]) \
+            if crop["face_scale"] else None
+        view = crop_square(frame[None], box)[0] if box is not None else frame
         margin = float(self.config["mask"]["margin"])
+        frame_boxes = union_boxes(lower_face_boxes(targets, margin),
+                                  np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
+        targets, ref_lm = (to_box(lm[..., :2], box, self.resolution, (height, width)) for lm in (targets, ref_lm))
+
+        reference = _images_to_model(torch.from_numpy(np.ascontiguousarray(view))[None].to(device), self.resolution)
         boxes = union_boxes(lower_face_boxes(targets, margin), np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
         shape = (len(targets), self.latent_channels, self.resolution // self.downsample, self.resolution // self.downsample)
         noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
@@ -539,11 +629,33 @@ class L2IDiffusion(nn.Module):
             latents = self._denoise(noise[start:stop], conditions, tokens, steps, generator)
             if sequential:  # frame i is the reference of frame i + 1, with the landmarks it was drawn from
                 ref_latent, ref_render = latents, p
-            out.append(self.decode(latents).clamp(-1, 1))
-        images = torch.cat(out)
-        if images.shape[-2:] != (height, width):
-            images = F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False)
-        return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            out.append(self._to_frame(self.decode(latents), frame, box, frame_boxes[start:stop]))
+        return np.concatenate(out)
+
+    def _to_frame(self, images: torch.Tensor, frame: np.ndarray, box: tuple[int, int, int] | None,
+                  lower_face: np.ndarray) -> np.ndarray:
+        """Model-view images (N, C, R, R) in [-1, 1] -> (N, H, W, 3) uint8 frames: resized back over the box
+        (or the whole frame), then, with ``crop.paste_back``, only the lower face blended into `frame`."""
+        height, width = frame.shape[:2]
+        crop = self.config["crop"]
+        side = box[2] if box is not None else None
+        size = (side, side) if box is not None else (height, width)
+        if images.shape[-2:] != size:
+            images = F.interpolate(images.clamp(-1, 1), size=size, mode="bicubic", align_corners=False)
+        images = ((images.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
+        if box is None and not crop["paste_back"]:
+            return images.round().astype(np.uint8)
+        canvas = np.repeat(frame[None].astype(np.float32), len(images), axis=0)
+        if box is None:
+            canvas = images
+        else:  # the view's pixels that fall inside the frame
+            x0, y0, _ = box
+            fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+            canvas[:, fy0:fy1, fx0:fx1] = images[:, fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+        if crop["paste_back"]:
+            weight = _feathered(lower_face, (height, width), float(crop["feather"]) * (side or max(height, width)))
+            canvas = weight * canvas + (1 - weight) * frame[None].astype(np.float32)
+        return canvas.round().clip(0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -596,13 +708,16 @@ def load_autoencoder(name: str) -> nn.Module:
 
 # ------------------------------------------------------------------------------------------ data
 class PreloadedWindows(torch.utils.data.Dataset):
-    """Windows of `window` frames every `stride` frames, every clip decoded once and kept in memory at
-    `size` pixels (landmarks scaled with it): for small datasets, where decoding would dominate a step.
+    """Windows of `window` frames every `stride` frames, every clip decoded once and kept in memory as the
+    model sees it (:func:`model_view`: `size` pixels of the whole frame or of the clip's face box, landmarks
+    in those pixels): for small datasets, where decoding would dominate a step.
 
-    Items have the ``frames`` and ``landmarks`` of :class:`preprocessing.windows.TalkingHeadWindows`.
+    Items have the ``frames`` and ``landmarks`` of :class:`preprocessing.windows.TalkingHeadWindows`, and
+    ``model_view`` (True: :meth:`L2IDiffusion.training_loss` uses them as they are).
     """
 
-    def __init__(self, path: str | Path, split: str, window: int, stride: int, size: int | None = None):
+    def __init__(self, path: str | Path, split: str, window: int, stride: int, size: int,
+                 face_scale: float | None = None):
         from preprocessing.windows import TalkingHeadWindows
 
         source = TalkingHeadWindows(path, split=split, window=window, stride=1, frames=True, reference="first")
@@ -617,25 +732,16 @@ class PreloadedWindows(torch.utils.data.Dataset):
                 continue
             # Windows that tile the clip, then the last one for the tail: each frame decoded once or twice.
             parts = [source[first[(row, s)]] for s in sorted({*range(0, total - window + 1, window), total - window})]
-            frames = torch.zeros((total, *self._frames(parts[0], size)[0].shape[1:]), dtype=torch.uint8)
-            landmarks = torch.zeros((total, *parts[0]["landmarks"].shape[1:]))
+            frames = np.zeros((total, *parts[0]["frames"].shape[1:]), dtype=np.uint8)
+            landmarks = np.zeros((total, *parts[0]["landmarks"].shape[1:]), dtype=np.float32)
             for part in parts:
-                f, lm = self._frames(part, size)
-                frames[part["start"] : part["start"] + window], landmarks[part["start"] : part["start"] + window] = f, lm
+                span = slice(part["start"], part["start"] + window)
+                frames[span], landmarks[span] = part["frames"].numpy(), part["landmarks"].numpy()
+            frames, landmarks = model_view(frames, landmarks, size, face_scale)
             self.index += [(len(self.clips), s) for s in range(0, total - window + 1, stride)]
-            self.clips.append({"clip_id": clip_id, "frames": frames, "landmarks": landmarks})
+            self.clips.append({"clip_id": clip_id, "frames": frames, "landmarks": torch.from_numpy(landmarks).float()})
         if not self.index:
             raise ValueError(f"{path} [{split}]: no clip has {window} frames")
-
-    @staticmethod
-    def _frames(item: dict, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, landmarks = item["frames"], item["landmarks"]
-        if size is None or frames.shape[1:3] == (size, size):
-            return frames, landmarks
-        h, w = frames.shape[1:3]
-        landmarks = landmarks * torch.tensor([size / w, size / h, size / w])
-        frames = ((_images_to_model(frames, size) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1)
-        return frames, landmarks
 
     def __len__(self) -> int:
         return len(self.index)
@@ -644,7 +750,7 @@ class PreloadedWindows(torch.utils.data.Dataset):
         clip, start = self.index[i]
         data = self.clips[clip]
         return {"clip_id": data["clip_id"], "start": start, "frames": data["frames"][start : start + self.window],
-                "landmarks": data["landmarks"][start : start + self.window]}
+                "landmarks": data["landmarks"][start : start + self.window], "model_view": True}
 
 
 def training_dataset(config: dict, dataset_dir: str | Path, split: str = "train") -> torch.utils.data.Dataset:
@@ -655,6 +761,7 @@ def training_dataset(config: dict, dataset_dir: str | Path, split: str = "train"
     data = config["data"]
     window, stride = int(data["window"]), int(data["stride"])
     if data["preload"]:
-        return PreloadedWindows(dataset_dir, split, window, stride, size=int(config["resolution"]))
+        return PreloadedWindows(dataset_dir, split, window, stride, size=int(config["resolution"]),
+                                face_scale=config["crop"]["face_scale"])
     return TalkingHeadWindows(dataset_dir, split=split, window=window, stride=stride, frames=True,
                               reference="first", seed=int(config.get("seed", 0)))

@@ -80,6 +80,7 @@ MODEL_NAME = "moda"
 STAGE = "renderer"
 SKIP_PREFIXES = ("vgg.",)  # the frozen VGG19 comes from the weights registry, never from checkpoints
 VGG_WEIGHTS = "vgg19"  # registry entry (toolkit/weights.py)
+ALL_SPEAKERS = "all"  # data.speaker value: one renderer trained on every speaker of the train split
 
 # Temporal positional encoding (the release's RenderDataset.positional_encoding, nerf-pytorch's form):
 # x = TPE_OFFSET + frame_index / TPE_TIME_SCALE, encoded as [x, sin(2^k x), cos(2^k x) for k < frequencies].
@@ -539,7 +540,8 @@ def _validate(config: dict) -> None:
 # ------------------------------------------------------------------------------------------ data
 class RendererFrames(torch.utils.data.Dataset):
     """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (None:
-    the first speaker in sorted order), decoded once and kept in memory at ``resolution``.
+    the first speaker in sorted order; ``all``: every speaker, one renderer for all of them, each clip
+    with its own reference image), decoded once and kept in memory at ``resolution``.
 
     Each clip's first ``data.train_fraction`` of frames (rounded down) are the ``"train"`` frames, the
     rest the ``"validation"`` frames; frames without a face are left out of both. Items: ``frame``,
@@ -568,10 +570,10 @@ class RendererFrames(torch.utils.data.Dataset):
         rows = load_from_disk(str(dataset_dir))["train"]
         speakers = list(rows["speaker"])
         self.speaker = data["speaker"] if data["speaker"] is not None else sorted(set(speakers))[0]
-        if self.speaker not in speakers:
+        if self.speaker != ALL_SPEAKERS and self.speaker not in speakers:
             raise ValueError(f"{dataset_dir}: data.speaker {self.speaker!r} has no clip in the train split; "
                              f"speakers: {sorted(set(speakers))}")
-        picked = [i for i, s in enumerate(speakers) if s == self.speaker]
+        picked = [i for i, s in enumerate(speakers) if self.speaker in (s, ALL_SPEAKERS)]
         all_ids = list(rows["clip_id"])
         clip_ids = [all_ids[i] for i in picked]
         torso = clip_torso(dataset_dir, "train", clip_ids)
