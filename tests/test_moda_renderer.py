@@ -2,9 +2,9 @@
 temporal positional encoding, one-backward G/D training, save/load and resume, and the VGG19 losses with a
 created VGG19.
 
-Acceptance: the `tiny` config as shipped, trained with the shared loop on the sample's speakers (one
-renderer for both: ``data.speaker: all``; under 3 CPU minutes, one thread), renders the validation frames
-(the last 20% of each training clip, never trained on) from their ground-truth meshes and shoulder points and the clip's
+Acceptance: the `tiny` config as shipped, trained with the shared loop on the sample's first speaker
+(under 3 CPU minutes, one thread), renders the validation frames (the last 20% of each of that speaker's
+training clips, never trained on) from their ground-truth meshes and shoulder points and the clip's
 reference frame (its first frame). Over MODA's mouth weight mask (the mouth-outer polygon dilated by
 45/512 of the image side, at the model's 64 px), the rendered frames' PSNR against the ground truth
 must beat the reference frame's PSNR (copying the reference) by MARGIN_DB on every clip.
@@ -74,7 +74,7 @@ def test_rendered_mouths_beat_copying_the_reference(trained_run, validation):
         copied = mouth_psnr(copies, clip["frames"][frames], clip["landmarks"][frames])
         results[clip["clip_id"]] = (round(ours, 2), round(copied, 2))
     print("validation mouth PSNR (rendered, copied reference):", results)
-    assert len(results) == 4  # two training clips of each of the two speakers
+    assert len(results) == 2  # the first speaker's two training clips
     for clip_id, (ours, copied) in results.items():
         assert ours > copied + MARGIN_DB, f"{clip_id}: rendered {ours} dB, copied reference {copied} dB"
 
@@ -101,10 +101,10 @@ def test_render_takes_any_crop_size_and_is_deterministic(trained_run, validation
 def test_validation_frames_are_the_last_fifth_of_each_clip(trained_run, validation, preprocessed_sample):
     config = trained_run[1].config
     train = build_dataset(config, preprocessed_sample)
-    assert train.speaker == validation.speaker == "all" and len(train.clips) == 4
-    assert {c["clip_id"] for c in train.clips} == {"S01_000", "S01_001", "S02_000", "S02_001"}
-    one = RendererFrames({**config, "data": {**config["data"], "speaker": "S02"}}, preprocessed_sample)
-    assert [c["clip_id"] for c in one.clips] == ["S02_000", "S02_001"]  # one identity, as the release trains
+    assert train.speaker == validation.speaker == "S01" and len(train.clips) == 2
+    for speaker, clips in (("S02", ["S02_000", "S02_001"]), ("all", ["S01_000", "S01_001", "S02_000", "S02_001"])):
+        other = RendererFrames({**config, "data": {**config["data"], "speaker": speaker}}, preprocessed_sample)
+        assert [c["clip_id"] for c in other.clips] == clips  # one identity, or every speaker with "all"
     train_items = {(c, t) for c, t in train.index}
     validation_items = {(c, t) for c, t in validation.index}
     assert not train_items & validation_items

@@ -7,8 +7,7 @@ Three stages, each trained on its own (papers.md section 2):
               temporal VAE); several samples per audio differ in head motion.
 ``faco``      (:mod:`baselines.moda.faco_net`): lip + eye motion + the mean mesh -> the full 478-point mesh.
 ``renderer``  (:mod:`baselines.moda.renderer`): the drawn mesh + shoulder lines, a reference image and
-              the temporal positional encoding -> the frame (one model per identity, or one for every
-              speaker with data.speaker: all).
+              the temporal positional encoding -> the frame (one model per identity).
 
 Torso points come from :mod:`baselines.moda.torso`; inference chains the stages in
 :mod:`baselines.moda.pipeline`. Configs are ``configs/<name>/<stage>.yaml`` (``tiny``: minutes on a CPU
