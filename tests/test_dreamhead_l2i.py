@@ -22,8 +22,8 @@ from safetensors import safe_open
 
 from baselines import training
 from baselines.dreamhead import load_config
-from baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, crop_square,
-                                               face_crop_box, lower_face_boxes, model_view, training_dataset)
+from baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, lower_face_boxes,
+                                               training_dataset)
 from preprocessing.windows import TalkingHeadWindows
 from toolkit import face_mesh
 from toolkit import weights as w
@@ -84,37 +84,6 @@ def test_generated_mouths_beat_the_reference_frame(trained, test_clips):
     assert len(results) == 2
     for clip_id, (ours, reference) in results.items():
         assert ours > reference, f"{clip_id}: generated {ours} dB, reference frame {reference} dB"
-
-
-# ------------------------------------------------------------------------------------------ face crop
-def test_face_crop_box_model_view_and_padding():
-    rng = np.random.default_rng(0)
-    landmarks = np.zeros((3, 478, 3))
-    landmarks[..., 0] = rng.uniform(100, 140, (3, 478))  # a 40 x 60 px face, centred on (120, 90)
-    landmarks[..., 1] = rng.uniform(60, 120, (3, 478))
-    landmarks[:, 0, :2], landmarks[:, 1, :2] = (100, 60), (140, 120)  # the extremes, in every frame
-    landmarks[1] = np.nan  # a frame without a face does not move the box
-    x0, y0, side = face_crop_box(landmarks, 1.5)
-    assert side == 90 and (x0 + side / 2, y0 + side / 2) == (120, 90)
-
-    # One bright pixel at a landmark lands where model_view says that landmark is.
-    frames = np.zeros((3, 200, 180, 3), np.uint8)
-    px, py = (int(v) for v in landmarks[0, 7, :2])
-    frames[:, py - 1 : py + 2, px - 1 : px + 2] = 255
-    view, moved = model_view(frames, landmarks, 45, 1.5)  # 90 px -> 45 px: a factor of 2
-    assert view.shape == (3, 45, 45, 3) and view.dtype == torch.uint8
-    bright = np.unravel_index(int(view[0, ..., 0].argmax()), (45, 45))
-    np.testing.assert_allclose(moved[0, 7, :2], ((px + 0.5 - x0) / 2, (py + 0.5 - y0) / 2), atol=0.5)
-    assert abs(bright[1] + 0.5 - moved[0, 7, 0]) <= 1 and abs(bright[0] + 0.5 - moved[0, 7, 1]) <= 1
-    assert np.isnan(moved[1]).all()
-
-    # A box reaching past the frame repeats the frame's edge pixels.
-    image = rng.integers(0, 256, (1, 10, 12, 3), dtype=np.uint8)
-    crop = crop_square(image, (-3, 4, 8))
-    assert crop.shape == (1, 8, 8, 3)
-    np.testing.assert_array_equal(crop[0, :6, 3:], image[0, 4:10, 0:5])  # inside the frame: the frame
-    np.testing.assert_array_equal(crop[0, :6, :3], np.repeat(image[0, 4:10, :1], 3, axis=1))  # left of it: column 0
-    np.testing.assert_array_equal(crop[0, 6:], np.repeat(crop[0, 5:6], 2, axis=0))  # below it: the last row
 
 
 def test_only_the_lower_face_is_pasted_back(trained, test_clips):

@@ -52,6 +52,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
+                                 to_frame)
 from baselines.mesh_render import render_mesh
 from toolkit import face_mesh
 from toolkit.fileio import atomic_path
@@ -242,84 +244,6 @@ def union_boxes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
 
 
-def face_crop_box(landmarks: np.ndarray, scale: float) -> tuple[int, int, int]:
-    """(x0, y0, side) in pixels of the square `scale` times the larger extent of the median of `landmarks`
-    (N, 478, 2|3) over frames, centred on it. It may reach past the frame (:func:`crop_square` pads)."""
-    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
-    points = points[None] if points.ndim == 2 else points
-    faces = np.isfinite(points).all(axis=(1, 2))
-    if not faces.any():
-        raise ValueError("no frame with a face to centre the crop on")
-    points = np.median(points[faces], axis=0)
-    low, high = points.min(axis=0), points.max(axis=0)
-    side = max(2, int(round(scale * float((high - low).max()))))
-    x0, y0 = (int(v) for v in np.round((low + high) / 2 - side / 2))
-    return x0, y0, side
-
-
-def crop_square(frames: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
-    """frames (N, H, W, C) -> (N, side, side, C), the frame's edge pixels repeated where the box reaches past it."""
-    x0, y0, side = box
-    h, w = frames.shape[1:3]
-    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    if pad:
-        frames = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return frames[:, y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
-
-
-def to_box(landmarks: np.ndarray, box: tuple[int, int, int] | None, size: int, frame_hw: tuple[int, int]) -> np.ndarray:
-    """Landmarks (..., 2|3) in frame pixels -> pixels of the `size` model view (the box, or the whole frame)."""
-    out = np.array(landmarks, dtype=np.float64, copy=True)
-    if box is None:
-        h, w = frame_hw
-        out[..., 0] *= size / w
-        out[..., 1] *= size / h
-        if out.shape[-1] > 2:
-            out[..., 2] *= size / w
-        return out
-    x0, y0, side = box
-    out[..., 0] -= x0
-    out[..., 1] -= y0
-    out *= size / side
-    return out
-
-
-def model_view(frames: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float | None
-               ) -> tuple[torch.Tensor, np.ndarray]:
-    """What the model sees of a clip (or window): frames (N, H, W, 3) uint8 -> (N, size, size, 3) uint8 of
-    the face box (`face_scale`) or the whole frame, and `landmarks` (N, 478, 2|3) in those pixels."""
-    frames = np.asarray(frames)
-    box = face_crop_box(landmarks, face_scale) if face_scale else None
-    crops = crop_square(frames, box) if box is not None else frames
-    images = torch.cat([_images_to_model(torch.from_numpy(np.ascontiguousarray(crops[s : s + 64])), size)
-                        for s in range(0, len(crops), 64)])
-    return ((images + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1), \
-        to_box(landmarks, box, size, frames.shape[1:3])
-
-
-def _feathered(boxes: np.ndarray, hw: tuple[int, int], sigma: float) -> np.ndarray:
-    """(N, H, W, 1) float32 weights: 1 inside each box grown by 2 sigma, a Gaussian edge of `sigma` pixels."""
-    import cv2
-
-    h, w = hw
-    grow = 2 * sigma
-    out = np.zeros((len(boxes), h, w, 1), np.float32)
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        mask = np.zeros((h, w), np.float32)
-        mask[max(0, int(np.floor(y0 - grow))) : max(0, int(np.ceil(y1 + grow))),
-             max(0, int(np.floor(x0 - grow))) : max(0, int(np.ceil(x1 + grow)))] = 1.0
-        out[i, ..., 0] = cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask
-    return out
-
-
-def _images_to_model(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [-1, 1] (antialiased resize)."""
-    x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
-
-
 def _check_landmarks(landmarks: Any, what: str, single: bool = False) -> np.ndarray:
     array = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks, dtype=np.float64)
     shape = "(478, 2|3)" if single else "(T, 478, 2|3)"
@@ -491,7 +415,7 @@ class L2IDiffusion(nn.Module):
             face_scale = self.config["crop"]["face_scale"]
             views = [model_view(f.cpu().numpy(), lm.detach().cpu().numpy(), self.resolution, face_scale)
                      for f, lm in zip(frames, landmarks)]
-            frames = torch.stack([v[0] for v in views])
+            frames = torch.from_numpy(np.stack([v[0] for v in views]))
             landmarks = torch.from_numpy(np.stack([v[1] for v in views])).float()
         device = next(self.unet.parameters()).device
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -504,8 +428,8 @@ class L2IDiffusion(nn.Module):
         target_idx, reference_idx = pairs[pick.reshape(-1)].T
 
         scale = self._scale(frames.shape[2:4])
-        target = _images_to_model(frames[rows, target_idx].to(device), self.resolution)
-        reference = _images_to_model(frames[rows, reference_idx].to(device), self.resolution)
+        target = images_to_model(frames[rows, target_idx].to(device), self.resolution)
+        reference = images_to_model(frames[rows, reference_idx].to(device), self.resolution)
         all_landmarks = landmarks.detach().cpu().numpy()[..., :2] * scale
         lm_target = all_landmarks[rows.numpy(), target_idx.numpy()]
         lm_reference = all_landmarks[rows.numpy(), reference_idx.numpy()]
@@ -609,7 +533,7 @@ class L2IDiffusion(nn.Module):
                                   np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
         targets, ref_lm = (to_box(lm[..., :2], box, self.resolution, (height, width)) for lm in (targets, ref_lm))
 
-        reference = _images_to_model(torch.from_numpy(np.ascontiguousarray(view))[None].to(device), self.resolution)
+        reference = images_to_model(torch.from_numpy(np.ascontiguousarray(view))[None].to(device), self.resolution)
         boxes = union_boxes(lower_face_boxes(targets, margin), np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
         shape = (len(targets), self.latent_channels, self.resolution // self.downsample, self.resolution // self.downsample)
         noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
@@ -636,26 +560,12 @@ class L2IDiffusion(nn.Module):
                   lower_face: np.ndarray) -> np.ndarray:
         """Model-view images (N, C, R, R) in [-1, 1] -> (N, H, W, 3) uint8 frames: resized back over the box
         (or the whole frame), then, with ``crop.paste_back``, only the lower face blended into `frame`."""
-        height, width = frame.shape[:2]
         crop = self.config["crop"]
-        side = box[2] if box is not None else None
-        size = (side, side) if box is not None else (height, width)
-        if images.shape[-2:] != size:
-            images = F.interpolate(images.clamp(-1, 1), size=size, mode="bicubic", align_corners=False)
-        images = ((images.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
-        if box is None and not crop["paste_back"]:
-            return images.round().astype(np.uint8)
-        canvas = np.repeat(frame[None].astype(np.float32), len(images), axis=0)
-        if box is None:
-            canvas = images
-        else:  # the view's pixels that fall inside the frame
-            x0, y0, _ = box
-            fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
-            canvas[:, fy0:fy1, fx0:fx1] = images[:, fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-        if crop["paste_back"]:
-            weight = _feathered(lower_face, (height, width), float(crop["feather"]) * (side or max(height, width)))
-            canvas = weight * canvas + (1 - weight) * frame[None].astype(np.float32)
-        return canvas.round().clip(0, 255).astype(np.uint8)
+        canvas = to_frame(images, frame, box)
+        if not crop["paste_back"]:
+            return canvas.round().clip(0, 255).astype(np.uint8)
+        side = box[2] if box is not None else max(frame.shape[:2])
+        return blend(canvas, frame, feathered(lower_face, frame.shape[:2], float(crop["feather"]) * side))
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -737,7 +647,8 @@ class PreloadedWindows(torch.utils.data.Dataset):
             for part in parts:
                 span = slice(part["start"], part["start"] + window)
                 frames[span], landmarks[span] = part["frames"].numpy(), part["landmarks"].numpy()
-            frames, landmarks = model_view(frames, landmarks, size, face_scale)
+            frames, landmarks, _ = model_view(frames, landmarks, size, face_scale)
+            frames = torch.from_numpy(frames)
             self.index += [(len(self.clips), s) for s in range(0, total - window + 1, stride)]
             self.clips.append({"clip_id": clip_id, "frames": frames, "landmarks": torch.from_numpy(landmarks).float()})
         if not self.index:

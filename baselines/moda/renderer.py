@@ -54,7 +54,11 @@ feature matching includes D's last (prediction) layer; the TPE has no factor pi 
 :func:`temporal_encoding`).
 
 Data: one identity (``data.speaker``) of the train split, every clip decoded once and kept in memory at
-``resolution`` (:class:`RendererFrames`). Each clip is split in time as in MODA's data preparation
+``resolution`` (:class:`RendererFrames`): the whole frame, or with ``crop.face_scale`` the square around
+the clip's face (:mod:`baselines.face_crop`; the tiny config's departure from the release, which renders
+the whole 512-px frame: at 64 px a whole 256-px crop leaves the mouth a few pixels wide). With a face
+box, :meth:`TemporalRenderer.render` renders the box around the target meshes and pastes it into the
+full-resolution reference frame with a feathered edge. Each clip is split in time as in MODA's data preparation
 (``--train_val_rate 0.8``): the first 80% of its frames train, the last 20% are the validation frames.
 Frames without a face are left out.
 """
@@ -73,6 +77,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines import checkpoint
+from baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
+                                 to_frame)
 from baselines.mesh_render import render_mesh
 from baselines.moda.torso import clip_torso, draw_shoulders
 
@@ -114,6 +120,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "loss": ("gan", "l1", "mouth_l1", "vgg", "style", "fm"),
     "data": ("speaker", "train_fraction", "reference"),
     "inference": ("batch_size",),
+    "crop": ("face_scale", "feather"),
 }
 
 
@@ -165,19 +172,6 @@ def mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     cv2.fillPoly(mask, [fixed], 1, cv2.LINE_8, 4)
     side = 2 * int(round(MOUTH_DILATION * size / 2)) + 1  # 45 at 512, 7 at 64: odd, so centred
     return cv2.dilate(mask, np.ones((side, side), np.uint8))
-
-
-def images_to_model(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [-1, 1] (antialiased resize when needed)."""
-    x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
-
-
-def model_to_images(x: torch.Tensor) -> torch.Tensor:
-    """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
 
 
 # ------------------------------------------------------------------------------------- generator
@@ -460,6 +454,9 @@ class TemporalRenderer(nn.Module):
             torso: (T, 18, 2|3) shoulder points in the same pixels (:mod:`baselines.moda.torso`), or None.
             frame_indices: (T,) frame indices for the temporal encoding (as in training: the index in the clip).
             batch_size: frames per generator pass (default ``inference.batch_size``).
+
+        With ``crop.face_scale`` the model sees the square of that many times the extent of the meshes'
+        median face, and only that square, feathered at its edge, replaces the reference frame's pixels.
         """
         frame = np.asarray(reference_frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] != frame.shape[1]:
@@ -476,28 +473,35 @@ class TemporalRenderer(nn.Module):
         if len(indices) != count:
             raise ValueError(f"frame_indices must have one index per mesh ({count}), got {len(indices)}")
         size, res = frame.shape[0], self.resolution
-        scale = res / size
+        crop = self.config["crop"]
+        box = face_crop_box(meshes, float(crop["face_scale"])) if crop["face_scale"] else None
+        view = crop_square(frame[None], box)[0] if box is not None else frame
+        meshes = to_box(meshes[..., :2], box, res, frame.shape[:2])
+        shoulders = None if shoulders is None else to_box(shoulders[..., :2], box, res, frame.shape[:2])
+        weights = None
+        if box is not None:  # 1 inside the box, 0 at its edge: the reference's own pixels around it
+            x0, y0, side = box
+            sigma = float(crop["feather"]) * side
+            weights = feathered(np.array([[x0, y0, x0 + side, y0 + side]]), frame.shape[:2], sigma, grow=-3 * sigma)
         batch_size = int(batch_size or self.config["inference"]["batch_size"])
         was_training = self.training
         self.eval()
         try:
-            reference = torch.from_numpy(frame)[None]
+            reference = torch.from_numpy(np.ascontiguousarray(view))[None]
             out = []
             for start in range(0, count, batch_size):
                 stop = min(count, start + batch_size)
                 conditions = np.stack([
-                    draw_condition(meshes[t, :, :2] * scale, None if shoulders is None else shoulders[t, :, :2] * scale,
-                                   res, self.config["draw"]) for t in range(start, stop)])
+                    draw_condition(meshes[t], None if shoulders is None else shoulders[t], res, self.config["draw"])
+                    for t in range(start, stop)])
                 x = self.inputs(torch.from_numpy(conditions), reference.expand(stop - start, -1, -1, -1),
                                 indices[start:stop])
-                images = self.generator(x)
-                if size != res:
-                    images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False,
-                                           antialias=size < res)
-                out.append(model_to_images(images).cpu())
+                canvas = to_frame(self.generator(x), frame, box)
+                out.append(blend(canvas, frame, weights) if weights is not None
+                           else canvas.round().clip(0, 255).astype(np.uint8))
         finally:
             self.train(was_training)
-        return torch.cat(out).numpy() if out else np.zeros((0, size, size, 3), np.uint8)
+        return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -541,7 +545,8 @@ def _validate(config: dict) -> None:
 class RendererFrames(torch.utils.data.Dataset):
     """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (None:
     the first speaker in sorted order; ``all``: every speaker, one renderer for all of them, each clip
-    with its own reference image), decoded once and kept in memory at ``resolution``.
+    with its own reference image), decoded once and kept in memory at ``resolution``: the whole frame or,
+    with ``crop.face_scale``, the square of that many times the extent of the clip's median face.
 
     Each clip's first ``data.train_fraction`` of frames (rounded down) are the ``"train"`` frames, the
     rest the ``"validation"`` frames; frames without a face are left out of both. Items: ``frame``,
@@ -551,8 +556,9 @@ class RendererFrames(torch.utils.data.Dataset):
     drawn from (seed, item index), so an index always gives the same item.
 
     :attr:`clips` holds per clip ``clip_id``, ``frames`` (T, R, R, 3) uint8, ``landmarks`` (T, 478, 3) and
-    ``torso`` (T, 18, 3) in model pixels, ``train`` and ``validation`` (frame indices with a face) and
-    ``reference`` (the first training frame with a face).
+    ``torso`` (T, 18, 3) in model pixels, ``box`` ((x0, y0, side) in the clip's pixels, or None: the whole
+    frame), ``train`` and ``validation`` (frame indices with a face) and ``reference`` (the first training
+    frame with a face).
     """
 
     def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
@@ -587,19 +593,18 @@ class RendererFrames(torch.utils.data.Dataset):
                 video.write_bytes(item["video"])
                 with media.VideoReader(video, fps=None, threads=1) as reader:
                     frames = reader.read_all()
-            height, width = frames.shape[1:3]
-            factor = np.array([size / width, size / height, size / width])
-            landmarks = np.asarray(item["landmarks"], dtype=np.float64) * factor
-            points = np.asarray(torso[clip_id], dtype=np.float64) * factor
-            resized = torch.cat([model_to_images(images_to_model(torch.from_numpy(frames[s : s + 64]), size))
-                                 for s in range(0, len(frames), 64)]).numpy()
+            landmarks = np.asarray(item["landmarks"], dtype=np.float64)
+            if not np.isfinite(landmarks[..., :2]).all(axis=(1, 2)).any():
+                continue  # no face at all
+            resized, landmarks, box = model_view(frames, landmarks, size, config["crop"]["face_scale"])
+            points = to_box(np.asarray(torso[clip_id], dtype=np.float64), box, size, frames.shape[1:3])
             good = np.isfinite(landmarks[..., :2]).all(axis=(1, 2)) & np.isfinite(points[..., :2]).all(axis=(1, 2))
             cut = int(len(frames) * float(data["train_fraction"]))
             train = [t for t in range(cut) if good[t]]
             validation = [t for t in range(cut, len(frames)) if good[t]]
             if not train:
                 continue  # no face in the training part: nothing to take a reference from
-            clip = {"clip_id": clip_id, "frames": resized, "landmarks": landmarks, "torso": points,
+            clip = {"clip_id": clip_id, "frames": resized, "landmarks": landmarks, "torso": points, "box": box,
                     "train": train, "validation": validation, "reference": train[0]}
             self.index += [(len(self.clips), t) for t in (train if split == "train" else validation)]
             self.clips.append(clip)
