@@ -5,9 +5,9 @@ a few pixels wide, so the small configs look at a square around the face instead
 times the face's extent) and paste what they render back into the full-resolution reference frame
 with a feathered edge. The paper configs see the whole frame (``face_scale: null``).
 
-    box = face_crop_box(landmarks, 1.3)         # (x0, y0, side) in frame pixels
-    views, points = model_view(frames, landmarks, 64, 1.3)  # what the model trains on
-    frames = paste(rendered, reference_frame, box, weights)  # back into the frame
+    views, points, box = model_view(frames, landmarks, 64, 1.3)  # what the model trains on; box: (x0, y0, side)
+    canvas = to_frame(rendered, reference_frame, box)            # the model's output resized over the box
+    frames = blend(canvas, reference_frame, feathered(...))      # only where the weights say, into the frame
 """
 
 from __future__ import annotations
@@ -76,9 +76,11 @@ def to_box(points: np.ndarray, box: Box | None, size: int, frame_hw: tuple[int, 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, size, size, 3), antialiased, 64 frames at a time."""
-    return torch.cat([model_to_images(images_to_model(torch.from_numpy(np.ascontiguousarray(frames[s : s + 64])), size))
-                      for s in range(0, len(frames), 64)]).numpy() if len(frames) else \
-        np.zeros((0, size, size, 3), np.uint8)
+    out = np.zeros((len(frames), size, size, 3), np.uint8)
+    for s in range(0, len(frames), 64):
+        out[s : s + 64] = model_to_images(images_to_model(torch.from_numpy(np.ascontiguousarray(frames[s : s + 64])),
+                                                          size)).numpy()
+    return out
 
 
 def model_view(frames: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float | None
@@ -127,7 +129,7 @@ def to_frame(images: torch.Tensor, frame: np.ndarray, box: Box | None) -> np.nda
     return canvas
 
 
-def blend(canvas: np.ndarray, frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """weights * canvas + (1 - weights) * frame, as uint8 frames (N, H, W, 3)."""
-    out = weights * canvas + (1 - weights) * frame[None].astype(np.float32)
+def blend(canvas: np.ndarray, frame: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """weights * canvas + (1 - weights) * frame (None: the canvas alone), as uint8 frames (N, H, W, 3)."""
+    out = canvas if weights is None else weights * canvas + (1 - weights) * frame[None].astype(np.float32)
     return out.round().clip(0, 255).astype(np.uint8)

@@ -69,3 +69,4 @@ def test_a_view_goes_back_over_its_box_and_only_there():
     mixed = blend(np.full((1, 40, 50, 3), 7.0, np.float32), frame, weights)
     assert mixed.dtype == np.uint8 and (mixed[0, 20, 20] == 7).all()
     np.testing.assert_array_equal(mixed[0, :, 40:], frame[:, 40:])
+    np.testing.assert_array_equal(blend(np.full((1, 40, 50, 3), 300.0), frame, None), np.full((1, 40, 50, 3), 255))

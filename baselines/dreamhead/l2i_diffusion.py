@@ -561,11 +561,9 @@ class L2IDiffusion(nn.Module):
         """Model-view images (N, C, R, R) in [-1, 1] -> (N, H, W, 3) uint8 frames: resized back over the box
         (or the whole frame), then, with ``crop.paste_back``, only the lower face blended into `frame`."""
         crop = self.config["crop"]
-        canvas = to_frame(images, frame, box)
-        if not crop["paste_back"]:
-            return canvas.round().clip(0, 255).astype(np.uint8)
         side = box[2] if box is not None else max(frame.shape[:2])
-        return blend(canvas, frame, feathered(lower_face, frame.shape[:2], float(crop["feather"]) * side))
+        weights = feathered(lower_face, frame.shape[:2], float(crop["feather"]) * side) if crop["paste_back"] else None
+        return blend(to_frame(images, frame, box), frame, weights)
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -496,9 +496,7 @@ class TemporalRenderer(nn.Module):
                     for t in range(start, stop)])
                 x = self.inputs(torch.from_numpy(conditions), reference.expand(stop - start, -1, -1, -1),
                                 indices[start:stop])
-                canvas = to_frame(self.generator(x), frame, box)
-                out.append(blend(canvas, frame, weights) if weights is not None
-                           else canvas.round().clip(0, 255).astype(np.uint8))
+                out.append(blend(to_frame(self.generator(x), frame, box), frame, weights))
         finally:
             self.train(was_training)
         return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
