@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from preprocessing.audio_features import MEL_FPS, MEL_SILENCE, NUM_MELS, SAMPLE_RATE, log_mel
+from talking_head.preprocessing.audio_features import MEL_FPS, MEL_SILENCE, NUM_MELS, SAMPLE_RATE, log_mel
 
 ENCODERS = ("mel", "wav2vec2", "hubert")
 SILENCE_RMS = 1e-4  # -80 dBFS: below this the whole clip counts as silent (there is nothing to lip-sync)
@@ -100,7 +100,7 @@ class AudioFrontEnd:
     def extractor(self):
         """The speech model, loaded (and verified through the registry) on first use."""
         if self._extractor is None:
-            from preprocessing.audio_features import SpeechFeatureExtractor
+            from talking_head.preprocessing.audio_features import SpeechFeatureExtractor
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
             self._extractor = SpeechFeatureExtractor(self.encoder, device=device, weights_entry=self.weights)

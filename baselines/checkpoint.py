@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from toolkit.fileio import atomic_path
+from talking_head.toolkit.fileio import atomic_path
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.yaml"

@@ -2,7 +2,7 @@
 
 ::
 
-    from baselines.generation import generate_split
+    from talking_head.baselines.generation import generate_split
     result = generate_split("moda", "data/sample", "gen/moda", checkpoint="runs/moda")   # <clip_id>.mp4 + .npy
 
 Models (:data:`MODELS`):
@@ -34,12 +34,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from baselines.reference import Reference, reference_from_row
-from toolkit import media
-from toolkit.fileio import atomic_path, write_json
-from toolkit.progress import progress_bar
-from toolkit.provenance import software_versions
-from toolkit.video_ids import sample_id
+from talking_head.baselines.reference import Reference, reference_from_row
+from talking_head.toolkit import media
+from talking_head.toolkit.fileio import atomic_path, write_json
+from talking_head.toolkit.progress import progress_bar
+from talking_head.toolkit.provenance import software_versions
+from talking_head.toolkit.video_ids import sample_id
 
 TRAINED = ("dreamhead", "moda")
 FLOORS = ("ground-truth", "static-reference", "mean-landmarks")
@@ -90,11 +90,11 @@ def checkpoint_model(checkpoint: str | Path) -> str:
 def load_pipeline(model: str, checkpoint: str | Path, landmarks_only: bool = False, device: str = "cpu"):
     """The inference pipeline of a trained model's run folder."""
     if model == "moda":
-        from baselines.moda.pipeline import MODAPipeline
+        from talking_head.baselines.moda.pipeline import MODAPipeline
 
         return MODAPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only, device=device)
     if model == "dreamhead":
-        from baselines.dreamhead.pipeline import DreamHeadPipeline
+        from talking_head.baselines.dreamhead.pipeline import DreamHeadPipeline
 
         return DreamHeadPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only, device=device)
     raise GenerationError(f"{model!r} is not a trained model; choose one of {', '.join(TRAINED)}")
@@ -273,16 +273,16 @@ def _generator(model: str, checkpoint, dataset: Path, *, pose: str, seed: int, n
                if not (landmarks_only and stage == RENDERER_STAGE[trained])}
     has_train = _has_train(dataset)
     if trained == "moda":
-        from baselines.moda.data import load_clips, subjects
+        from talking_head.baselines.moda.data import load_clips, subjects
 
         means = subjects(load_clips(dataset, "train", torso=True)) if has_train else {}
     else:
-        from baselines.subjects import speaker_means
+        from talking_head.baselines.subjects import speaker_means
 
         means = speaker_means(dataset) if has_train else {}
 
     if model == "mean-landmarks":
-        from preprocessing import pose as pose_fit
+        from talking_head.preprocessing import pose as pose_fit
 
         configs = {RENDERER_STAGE[trained]: configs[RENDERER_STAGE[trained]]}
 

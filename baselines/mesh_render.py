@@ -19,7 +19,7 @@ import functools
 import cv2
 import numpy as np
 
-from toolkit.face_mesh import NUM_POINTS
+from talking_head.toolkit.face_mesh import NUM_POINTS
 
 # Part name -> (MediaPipe connection set, RGB colour). Drawn in this order, later parts on top.
 # Right/left are the subject's, as in MediaPipe (the subject's right eye is on the image's left).

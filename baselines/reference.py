@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing import face_track, pose as pose_fit
-from toolkit import face_mesh, media
+from talking_head.preprocessing import face_track, pose as pose_fit
+from talking_head.toolkit import face_mesh, media
 
 CROP_SIZES = (256, 512)  # the preprocessing crop sizes
 

@@ -1,7 +1,7 @@
 """The training loop every baseline stage shares (DreamHead A2L / L2I, later MODA), read top to bottom.
 
     toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh
-    accelerate launch -m toolkit.cli train dreamhead --stage l2i --config paper --dataset data/hdtf --out runs/dh
+    accelerate launch -m talking_head.toolkit.cli train dreamhead --stage l2i --config paper --dataset data/hdtf --out runs/dh
 
 A stage is a model class and a dataset builder (:class:`Stage`). The model follows this protocol:
 
@@ -48,9 +48,9 @@ import numpy as np
 import torch
 import yaml
 
-from toolkit.fileio import atomic_path, write_json
-from toolkit.progress import progress_bar
-from toolkit.provenance import software_versions
+from talking_head.toolkit.fileio import atomic_path, write_json
+from talking_head.toolkit.progress import progress_bar
+from talking_head.toolkit.provenance import software_versions
 
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "model.safetensors"

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Any, Optional
 
-from leaderboards.columns import HIGHER, LOWER, Column
+from talking_head.leaderboards.columns import HIGHER, LOWER, Column
 
 REFERENCE_MODELS = ("ground-truth",)  # rows that show the reference itself (papers: "Ground Truth")
 

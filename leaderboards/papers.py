@@ -7,7 +7,7 @@ or none when the toolkit cannot compute it. Nothing is filled in: a table whose 
 obtained says so (``numbers_available: false``) and lists the toolkit columns a reproduction reports.
 ::
 
-    from leaderboards.papers import load_table, table_ids
+    from talking_head.leaderboards.papers import load_table, table_ids
     table = load_table("moda-hdtf")
     table.row_for_model("moda").values["lmd"]      # 1.96
     table.row_for_model("moda").printed["lmd"]     # "1.96"
@@ -53,7 +53,7 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
-from leaderboards.columns import COLUMNS, HIGHER, LOWER
+from talking_head.leaderboards.columns import COLUMNS, HIGHER, LOWER
 
 EMPHASIS = ("best", "second")  # bold, underlined (the captions' "best" and "second-best")
 

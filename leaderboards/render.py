@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from leaderboards.board import Leaderboard, Row
-from leaderboards.columns import HIGHER, LOWER, Column
-from toolkit.fileio import atomic_path
+from talking_head.leaderboards.board import Leaderboard, Row
+from talking_head.leaderboards.columns import HIGHER, LOWER, Column
+from talking_head.toolkit.fileio import atomic_path
 
 SIGNIFICANT = 4
 MISSING = "–"  # en dash: a value that is absent, not a zero

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from leaderboards.board import Leaderboard
-from leaderboards.columns import COLUMNS
+from talking_head.leaderboards.board import Leaderboard
+from talking_head.leaderboards.columns import COLUMNS
 
 LANDMARK_COLUMNS = ("m_lmd", "f_lmd")  # where `sample` checks ground truth < trained models < floors
 KINDS = {"ground-truth": "ground-truth", "dreamhead": "trained", "moda": "trained", "static-reference": "floor",
@@ -138,7 +138,7 @@ class Outcome:
 
 def missing_inputs(recipe: Recipe, work: Path, inputs: Inputs) -> list[tuple[str, str]]:
     """Every input `recipe` lacks, as (what, how to get it); empty when it can run."""
-    from toolkit import weights
+    from talking_head.toolkit import weights
 
     missing = []
     data = recipe.data
@@ -169,8 +169,8 @@ def missing_inputs(recipe: Recipe, work: Path, inputs: Inputs) -> list[tuple[str
 def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, device: str = "cpu",
               show_progress: bool = True, log: Callable[[str], None] = print) -> Outcome:
     """Run every missing step of recipe `table` in `work` (see the module docstring)."""
-    from leaderboards.render import write_all
-    from leaderboards.runs import evaluate_model, leaderboard_from_runs
+    from talking_head.leaderboards.render import write_all
+    from talking_head.leaderboards.runs import evaluate_model, leaderboard_from_runs
 
     if table not in RECIPES:
         raise KeyError(f"unknown table {table!r}; choose one of {', '.join(RECIPES)}")
@@ -215,9 +215,9 @@ def _dataset_ready(folder: Path) -> bool:
 
 
 def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_progress: bool) -> Path:
-    from preprocessing.builders import BUILDERS
-    from preprocessing.pipeline import PreprocessConfig
-    from preprocessing.runner import preprocess
+    from talking_head.preprocessing.builders import BUILDERS
+    from talking_head.preprocessing.pipeline import PreprocessConfig
+    from talking_head.preprocessing.runner import preprocess
 
     if inputs.dataset is not None:
         step(f"dataset: the given {inputs.dataset}")
@@ -248,14 +248,14 @@ def _stages(recipe: Recipe, model: str) -> list[tuple[str, dict]]:
     """(stage, config) of every stage of `model`, in training order, with the recipe's configs."""
     import importlib
 
-    from toolkit.cli.train import MODELS
+    from talking_head.toolkit.cli.train import MODELS
 
     package = importlib.import_module(MODELS[model])
     return [(stage, package.load_config(recipe.config, stage)) for stage in package.STAGES]
 
 
 def _finished(folder: Path, config: dict) -> bool:
-    from baselines.training import checkpoint_dirs, load_trainer_state
+    from talking_head.baselines.training import checkpoint_dirs, load_trainer_state
 
     existing = checkpoint_dirs(folder)
     return bool(existing) and int(load_trainer_state(existing[-1])["step"]) >= int(config["training"]["steps"]) \
@@ -266,8 +266,8 @@ def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_
     """Train every stage of `model` that is not finished (an interrupted stage resumes)."""
     import importlib
 
-    from baselines.training import checkpoint_dirs, train
-    from toolkit.cli.train import MODELS
+    from talking_head.baselines.training import checkpoint_dirs, train
+    from talking_head.toolkit.cli.train import MODELS
 
     package = importlib.import_module(MODELS[model])
     for stage, config in _stages(recipe, model):
@@ -372,7 +372,7 @@ def ordering(board: Leaderboard) -> dict[str, dict]:
 def compare_with_paper(recipe: Recipe, board: Leaderboard) -> list[Comparison]:
     """For each paper row with a model of ours (ground truth, the reproduced model): the paper's number, ours
     and the delta per metric; the paper's other rows with their numbers alone."""
-    from leaderboards.papers import load_table
+    from talking_head.leaderboards.papers import load_table
 
     paper = load_table(recipe.paper_table)
     ours = {}
@@ -409,6 +409,6 @@ def outcome_json(outcome: Outcome) -> dict:
 
 
 def write_outcome(outcome: Outcome) -> Path:
-    from toolkit.fileio import write_json
+    from talking_head.toolkit.fileio import write_json
 
     return write_json(outcome.work / "reproduce.json", outcome_json(outcome))

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from leaderboards.board import Leaderboard, Row
-from leaderboards.columns import COLUMNS, Column
-from toolkit.fileio import write_json
-from toolkit.provenance import software_versions
+from talking_head.leaderboards.board import Leaderboard, Row
+from talking_head.leaderboards.columns import COLUMNS, Column
+from talking_head.toolkit.fileio import write_json
+from talking_head.toolkit.provenance import software_versions
 
 ORDER = {"ground-truth": 0, "dreamhead": 1, "moda": 1, "static-reference": 2, "mean-landmarks": 2}  # row order
 RUN_FILE, SUMMARY_FILE, GENERATED = "run.json", "summary.json", "generated"
@@ -81,8 +81,8 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
                    device: str = "cpu", show_progress: bool = True) -> RunResult:
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is."""
-    from baselines import generation
-    from metrics import evaluate as scoring
+    from talking_head.baselines import generation
+    from talking_head.metrics import evaluate as scoring
 
     started = time.perf_counter()
     dataset, runs = Path(dataset), Path(runs)

@@ -2,7 +2,7 @@
 
 One obvious entry point::
 
-    from metrics.csim import CSIM, csim
+    from talking_head.metrics.csim import CSIM, csim
     metric = CSIM(convention="vico")          # or "paired", or "source"
     for gen, ref in pairs:                    # (T, H, W, 3) uint8 RGB; see conventions for ref
         metric.update(gen, ref)
@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.fp32 import strict_fp32
-from metrics.frames import as_frames
-from toolkit import weights
+from talking_head.metrics.fp32 import strict_fp32
+from talking_head.metrics.frames import as_frames
+from talking_head.toolkit import weights
 
 __all__ = [
     "ARCFACE_INPUT_SIZE", "IRESNET100_LAYERS", "EMBEDDING_DIM", "BN_EPS", "INPUT_MEAN", "INPUT_STD",

@@ -3,7 +3,7 @@
 One call, lm-evaluation-harness style: a registry of metrics by name (:data:`METRICS`), one runner
 (:func:`evaluate`) that runs any combination, and results with full provenance::
 
-    from metrics.evaluate import evaluate
+    from talking_head.metrics.evaluate import evaluate
     result = evaluate("generated/", "data/sample", metrics=["fid", "lmd", "psnr"], out="runs/x")
 
 Pairing (:func:`pair_videos`)
@@ -47,11 +47,11 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from toolkit import face_mesh, media, weights
-from toolkit.fileio import atomic_path, write_json
-from toolkit.progress import progress_bar
-from toolkit.provenance import software_versions
-from toolkit.video_ids import parse_sample_id
+from talking_head.toolkit import face_mesh, media, weights
+from talking_head.toolkit.fileio import atomic_path, write_json
+from talking_head.toolkit.progress import progress_bar
+from talking_head.toolkit.provenance import software_versions
+from talking_head.toolkit.video_ids import parse_sample_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 CHUNK = 32  # frames decoded and scored at a time: constant memory, batches big enough for the models
@@ -199,7 +199,7 @@ class _FID(Metric):
     name, paired_frames = "fid", True
 
     def __init__(self, device: str, **_: Any) -> None:
-        from metrics.fid import FID
+        from talking_head.metrics.fid import FID
 
         self.metric = FID(device=device)
 
@@ -252,7 +252,7 @@ class _PixelPairs(Metric):
 
 
 def _psnr_ssim(**_: Any) -> Metric:
-    from metrics.psnr_ssim import PSNRSSIM
+    from talking_head.metrics.psnr_ssim import PSNRSSIM
 
     adapter = _PixelPairs(PSNRSSIM())
     adapter.name = "psnr_ssim"
@@ -260,7 +260,7 @@ def _psnr_ssim(**_: Any) -> Metric:
 
 
 def _lpips(device: str, **_: Any) -> Metric:
-    from metrics.lpips import LPIPS
+    from talking_head.metrics.lpips import LPIPS
 
     adapter = _PixelPairs(LPIPS(device=device))
     adapter.name = "lpips"
@@ -268,7 +268,7 @@ def _lpips(device: str, **_: Any) -> Metric:
 
 
 def _csim(device: str, **_: Any) -> Metric:
-    from metrics.csim import CSIM
+    from talking_head.metrics.csim import CSIM
 
     adapter = _PixelPairs(CSIM(convention="paired", device=device))
     adapter.name = "csim"
@@ -279,7 +279,7 @@ class _NIQE(Metric):
     name, generated_frames = "niqe", True
 
     def __init__(self, **_: Any) -> None:
-        from metrics.niqe import NIQE
+        from talking_head.metrics.niqe import NIQE
 
         self.metric = NIQE()
         self._start = 0
@@ -311,7 +311,7 @@ class _LMD(Metric):
     name = "lmd"
 
     def __init__(self, device: str = "cpu", lmd_preset: str = DEFAULT_LMD_PRESET, **_: Any) -> None:
-        from metrics.lmd import DEFAULT_BOX_SOURCE, LandmarkDistance, LandmarkExtractor, get_preset
+        from talking_head.metrics.lmd import DEFAULT_BOX_SOURCE, LandmarkDistance, LandmarkExtractor, get_preset
 
         preset = get_preset(lmd_preset)
         self._extractor = None
@@ -329,7 +329,7 @@ class _LMD(Metric):
         self._video.add(self._extractor(generated), self._extractor(reference))
 
     def start(self, video):
-        from metrics.lmd import VideoDistances
+        from talking_head.metrics.lmd import VideoDistances
 
         self._video = VideoDistances(self.metric.preset)
 
@@ -404,12 +404,12 @@ class _Pose(_BothSides):
     name, keys = "pose", ("yaw_std", "pitch_std", "roll_std")
 
     def make(self, fps):
-        from metrics.head_motion import PoseDiversity
+        from talking_head.metrics.head_motion import PoseDiversity
 
         return PoseDiversity()
 
     def reduce(self, meshes):
-        from metrics.head_motion import head_pose
+        from talking_head.metrics.head_motion import head_pose
 
         return head_pose(meshes)  # (n, 3) yaw, pitch, roll: the pose fit is per frame
 
@@ -423,12 +423,12 @@ class _Blink(_BothSides):
     name, keys = "blink", ("blink_rate",)
 
     def make(self, fps):
-        from metrics.blink import BlinkRate
+        from talking_head.metrics.blink import BlinkRate
 
         return BlinkRate("mesh", fps=fps)
 
     def reduce(self, meshes):
-        from metrics.blink import eye_aspect_ratio
+        from talking_head.metrics.blink import eye_aspect_ratio
 
         return eye_aspect_ratio(meshes)  # (n,)
 
@@ -449,7 +449,7 @@ class _BeatAlign(_Pose):
     name, keys = "beat_align", ("beat_align",)
 
     def make(self, fps):
-        from metrics.head_motion import BeatAlign
+        from talking_head.metrics.head_motion import BeatAlign
 
         return BeatAlign(fps=fps, source="pose")
 
@@ -470,7 +470,7 @@ class _Diversity(Metric):
     name, landmarks = "diversity", True
 
     def __init__(self, **_: Any) -> None:
-        from metrics.head_motion import CrossSampleDiversity
+        from talking_head.metrics.head_motion import CrossSampleDiversity
 
         self.metric = CrossSampleDiversity()
         self._samples: dict[str, dict[int, np.ndarray]] = {}
@@ -480,7 +480,7 @@ class _Diversity(Metric):
         self._parts = []
 
     def landmark_chunk(self, generated, reference):
-        from metrics.head_motion import head_pose
+        from talking_head.metrics.head_motion import head_pose
 
         self._parts.append(head_pose(generated))  # (n, 3): the poses are all a sample leaves behind
 
@@ -506,7 +506,7 @@ class _Diversity(Metric):
 
     def config(self):
         return {**self.metric.config(), "samples": "generated videos <clip_id>.sample<k> (toolkit.video_ids)",
-                "pose": "preprocessing.pose.fit_pose on the runner's MediaPipe meshes"}
+                "pose": "talking_head.preprocessing.pose.fit_pose on the runner's MediaPipe meshes"}
 
 
 class _LSE(Metric):
@@ -518,8 +518,8 @@ class _LSE(Metric):
     preset = "wav2lip_lrs"
 
     def __init__(self, device: str, **_: Any) -> None:
-        from metrics.lse import LSE
-        from metrics.syncnet import SyncNet
+        from talking_head.metrics.lse import LSE
+        from talking_head.metrics.syncnet import SyncNet
 
         self.model = SyncNet.from_pretrained(device)
         self.generated, self.reference = LSE(self.model), LSE(self.model)
@@ -529,14 +529,14 @@ class _LSE(Metric):
 
     @staticmethod
     def _resize(frames: np.ndarray) -> np.ndarray:
-        from metrics.syncnet import CROP_SIZE
+        from talking_head.metrics.syncnet import CROP_SIZE
 
         if frames.shape[1:3] == (CROP_SIZE, CROP_SIZE):
             return frames
         return np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])  # INTER_LINEAR, as Wav2Lip
 
     def start(self, video: "VideoData") -> None:
-        from metrics.lse import StreamingScorer
+        from talking_head.metrics.lse import StreamingScorer
 
         # With the audio known first, each window is scored as its frames arrive (constant memory).
         self._streams, self._errors = {}, {}
@@ -609,9 +609,9 @@ class _LSETracks(Metric):
     name, generated_frames = "lse", True
 
     def __init__(self, device: str, lse_preset: str, **_: Any) -> None:
-        from metrics.lse import LSE
-        from metrics.lse_track import FaceTrackPipeline
-        from metrics.syncnet import SyncNet
+        from talking_head.metrics.lse import LSE
+        from talking_head.metrics.lse_track import FaceTrackPipeline
+        from talking_head.metrics.syncnet import SyncNet
 
         self.preset = lse_preset
         self.model = SyncNet.from_pretrained(device)
@@ -703,7 +703,7 @@ METRICS: dict[str, Callable[..., Metric]] = {
 def build_metrics(names: Iterable[str], device: str = "cpu", lse_preset: str = DEFAULT_LSE_PRESET,
                   lmd_preset: str = DEFAULT_LMD_PRESET) -> tuple[list[Metric], dict[str, str]]:
     """Instantiate the named metrics; those that cannot start (weights missing or corrupt) are skipped with the reason."""
-    from metrics import lmd, lse
+    from talking_head.metrics import lmd, lse
 
     if lse_preset not in lse.PRESETS:
         raise ValueError(f"unknown LSE preset {lse_preset!r}; choose one of {', '.join(lse.PRESETS)}")

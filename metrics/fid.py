@@ -2,7 +2,7 @@
 
 One obvious entry point for each job::
 
-    from metrics.fid import FID, fid_from_videos, video_statistics, cached_statistics, frechet_distance
+    from talking_head.metrics.fid import FID, fid_from_videos, video_statistics, cached_statistics, frechet_distance
 
     fid_from_videos(generated_videos, reference_videos)      # {"fid": ..., "num_frames_generated": ..., ...}
 
@@ -56,8 +56,8 @@ import cv2
 import numpy as np
 import torch
 
-from metrics.inception import FEATURE_DIM, FIDInceptionV3
-from toolkit.fileio import atomic_path
+from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
+from talking_head.toolkit.fileio import atomic_path
 
 __all__ = [
     "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "VIDEO_EXTENSIONS", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
@@ -639,7 +639,7 @@ def _apply_crop(frame: np.ndarray, box: Any, path: str, index: int) -> np.ndarra
 
 def _protocol_frames(path: str, protocol: VideoProtocol, threads: int | None, counts: dict[str, int]) -> Iterator[list[np.ndarray]]:
     """Yield lists of frames of one video after frame selection, crop and pre-resize."""
-    from toolkit.media import VideoReader
+    from talking_head.toolkit.media import VideoReader
 
     reader = VideoReader(path, fps=protocol.fps, threads=threads)
     total = len(reader)
@@ -805,7 +805,7 @@ def video_statistics(
 # ---------------------------------------------------------------------------------- statistics cache
 def default_cache_dir() -> Path:
     """``<toolkit cache>/fid-stats`` (``$TOOLKIT_CACHE_DIR`` or ``~/.cache/talking-head-toolkit``)."""
-    from toolkit import weights
+    from talking_head.toolkit import weights
 
     return weights.cache_dir() / "fid-stats"
 

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
-from toolkit import face_mesh
+from talking_head.toolkit import face_mesh
 
 __all__ = [
     "ANGLES",
@@ -99,7 +99,7 @@ def head_pose(motion: np.ndarray) -> np.ndarray:
     """(T, 3) yaw, pitch, roll in degrees from a pose array (T, >=3) or meshes (T, 478, 3); NaN rows kept."""
     a = _as_array(motion, "pose")
     if _is_mesh(a):
-        from preprocessing.pose import fit_pose
+        from talking_head.preprocessing.pose import fit_pose
 
         return fit_pose(a).pose[:, :3]
     if a.ndim != 2 or a.shape[1] < 3:
@@ -153,7 +153,7 @@ class PoseDiversity:
     def config(self) -> dict[str, Any]:
         return {"metric": "pose_diversity", "angles": list(ANGLES), "std_ddof": STD_DDOF,
                 "per_video": "std over time of each angle", "aggregate": "mean over videos, per angle",
-                "pose": "preprocessing.pose.fit_pose on MediaPipe 478-point meshes, or given (T, >=3) poses"}
+                "pose": "talking_head.preprocessing.pose.fit_pose on MediaPipe 478-point meshes, or given (T, >=3) poses"}
 
     def weights_provenance(self) -> dict[str, str]:
         return {}  # MediaPipe's model ships in its wheel; the pose fit uses the committed canonical face
@@ -309,7 +309,7 @@ def audio_beats(audio: np.ndarray | str | PathLike[str], sample_rate: int = 1600
                          "resample the audio (e.g. 16000 Hz for 25 fps, 48000 Hz for 30 fps)")
     hop = int(round(hop))
     if isinstance(audio, (str, PathLike)):
-        from toolkit import media
+        from talking_head.toolkit import media
 
         y = media.read_audio(audio, sample_rate=sample_rate)
     else:

@@ -2,7 +2,7 @@
 
 One obvious entry point::
 
-    from metrics.inception import FIDInceptionV3
+    from talking_head.metrics.inception import FIDInceptionV3
     model = FIDInceptionV3.from_pretrained("cuda")       # registry name "fid-inception"
     feats = model.extract(frames)                       # (N, H, W, 3) uint8 RGB -> (N, 2048) float32
 
@@ -226,7 +226,7 @@ class FIDInceptionV3(nn.Module):
         Raises ``toolkit.weights.WeightsMissingError`` if the file is absent and
         ``WeightsCorruptError`` if it is damaged or is not the FID Inception checkpoint.
         """
-        from toolkit import weights
+        from talking_head.toolkit import weights
 
         state = weights.load_torch(WEIGHTS_NAME, map_location="cpu")
         model = cls()
@@ -236,7 +236,7 @@ class FIDInceptionV3(nn.Module):
 
     def load_checkpoint(self, state: object, source: str = "checkpoint") -> None:
         """``load_state_dict(strict=True)`` with an error that names what does not fit."""
-        from toolkit.weights import WeightsCorruptError
+        from talking_head.toolkit.weights import WeightsCorruptError
 
         if not isinstance(state, dict):
             raise WeightsCorruptError(f"{source}: expected a state dict, got {type(state).__name__}")

@@ -51,7 +51,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
-from toolkit import face_mesh
+from talking_head.toolkit import face_mesh
 
 __all__ = [
     "LMDPreset",
@@ -209,7 +209,7 @@ class LandmarkExtractor:
         if detector == "mediapipe":
             self._mesh = face_mesh.FaceMeshDetector(video=True)
         else:
-            from preprocessing.landmarks68 import Landmarks68
+            from talking_head.preprocessing.landmarks68 import Landmarks68
 
             self._fan = Landmarks68(device=device, **landmarks68_kwargs)
 
@@ -257,7 +257,7 @@ class LandmarkExtractor:
 
     def _blazeface_box(self, frame: np.ndarray) -> np.ndarray:
         if self._boxes is None:
-            from preprocessing.face_track import FaceDetector
+            from talking_head.preprocessing.face_track import FaceDetector
 
             self._boxes = FaceDetector()
         found = self._boxes.detect(frame)  # highest score first
@@ -293,7 +293,7 @@ class LandmarkExtractor:
 
 def _frames(frames: Any, fps: float) -> Iterable[np.ndarray]:
     if isinstance(frames, (str, PathLike)):
-        from toolkit import media
+        from talking_head.toolkit import media
 
         reader = media.VideoReader(frames, fps=fps)
         try:

@@ -2,7 +2,7 @@
 
 One obvious entry point::
 
-    from metrics.lpips import LPIPS, lpips
+    from talking_head.metrics.lpips import LPIPS, lpips
     metric = LPIPS()                          # loads both weight files, verified
     for gen, ref in pairs:                    # (T, H, W, 3) uint8 RGB each, same shape
         metric.update(gen, ref)
@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.fp32 import strict_fp32
-from metrics.frames import as_frames
-from toolkit import weights
+from talking_head.metrics.fp32 import strict_fp32
+from talking_head.metrics.frames import as_frames
+from talking_head.toolkit import weights
 
 __all__ = [
     "LPIPS_SHIFT", "LPIPS_SCALE", "NORMALIZE_EPS", "ALEX_CHANNELS", "ALEX_FEATURE_LAYERS", "LIN_ALEX_SHA256",

@@ -48,10 +48,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metrics.fp32 import strict_fp32
-from metrics.mfcc import mfcc
-from metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
-from toolkit import media
+from talking_head.metrics.fp32 import strict_fp32
+from talking_head.metrics.mfcc import mfcc
+from talking_head.metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
+from talking_head.toolkit import media
 
 __all__ = [
     "VSHIFT", "BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",

@@ -607,7 +607,7 @@ class FaceTrackPipeline:
 
     def _s3fd_detector(self):
         if self._s3fd is None:
-            from metrics.s3fd import S3FD
+            from talking_head.metrics.s3fd import S3FD
 
             self._s3fd = S3FD.from_registry(device=self.device)
         return self._s3fd
@@ -861,7 +861,7 @@ def track_video(path: Union[str, os.PathLike], config: Union[TrackConfig, str, N
     OpenCV, crops are what SyncNet reads back after the XVID + JPEG round trip, and the audio is taken
     from the AVI (upstream) or from ``audio_path`` / the video (syncnet-python variant).
     """
-    from toolkit import media
+    from talking_head.toolkit import media
 
     pipeline = FaceTrackPipeline(config, detector=detector, device=device, **overrides)
     cfg = pipeline.cfg
@@ -909,7 +909,7 @@ def track_video(path: Union[str, os.PathLike], config: Union[TrackConfig, str, N
 
 
 def _try_audio(path: Union[str, os.PathLike], sample_rate: int) -> Optional[np.ndarray]:
-    from toolkit import media
+    from talking_head.toolkit import media
 
     try:
         return media.read_audio(path, sample_rate=sample_rate, dtype="int16")

@@ -2,7 +2,7 @@
 
 No reference is needed; lower is better (more natural). One obvious entry point::
 
-    from metrics.niqe import NIQE, niqe
+    from talking_head.metrics.niqe import NIQE, niqe
     metric = NIQE()                       # pristine model from the registry ("niqe-pristine")
     for gen in clips:                     # (T, H, W, 3) uint8 RGB
         metric.update(gen)                # update(gen, ref) also scores the reference frames
@@ -55,8 +55,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gamma
 
-from metrics.frames import as_frames
-from toolkit import weights
+from talking_head.metrics.frames import as_frames
+from talking_head.toolkit import weights
 
 __all__ = [
     "BLOCK_SIZE", "NUM_SCALES", "SHIFTS", "GAMMA_GRID", "WINDOW_SIZE", "WINDOW_SIGMA", "PARAM_KEYS", "FEATURE_DIM",

@@ -2,7 +2,7 @@
 
 One obvious entry point::
 
-    from metrics.psnr_ssim import PSNRSSIM, psnr_ssim
+    from talking_head.metrics.psnr_ssim import PSNRSSIM, psnr_ssim
     metric = PSNRSSIM()                      # preset "wang2004" (the defaults below)
     for gen, ref in pairs:                   # (T, H, W, 3) uint8 RGB each, same shape
         metric.update(gen, ref)
@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from metrics.frames import as_frames
+from talking_head.metrics.frames import as_frames
 
 __all__ = [
     "DATA_RANGE_UINT8", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "SSIM_UNIFORM_WIN_SIZE",

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolkit import weights
+from talking_head.toolkit import weights
 
 __all__ = [
     "WEIGHTS",

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolkit import weights
+from talking_head.toolkit import weights
 
 __all__ = [
     "WEIGHTS_NAME", "NUM_FEATURES", "WINDOW_FRAMES", "CROP_SIZE", "MFCC_BINS", "MFCC_WINDOW", "SyncNet",

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from toolkit import weights
+from talking_head.toolkit import weights
 
 __all__ = [
     "SAMPLE_RATE", "NUM_MELS", "MEL_FPS", "MEL_SILENCE", "SYNCNET_MEL_STEP", "log_mel", "num_mel_frames",

@@ -13,14 +13,14 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from preprocessing.clip import ClipSource
+from talking_head.preprocessing.clip import ClipSource
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 
 def sample_clips(out: Path, speakers: int = 3, clips: int = 3, seconds: float = 6.0, seed: int = 0) -> tuple[list[ClipSource], list[str]]:
     """Generate the built-in sample under ``out`` (reused when already there) and list its clips."""
-    from toolkit.sample import generate
+    from talking_head.toolkit.sample import generate
 
     generated = generate(out, speakers=speakers, clips=clips, seconds=seconds, seed=seed, show_progress=False)
     last = {}
@@ -64,13 +64,13 @@ def folder_clips(root: Path, speakers_csv: Path | None = None) -> tuple[list[Cli
 
 
 def hdtf_clips(annotations: Path, raw_videos: Path, split_file: Path | None = None):
-    from preprocessing import hdtf
+    from talking_head.preprocessing import hdtf
 
     return hdtf.hdtf_clips(annotations, raw_videos, split_file=split_file)
 
 
 def voxceleb2_clips(root: Path, split: str | None = None):
-    from preprocessing import voxceleb2
+    from talking_head.preprocessing import voxceleb2
 
     return voxceleb2.voxceleb2_clips(root, split=split)
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
-from toolkit import face_mesh
+from talking_head.toolkit import face_mesh
 
 __all__ = [
     "DEFAULT_CROP_SCALE",

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit import weights
+from talking_head.toolkit import weights
 
 __all__ = ["NUM_POINTS", "FLIP_INPUT", "FAN_WEIGHTS", "DETECTOR_WEIGHTS", "SUPPORTED_FACE_ALIGNMENT", "available",
            "Landmarks68"]

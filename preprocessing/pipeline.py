@@ -25,10 +25,10 @@ from typing import Iterator
 
 import numpy as np
 
-from preprocessing import audio_features, face_track, pose
-from preprocessing.clip import ClipSource
-from toolkit import face_mesh, media
-from toolkit.fileio import write_json
+from talking_head.preprocessing import audio_features, face_track, pose
+from talking_head.preprocessing.clip import ClipSource
+from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit.fileio import write_json
 
 SAMPLE_RATE = 16000
 DECODE_CHUNK = 32  # frames per decoded chunk: constant memory, few seeks when cutting long videos
@@ -81,7 +81,7 @@ class Pipeline:
         self.detector = face_track.FaceDetector()
         self.landmarks68 = None
         if config.landmarks68:
-            from preprocessing.landmarks68 import Landmarks68
+            from talking_head.preprocessing.landmarks68 import Landmarks68
 
             self.landmarks68 = Landmarks68(device="cpu")
         self.speech = None

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import face_mesh as fm
+from talking_head.toolkit import face_mesh as fm
 
 CANONICAL_FACE_FILE = Path(__file__).with_name("data") / "canonical_face.csv"
 

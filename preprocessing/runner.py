@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from preprocessing.clip import ClipSource
-from preprocessing.pipeline import ClipFailed, Pipeline, PreprocessConfig
-from toolkit.progress import progress_bar
+from talking_head.preprocessing.clip import ClipSource
+from talking_head.preprocessing.pipeline import ClipFailed, Pipeline, PreprocessConfig
+from talking_head.toolkit.progress import progress_bar
 
 ENGINES = ("local", "ray")
 
@@ -132,7 +132,7 @@ def _run_pool(sources, work_dir, config, workers, collect: Callable) -> None:
     # (importing starts none of its threads; its graphs are built inside each worker), so a worker starts
     # in milliseconds instead of spending a second on imports.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["preprocessing.pipeline", "mediapipe"])
+    ctx.set_forkserver_preload(["talking_head.preprocessing.pipeline", "mediapipe"])
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,)) as pool:
         pending = {pool.submit(_run_one, s, work_dir, config) for s in sources}
         while pending:
@@ -184,8 +184,8 @@ def preprocess(
 
     Returns ``(DatasetDict | None, RunSummary)``; the dataset is None when no clip succeeded.
     """
-    from preprocessing.storage import build_dataset
-    from toolkit.fileio import atomic_path
+    from talking_head.preprocessing.storage import build_dataset
+    from talking_head.toolkit.fileio import atomic_path
 
     out = Path(out)
     work_dir = out / "work"

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, List, Value
 
-from toolkit.fileio import atomic_path
-from toolkit.provenance import software_versions
+from talking_head.toolkit.fileio import atomic_path
+from talking_head.toolkit.provenance import software_versions
 
 SPLITS = ("train", "test")
 

@@ -44,7 +44,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from preprocessing.clip import ClipSource
+from talking_head.preprocessing.clip import ClipSource
 
 __all__ = ["VoxTxt", "VoxTxtError", "parse_vox_txt", "read_vox2_meta", "voxceleb2_clips"]
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from datasets import load_from_disk
 
-from preprocessing.audio_features import mel_window
-from toolkit import media
-from toolkit.fileio import atomic_path
+from talking_head.preprocessing.audio_features import mel_window
+from talking_head.toolkit import media
+from talking_head.toolkit.fileio import atomic_path
 
 ARRAY_COLUMNS = ("landmarks", "canonical_landmarks", "pose")
 OPEN_READERS = 8  # clips whose video stays open (a file handle and a small index each)

@@ -30,8 +30,8 @@ def meshed_sample(tmp_path_factory: pytest.TempPathFactory):
     decoded frames (float64): the motion and blink tests share it."""
     import numpy as np
 
-    from toolkit import face_mesh, media
-    from toolkit.sample import generate
+    from talking_head.toolkit import face_mesh, media
+    from talking_head.toolkit.sample import generate
 
     clip = generate(tmp_path_factory.mktemp("meshed_sample"), speakers=1, clips=1, seconds=8.0, seed=0,
                     show_progress=False)[0]
@@ -46,9 +46,9 @@ def preprocessed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A preprocessed dataset of the built-in sample: 2 speakers x 3 clips x 5 s, 256-px crops, seed 0; the
     last clip of each speaker is the test split (held out), the other four are train. The training tests
     of the reference models share it (about a minute to build)."""
-    from preprocessing.builders import sample_clips
-    from preprocessing.pipeline import PreprocessConfig
-    from preprocessing.runner import preprocess
+    from talking_head.preprocessing.builders import sample_clips
+    from talking_head.preprocessing.pipeline import PreprocessConfig
+    from talking_head.preprocessing.runner import preprocess
 
     root = tmp_path_factory.mktemp("preprocessed_sample")
     sources, _ = sample_clips(root / "raw", speakers=2, clips=3, seconds=5.0, seed=0)
@@ -93,10 +93,10 @@ class TinyRuns:
 
         import torch
 
-        from baselines import training
+        from talking_head.baselines import training
 
         if (model, stage) not in self.trained:
-            package = importlib.import_module(f"baselines.{model}")
+            package = importlib.import_module(f"talking_head.baselines.{model}")
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:

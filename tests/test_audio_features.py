@@ -18,10 +18,10 @@ import pytest
 import scipy.signal
 import torch
 
-from preprocessing import audio_features as af
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.preprocessing import audio_features as af
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 SECONDS = 3.0
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(8,) * 7,

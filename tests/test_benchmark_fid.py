@@ -29,12 +29,12 @@ import pytest
 import torch
 from PIL import Image
 
-from metrics import fid as fidlib
-from metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
+from talking_head.metrics import fid as fidlib
+from talking_head.metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
 from test_fid import _calibrated_state_dict  # the same random, BatchNorm-calibrated checkpoint
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 SIZE = 256
 STEP = 10  # frames 0, 10, 20 of each 1 s clip: small for the untimed `make test` run

@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.lse import score_video
-from metrics.syncnet import SyncNet
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.metrics.lse import score_video
+from talking_head.metrics.syncnet import SyncNet
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 SECONDS = 2.0  # 50 frames -> 45 windows; short, so the untimed run of `make test` stays quick
 ROUNDS = 3
@@ -172,8 +172,8 @@ class _Lookup:
 
 def test_pipeline_ours(benchmark, bench, full_frame, ours_model) -> None:
     """Decode once at 25 fps, track, crop in memory, score each track (model resident)."""
-    from metrics.lse import score_crops
-    from metrics.lse_track import track_video
+    from talking_head.metrics.lse import score_crops
+    from talking_head.metrics.lse_track import track_video
 
     def run():
         result = track_video(full_frame["video"], "syncnet-python", detector=_Lookup(full_frame["dets"]),

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 import weights_factory as factory
-from metrics.lse import CROP_SIZE
-from toolkit import media
-from toolkit.sample import generate
+from talking_head.metrics.lse import CROP_SIZE
+from talking_head.toolkit import media
+from talking_head.toolkit.sample import generate
 
 SIZE = 256
 QUICK = {"short": 4, "long": 24, "metrics": "psnr,ssim,lmd,pose,blink,lse"}
@@ -38,11 +38,11 @@ GROWTH = 1.10
 # evaluate, report the peak resident set.
 DRIVER = """
 import dataclasses, json, resource, sys
-from toolkit import weights as w
+from talking_head.toolkit import weights as w
 for name in sys.argv[4].split(","):
     entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None)
     w.REGISTRY[name] = dataclasses.replace(entry, sha256_prefix=None) if hasattr(entry, "sha256_prefix") else entry
-from metrics.evaluate import evaluate
+from talking_head.metrics.evaluate import evaluate
 summary = evaluate(sys.argv[1], sys.argv[2], metrics=sys.argv[3].split(","), out=sys.argv[5], show_progress=False)
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "frames": summary["frames"], "skipped": summary["skipped"], "seconds": summary["seconds"]}))

@@ -12,11 +12,11 @@ import shutil
 import numpy as np
 import pytest
 
-from preprocessing import audio_features, face_track, pose
-from preprocessing.builders import sample_clips
-from preprocessing.pipeline import Pipeline, PreprocessConfig
-from preprocessing.runner import run
-from toolkit import face_mesh, media
+from talking_head.preprocessing import audio_features, face_track, pose
+from talking_head.preprocessing.builders import sample_clips
+from talking_head.preprocessing.pipeline import Pipeline, PreprocessConfig
+from talking_head.preprocessing.runner import run
+from talking_head.toolkit import face_mesh, media
 
 SIZE = 512
 

@@ -1,12 +1,12 @@
-"""metrics.blink: EAR by hand, blink runs, rates, and MediaPipe blinks on the sample against its ground truth."""
+"""talking_head.metrics.blink: EAR by hand, blink runs, rates, and MediaPipe blinks on the sample against its ground truth."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from metrics import blink as B
-from toolkit import face_mesh as fm
+from talking_head.metrics import blink as B
+from talking_head.toolkit import face_mesh as fm
 
 FPS = 25
 

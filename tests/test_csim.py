@@ -1,4 +1,4 @@
-"""metrics.csim: the iResNet-100 definition, strict weight loading, the three aggregation conventions.
+"""talking_head.metrics.csim: the iResNet-100 definition, strict weight loading, the three aggregation conventions.
 
 The real ArcFace weights cannot be downloaded, so a state dict of our iResNet-100 with random weights
 (and random BatchNorm statistics) is saved under the registry's file name. With random weights the
@@ -20,8 +20,8 @@ import torch
 from skimage import data
 from sklearn.metrics.pairwise import cosine_similarity
 
-from metrics.csim import CSIM, WEIGHTS_NAME, iresnet100, preprocess
-from toolkit import weights as w
+from talking_head.metrics.csim import CSIM, WEIGHTS_NAME, iresnet100, preprocess
+from talking_head.toolkit import weights as w
 
 TOL = 1e-6
 

@@ -16,14 +16,14 @@ import pytest
 import torch
 from datasets import load_from_disk
 
-from baselines import training
-from baselines.dreamhead import STAGES, load_config
-from baselines.dreamhead.a2l_diffusion import A2LDiffusion, CheckpointError, point_indices, speaker_means
-from baselines.dreamhead.audio_encoder import AudioInputError, mel_context_length, mel_contexts
-from metrics.lmd import frame_distances
-from preprocessing.audio_features import MEL_SILENCE, log_mel, mel_window
-from toolkit import face_mesh
-from toolkit import weights as w
+from talking_head.baselines import training
+from talking_head.baselines.dreamhead import STAGES, load_config
+from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, CheckpointError, point_indices, speaker_means
+from talking_head.baselines.dreamhead.audio_encoder import AudioInputError, mel_context_length, mel_contexts
+from talking_head.metrics.lmd import frame_distances
+from talking_head.preprocessing.audio_features import MEL_SILENCE, log_mel, mel_window
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit import weights as w
 
 import weights_factory as factory
 

@@ -13,8 +13,8 @@ from datasets import load_from_disk
 from PIL import Image
 from typer.testing import CliRunner
 
-from toolkit import media
-from toolkit.cli import app
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
 
 SMALL = ["--set", "network.hidden_size=32", "--set", "network.layers=1", "--set", "training.batch_size=4",
          "--set", "data.stride=5", "--set", "training.checkpoint_every=4", "--set", "training.log_every=2"]

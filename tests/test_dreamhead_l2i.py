@@ -20,13 +20,13 @@ import yaml
 from datasets import load_from_disk
 from safetensors import safe_open
 
-from baselines import training
-from baselines.dreamhead import load_config
-from baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, lower_face_boxes,
+from talking_head.baselines import training
+from talking_head.baselines.dreamhead import load_config
+from talking_head.baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, lower_face_boxes,
                                                training_dataset)
-from preprocessing.windows import TalkingHeadWindows
-from toolkit import face_mesh
-from toolkit import weights as w
+from talking_head.preprocessing.windows import TalkingHeadWindows
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit import weights as w
 
 TRAIN_CPU_SECONDS = 180.0  # the budget for one acceptance training
 EVERY = 4  # evaluate every 4th frame of a test clip (the reference, frame 0, excluded)
@@ -331,7 +331,7 @@ def test_paper_config_is_complete_and_sd_sized():
 
 
 def test_every_config_value_has_a_reason():
-    from baselines.dreamhead import CONFIG_DIR
+    from talking_head.baselines.dreamhead import CONFIG_DIR
 
     for name in ("tiny", "paper"):
         lines = (CONFIG_DIR / name / "l2i.yaml").read_text().splitlines()

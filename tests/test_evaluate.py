@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from metrics.evaluate import VideoPair, evaluate, folder_videos, pair_videos, score_pair
-from toolkit import media
-from toolkit.cli import app
-from toolkit.sample import generate
+from talking_head.metrics.evaluate import VideoPair, evaluate, folder_videos, pair_videos, score_pair
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
+from talking_head.toolkit.sample import generate
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py: no weights anywhere
 NO_WEIGHTS = ["psnr", "ssim", "lmd", "pose", "blink"]
@@ -121,7 +121,7 @@ def long_clip(tmp_path_factory):
 
 def _blazeface_boxes(frames):
     """A real offline face detector in the S3FD detector's output format: (k, 5) x1, y1, x2, y2, score."""
-    from preprocessing.face_track import FaceDetector
+    from talking_head.preprocessing.face_track import FaceDetector
 
     detector = _blazeface_boxes.detector = getattr(_blazeface_boxes, "detector", None) or FaceDetector()
     return [np.array([[*d.box, d.score] for d in detector.detect(f)], np.float64).reshape(-1, 5) for f in frames]
@@ -131,11 +131,11 @@ def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path,
     """--preset mocha / latentsync: S3FD face tracks (weights from the registry) cut from full frames,
     each track scored, aggregated per the preset; a video without a track is excluded with the reason."""
     import weights_factory as factory
-    from metrics import lse_track
-    from metrics.evaluate import build_metrics
-    from metrics.lse import score_crops
-    from metrics.syncnet import SyncNet
-    from toolkit import weights as w
+    from talking_head.metrics import lse_track
+    from talking_head.metrics.evaluate import build_metrics
+    from talking_head.metrics.lse import score_crops
+    from talking_head.metrics.syncnet import SyncNet
+    from talking_head.toolkit import weights as w
 
     frames, audio16 = media.read_video(long_clip.video), media.read_audio(long_clip.video, dtype="int16")
     crops = np.stack([cv2.resize(f, (224, 224)) for f in frames])
@@ -181,7 +181,7 @@ def test_lmd_68_point_preset_runs_fan_on_the_paired_frames(sample, tmp_path, mon
     from face_alignment.models import FAN
 
     import weights_factory as factory
-    from metrics import lmd as L
+    from talking_head.metrics import lmd as L
 
     torch.manual_seed(0)
     factory.place(monkeypatch, "fan-2d", FAN(4).state_dict())

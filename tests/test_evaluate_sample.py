@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 import weights_factory as factory
-from metrics.lse import CROP_SIZE
-from toolkit import media
-from toolkit.cli import app
+from talking_head.metrics.lse import CROP_SIZE
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
 
 SHIFT_S = 0.2  # 5 frames at 25 fps
 

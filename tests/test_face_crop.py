@@ -1,11 +1,11 @@
-"""baselines.face_crop: the face box both renderers see, and the paste-back of what they render."""
+"""talking_head.baselines.face_crop: the face box both renderers see, and the paste-back of what they render."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from baselines.face_crop import blend, crop_square, face_crop_box, feathered, model_view, to_box, to_frame
+from talking_head.baselines.face_crop import blend, crop_square, face_crop_box, feathered, model_view, to_box, to_frame
 
 
 def face_landmarks(rng) -> np.ndarray:

@@ -6,13 +6,13 @@ import mediapipe as mp
 import numpy as np
 import pytest
 
-from toolkit import face_mesh
-from toolkit.sample import generate
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit.sample import generate
 
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory) -> np.ndarray:
-    from toolkit import media
+    from talking_head.toolkit import media
 
     out = tmp_path_factory.mktemp("mesh")
     clips = generate(out, speakers=1, clips=1, seconds=1.0, seed=3, show_progress=False)

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from preprocessing import face_track as ft
-from toolkit import face_mesh, media
-from toolkit.sample import generate, load_sample
+from talking_head.preprocessing import face_track as ft
+from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit.sample import generate, load_sample
 
 SIZE = 512
 

@@ -25,12 +25,12 @@ import torch
 from PIL import Image
 
 import weights_factory as factory
-from metrics import fid as fidlib
-from metrics.fid import FID, RunningStatistics, SmallSampleWarning, Statistics, VideoProtocol
-from metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.metrics import fid as fidlib
+from talking_head.metrics.fid import FID, RunningStatistics, SmallSampleWarning, Statistics, VideoProtocol
+from talking_head.metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 STEP = 10  # frames 0, 10, 20 of a 1 s clip: Inception costs ~0.5-1 s a frame on 2 CPU cores
 

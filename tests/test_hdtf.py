@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing import hdtf
-from toolkit.media import write_video
+from talking_head.preprocessing import hdtf
+from talking_head.toolkit.media import write_video
 
 OFFICIAL = {
     "RD_video_url.txt": (

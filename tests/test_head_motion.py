@@ -1,4 +1,4 @@
-"""metrics.head_motion: pose diversity, cross-sample diversity and Beat Align.
+"""talking_head.metrics.head_motion: pose diversity, cross-sample diversity and Beat Align.
 
 Hand-computed values on small pose arrays, Beat Align against a literal port of Bailando's formula,
 audio beats on a click track, and pose diversity recovered by MediaPipe on the rendered sample.
@@ -11,9 +11,9 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
-from metrics import head_motion as H
-from preprocessing import pose
-from toolkit import media
+from talking_head.metrics import head_motion as H
+from talking_head.preprocessing import pose
+from talking_head.toolkit import media
 
 FPS = 25
 SR = 16000

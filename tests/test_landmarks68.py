@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from preprocessing import landmarks68 as lm68
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.preprocessing import landmarks68 as lm68
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 NUM_TEST_FRAMES = 2  # FAN on CPU is ~0.5 s a frame; the first call also pays numba's compile (~10 s)
 

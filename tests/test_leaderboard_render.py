@@ -1,4 +1,4 @@
-"""leaderboards.render: the markdown and CSV files, and the HTML page as a reader sees it in headless Chromium
+"""talking_head.leaderboards.render: the markdown and CSV files, and the HTML page as a reader sees it in headless Chromium
 (driven by tests/browser.py: real mouse clicks, the rendered DOM, a screenshot)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from browser import Browser, chromium_path
-from leaderboards import render
-from leaderboards.board import Leaderboard, Row
-from leaderboards.columns import COLUMNS
+from talking_head.leaderboards import render
+from talking_head.leaderboards.board import Leaderboard, Row
+from talking_head.leaderboards.columns import COLUMNS
 
 COLUMN_IDS = ["m_lmd", "lse_c", "psnr", "pose_std", "fid"]  # lower, higher, higher (dB), no direction, all missing
 LABELS = ["DreamHead (ours)", "MODA (ours)", "Wav2Lip (ours)", "DreamHead", "MODA"]

@@ -1,4 +1,4 @@
-"""metrics.lmd: hand-computed values per preset, exclusions, pooling, and the detectors on the built-in sample.
+"""talking_head.metrics.lmd: hand-computed values per preset, exclusions, pooling, and the detectors on the built-in sample.
 
 FAN runs with random weights that have the real key names and shapes (no download is possible);
 MediaPipe runs for real on a rendered sample video.
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from metrics import lmd as L
-from preprocessing import pose
-from toolkit import face_mesh as fm
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.metrics import lmd as L
+from talking_head.preprocessing import pose
+from talking_head.toolkit import face_mesh as fm
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 
 @pytest.fixture(scope="module")

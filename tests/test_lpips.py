@@ -1,4 +1,4 @@
-"""metrics.lpips against lpips 0.1.4 (``lpips.LPIPS(net='alex')``) with the same weights files.
+"""talking_head.metrics.lpips against lpips 0.1.4 (``lpips.LPIPS(net='alex')``) with the same weights files.
 
 The AlexNet trunk is torchvision's architecture with random weights (the real 233 MB file cannot be
 downloaded here), saved under its real name in the torch hub checkpoint directory, where both
@@ -20,8 +20,8 @@ import pytest
 import torch
 from skimage import data
 
-from metrics.lpips import LIN_ALEX_SHA256, LIN_WEIGHTS_NAME, LPIPS, WEIGHTS_NAME, lpips
-from toolkit import weights as w
+from talking_head.metrics.lpips import LIN_ALEX_SHA256, LIN_WEIGHTS_NAME, LPIPS, WEIGHTS_NAME, lpips
+from talking_head.toolkit import weights as w
 
 TOL = 1e-6
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,14 +24,14 @@ import torch
 from scipy.io import wavfile
 
 import weights_factory as factory
-from metrics import lse as lse_mod
-from metrics.lse import LSE, PRESETS, compute_lse, score_crops, score_video
-from metrics import mfcc as mfcc_mod
-from metrics.mfcc import mfcc
-from metrics.syncnet import SyncNet
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.metrics import lse as lse_mod
+from talking_head.metrics.lse import LSE, PRESETS, compute_lse, score_crops, score_video
+from talking_head.metrics import mfcc as mfcc_mod
+from talking_head.metrics.mfcc import mfcc
+from talking_head.metrics.syncnet import SyncNet
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 CLIP_SECONDS = 3.0  # 75 frames -> 70 windows
 

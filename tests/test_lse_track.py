@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from metrics import lse_track as lt
-from metrics import s3fd
-from toolkit import media
-from toolkit import weights as w
-from toolkit.sample import generate
+from talking_head.metrics import lse_track as lt
+from talking_head.metrics import s3fd
+from talking_head.toolkit import media
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.sample import generate
 
 sp = pytest.importorskip("syncnet_python.syncnet_pipeline")  # the reference (installed with the project)
 from syncnet_python.detectors.s3fd import S3FD as RefS3FD  # noqa: E402

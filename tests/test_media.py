@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from toolkit.media import (
+from talking_head.toolkit.media import (
     MediaError,
     MediaNotFoundError,
     NoAudioStreamError,

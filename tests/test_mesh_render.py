@@ -1,4 +1,4 @@
-"""baselines.mesh_render: the mesh lands where the landmarks are, each part in its colour, any input is safe."""
+"""talking_head.baselines.mesh_render: the mesh lands where the landmarks are, each part in its colour, any input is safe."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from baselines.mesh_render import PARTS, connections, render_mesh
-from toolkit import face_mesh
+from talking_head.baselines.mesh_render import PARTS, connections, render_mesh
+from talking_head.toolkit import face_mesh
 
 SIZE = 128
 
@@ -15,7 +15,7 @@ SIZE = 128
 @pytest.fixture(scope="module")
 def mesh() -> np.ndarray:
     """MediaPipe's mesh of a frame of the built-in sample's face, (478, 3) in pixels of a 128 x 128 image."""
-    from toolkit.sample.face import photo
+    from talking_head.toolkit.sample.face import photo
 
     image = photo()
     with face_mesh.FaceMeshDetector() as detector:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from toolkit import media
-from toolkit.cli import app
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
 
 FAST = {  # a few steps of each stage: this file checks the command-line contract, the acceptance is elsewhere
     "motion": ["--set", "network.hidden_size=32", "--set", "network.layers=1", "--set", "training.batch_size=4",

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.moda import load_config
-from baselines.moda.data import load_clips, point_sets, subjects
-from baselines.moda.faco_net import FaCoNet, build_dataset
+from talking_head.baselines.moda import load_config
+from talking_head.baselines.moda.data import load_clips, point_sets, subjects
+from talking_head.baselines.moda.faco_net import FaCoNet, build_dataset
 
 TRAIN_CPU_SECONDS = 180.0
 

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import training
-from baselines.checkpoint import CheckpointError
-from baselines.moda import STAGES, load_config
-from baselines.moda import moda_net as mn
-from baselines.moda.data import load_clips, point_sets, subjects
-from metrics.head_motion import cross_sample_diversity
-from metrics.lmd import frame_distances
-from toolkit import face_mesh
-from toolkit import weights as w
+from talking_head.baselines import training
+from talking_head.baselines.checkpoint import CheckpointError
+from talking_head.baselines.moda import STAGES, load_config
+from talking_head.baselines.moda import moda_net as mn
+from talking_head.baselines.moda.data import load_clips, point_sets, subjects
+from talking_head.metrics.head_motion import cross_sample_diversity
+from talking_head.metrics.lmd import frame_distances
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit import weights as w
 
 import weights_factory as factory
 
@@ -180,7 +180,7 @@ def test_save_load_and_wrong_stage(trained, tmp_path, data) -> None:
     a = trained.generate(clip.wav, means[clip.speaker], mel=clip.mel)[0]
     b = again.generate(clip.wav, means[clip.speaker], mel=clip.mel)[0]
     np.testing.assert_array_equal(a.mesh, b.mesh)
-    from baselines.moda.faco_net import FaCoNet
+    from talking_head.baselines.moda.faco_net import FaCoNet
 
     with pytest.raises(CheckpointError, match="not moda/faco"):
         FaCoNet.from_pretrained(tmp_path / "copy")

@@ -23,13 +23,13 @@ import torch
 import yaml
 from safetensors import safe_open
 
-from baselines import checkpoint, training
-from baselines.face_crop import face_crop_box
-from baselines.moda import STAGES, load_config
-from baselines.moda.renderer import (TPE_OFFSET, TemporalRenderer, RendererFrames, build_dataset, mouth_mask,
+from talking_head.baselines import checkpoint, training
+from talking_head.baselines.face_crop import face_crop_box
+from talking_head.baselines.moda import STAGES, load_config
+from talking_head.baselines.moda.renderer import (TPE_OFFSET, TemporalRenderer, RendererFrames, build_dataset, mouth_mask,
                                      temporal_encoding)
 import weights_factory
-from toolkit import weights as w
+from talking_head.toolkit import weights as w
 
 TRAIN_CPU_SECONDS = 180.0  # the budget for one acceptance training
 MARGIN_DB = 2.0  # the rendered mouths must beat copying the reference by this much (2.5-7 dB measured)

@@ -1,4 +1,4 @@
-"""metrics.niqe: the MATLAB imresize port against hand-computed values, the AGGD fit against known
+"""talking_head.metrics.niqe: the MATLAB imresize port against hand-computed values, the AGGD fit against known
 distributions, and NIQE behaviour with a pristine model fitted here.
 
 BasicSR's real ``niqe_pris_params.npz`` cannot be downloaded, so the tests write a parameter file
@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from metrics.niqe import (
+from talking_head.metrics.niqe import (
     NIQE, WEIGHTS_NAME, _aggd, fit_mvg, gaussian_window, matlab_imresize, niqe, niqe_features, to_y,
 )
-from toolkit import weights as w
-from toolkit.media import read_video
-from toolkit.sample import generate
+from talking_head.toolkit import weights as w
+from talking_head.toolkit.media import read_video
+from talking_head.toolkit.sample import generate
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")
 

@@ -16,9 +16,50 @@ ROOT = Path(__file__).resolve().parents[1]
 OPENCV_WHEELS = ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless")
 
 
-@pytest.mark.parametrize("package", ["toolkit", "preprocessing", "metrics", "baselines", "leaderboards"])
-def test_packages_import(package):
-    importlib.import_module(package)
+FOLDERS = ("toolkit", "preprocessing", "metrics", "baselines", "leaderboards")
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_packages_import(folder):
+    module = importlib.import_module(f"talking_head.{folder}")
+    assert Path(module.__file__).parent == ROOT / folder
+
+
+def test_declared_packages_are_the_tree():
+    """pyproject.toml lists every folder with an __init__.py, each under `talking_head`."""
+    import tomllib
+
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"talking_head." + ".".join(p.parent.relative_to(ROOT).parts)
+             for folder in FOLDERS for p in (ROOT / folder).rglob("__init__.py")}
+    assert declared == found
+
+
+def test_code_imports_only_the_namespace():
+    """A bare `import metrics` would work from the repository root by accident and load a second copy of
+    every module (two registries); all code, tests included, imports through `talking_head`."""
+    bare = re.compile(rf"^\s*(from|import) ({'|'.join(FOLDERS)})\b", re.M)
+    offenders = [f"{p.relative_to(ROOT)}:{s.count(chr(10), 0, m.start()) + 1}"
+                 for folder in (*FOLDERS, "tests") for p in (ROOT / folder).rglob("*.py")
+                 for s in [p.read_text()] for m in bare.finditer(s)]
+    assert offenders == []
+
+
+def test_wheel_adds_one_top_level_name(tmp_path):
+    """The built wheel installs `talking_head/...` and nothing else at the top level (no `metrics`,
+    `baselines`, `leaderboards`), with the package data inside it."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel, = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"talking_head"}
+    assert "talking_head/__init__.py" not in names  # a namespace package: no folder of its own
+    for data in ("talking_head/preprocessing/data/canonical_face.csv", "talking_head/leaderboards/templates/index.html",
+                 "talking_head/baselines/moda/configs/tiny/renderer.yaml"):
+        assert data in names
 
 
 def test_exactly_one_opencv_wheel():

@@ -7,9 +7,9 @@ import copy
 import pytest
 import yaml
 
-from leaderboards import papers
-from leaderboards.columns import COLUMNS
-from leaderboards.papers import PaperTableError, load_file, load_files, load_table, table_ids
+from talking_head.leaderboards import papers
+from talking_head.leaderboards.columns import COLUMNS
+from talking_head.leaderboards.papers import PaperTableError, load_file, load_files, load_table, table_ids
 
 # MODA's comparison table (project page, figures/numerical-rlt.png), transcribed from the image
 # independently of the YAML file. **x** = bold (best), _x_ = underlined (second best), "-" = no number.

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from preprocessing import pose
-from toolkit import face_mesh as fm
-from toolkit import media
-from toolkit.sample import generate
-from toolkit.sample.face import FaceRig, Pose
+from talking_head.preprocessing import pose
+from talking_head.toolkit import face_mesh as fm
+from talking_head.toolkit import media
+from talking_head.toolkit.sample import generate
+from talking_head.toolkit.sample.face import FaceRig, Pose
 
 
 def _random_poses(rng: np.random.Generator, n: int) -> np.ndarray:

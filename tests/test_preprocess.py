@@ -17,14 +17,14 @@ import pytest
 from datasets import load_from_disk
 from typer.testing import CliRunner
 
-from preprocessing.builders import sample_clips
-from preprocessing.pipeline import PreprocessConfig
-from preprocessing.runner import preprocess
-from preprocessing.storage import assign_splits
-from preprocessing.windows import TalkingHeadWindows
-from toolkit import face_mesh, media
-from toolkit.cli import app
-from toolkit.sample import load_sample
+from talking_head.preprocessing.builders import sample_clips
+from talking_head.preprocessing.pipeline import PreprocessConfig
+from talking_head.preprocessing.runner import preprocess
+from talking_head.preprocessing.storage import assign_splits
+from talking_head.preprocessing.windows import TalkingHeadWindows
+from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit.cli import app
+from talking_head.toolkit.sample import load_sample
 
 SIZE = 256
 SAMPLE = {"speakers": 2, "clips": 2, "seconds": 3.0, "seed": 3}

@@ -10,9 +10,9 @@ import pytest
 from datasets import load_from_disk
 from typer.testing import CliRunner
 
-from toolkit import media
-from toolkit.cli import app
-from toolkit.sample import generate
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
+from talking_head.toolkit.sample import generate
 
 
 def _ffmpeg(*args: str) -> None:

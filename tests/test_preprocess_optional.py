@@ -15,11 +15,11 @@ import pytest
 import torch
 from datasets import load_from_disk
 
-from preprocessing import audio_features
-from preprocessing.builders import sample_clips
-from preprocessing.pipeline import PreprocessConfig
-from preprocessing.runner import preprocess
-from toolkit import weights as w
+from talking_head.preprocessing import audio_features
+from talking_head.preprocessing.builders import sample_clips
+from talking_head.preprocessing.pipeline import PreprocessConfig
+from talking_head.preprocessing.runner import preprocess
+from talking_head.toolkit import weights as w
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py
 

@@ -1,4 +1,4 @@
-"""metrics.psnr_ssim against skimage (the reference implementation) and ATVGnet's evaluation code.
+"""talking_head.metrics.psnr_ssim against skimage (the reference implementation) and ATVGnet's evaluation code.
 
 Inputs are crops of a real photo (skimage's astronaut) with realistic degradations (blur, noise,
 JPEG, a brightness shift), so the SSIM maps are far from trivial.
@@ -14,7 +14,7 @@ import pytest
 from skimage import data
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from metrics.psnr_ssim import PRESETS, PSNRSSIM, psnr, psnr_ssim, ssim, to_luma
+from talking_head.metrics.psnr_ssim import PRESETS, PSNRSSIM, psnr, psnr_ssim, ssim, to_luma
 
 TOL = 1e-6  # the brief's bound; observed differences are ~1e-15
 

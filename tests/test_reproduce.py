@@ -14,9 +14,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce
-from leaderboards.runs import RUN_FILE, dataset_fingerprint, leaderboard_from_runs
-from toolkit.cli import app
+from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce
+from talking_head.leaderboards.runs import RUN_FILE, dataset_fingerprint, leaderboard_from_runs
+from talking_head.toolkit.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from toolkit import face_mesh, media
-from toolkit.cli import app
-from toolkit.sample import generate, load_sample
-from toolkit.sample.face import render_look, speaker_looks
-from toolkit.sample.speech import SAMPLE_RATE
+from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit.cli import app
+from talking_head.toolkit.sample import generate, load_sample
+from talking_head.toolkit.sample.face import render_look, speaker_looks
+from talking_head.toolkit.sample.speech import SAMPLE_RATE
 
 SECONDS = 4.0
 

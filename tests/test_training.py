@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from baselines import training
-from baselines.dreamhead import STAGES, load_config
-from baselines.dreamhead.a2l_diffusion import A2LDiffusion
+from talking_head.baselines import training
+from talking_head.baselines.dreamhead import STAGES, load_config
+from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
 
 STAGE = STAGES["a2l"]
 SMALL = ["network.hidden_size=32", "network.layers=1", "network.heads=2", "data.window=10", "data.stride=5",

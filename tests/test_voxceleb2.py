@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing import voxceleb2
-from toolkit.media import write_video
+from talking_head.preprocessing import voxceleb2
+from talking_head.toolkit.media import write_video
 
 REAL_TXT = (
     "Identity  : \tid00012\n"

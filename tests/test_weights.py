@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-import toolkit.cli.weights as cli
-from toolkit import weights as w
+import talking_head.toolkit.cli.weights as cli
+from talking_head.toolkit import weights as w
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from toolkit import weights as w
+from talking_head.toolkit import weights as w
 
 
 def place(monkeypatch: pytest.MonkeyPatch, name: str, state: dict | None = None, arrays: dict | None = None) -> Path:
@@ -79,7 +79,7 @@ def syncnet(crops: np.ndarray, audio_int16: np.ndarray) -> dict:
     """syncnet_python's S, BatchNorm calibrated on windows of (T, 224, 224, 3) RGB crops and their audio."""
     from syncnet_python.SyncNetModel import S
 
-    from metrics.mfcc import mfcc
+    from talking_head.metrics.mfcc import mfcc
 
     torch.manual_seed(0)
     net = S()
@@ -110,7 +110,7 @@ def vgg19() -> dict:
 
 
 def arcface() -> dict:
-    from metrics.csim import iresnet100
+    from talking_head.metrics.csim import iresnet100
 
     torch.manual_seed(0)
     net = iresnet100()
@@ -124,7 +124,7 @@ def arcface() -> dict:
 
 def niqe_pristine(frames: np.ndarray) -> dict:
     """A pristine model fitted on the block features of clean frames (real keys and shapes)."""
-    from metrics.niqe import fit_mvg, gaussian_window, niqe_features, to_y
+    from talking_head.metrics.niqe import fit_mvg, gaussian_window, niqe_features, to_y
 
     window = gaussian_window()
     features = np.concatenate([niqe_features(to_y(f).round(), window) for f in frames])

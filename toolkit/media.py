@@ -39,7 +39,7 @@ import av.error
 import cv2
 import numpy as np
 
-from toolkit.fileio import atomic_path
+from talking_head.toolkit.fileio import atomic_path
 
 __all__ = [
     "DEFAULT_FPS",

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from toolkit import __version__
-from toolkit.fileio import atomic_path
+from talking_head.toolkit import __version__
+from talking_head.toolkit.fileio import atomic_path
 
 Location = Literal["torch_hub", "hf_hub", "toolkit"]
 Status = Literal["ok", "missing", "corrupt", "unpinned"]

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines import config as _config
-from baselines.config import ConfigError, apply_override
-from baselines.training import Stage
+from talking_head.baselines import config as _config
+from talking_head.baselines.config import ConfigError, apply_override
+from talking_head.baselines.training import Stage
 
 MODEL_NAME = "dreamhead"
 CONFIG_DIR = Path(__file__).with_name("configs")
 __all__ = ["MODEL_NAME", "STAGES", "ConfigError", "apply_override", "config_names", "load_config"]
 
 STAGES: dict[str, Stage] = {
-    "a2l": Stage(MODEL_NAME, "a2l", "baselines.dreamhead.a2l_diffusion:A2LDiffusion",
-                 "baselines.dreamhead.a2l_diffusion:build_dataset"),
-    "l2i": Stage(MODEL_NAME, "l2i", "baselines.dreamhead.l2i_diffusion:L2IDiffusion",
-                 "baselines.dreamhead.l2i_diffusion:training_dataset"),
+    "a2l": Stage(MODEL_NAME, "a2l", "talking_head.baselines.dreamhead.a2l_diffusion:A2LDiffusion",
+                 "talking_head.baselines.dreamhead.a2l_diffusion:build_dataset"),
+    "l2i": Stage(MODEL_NAME, "l2i", "talking_head.baselines.dreamhead.l2i_diffusion:L2IDiffusion",
+                 "talking_head.baselines.dreamhead.l2i_diffusion:training_dataset"),
 }
 
 

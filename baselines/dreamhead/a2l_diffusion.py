@@ -48,11 +48,11 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
-from baselines.subjects import speaker_means
-from preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
-from toolkit import face_mesh
-from toolkit.fileio import atomic_path
+from talking_head.baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
+from talking_head.baselines.subjects import speaker_means
+from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit.fileio import atomic_path
 
 MODEL_NAME = "dreamhead"
 STAGE = "a2l"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.audio import (
+from talking_head.baselines.audio import (
     ENCODERS, AudioFrontEnd, AudioInputError, check_audio, frame_contexts, mel_context_length, mel_contexts,
 )
-from preprocessing.audio_features import MAX_ABS_VALUE
+from talking_head.preprocessing.audio_features import MAX_ABS_VALUE
 
 __all__ = ["ENCODERS", "AudioEncoder", "AudioFrontEnd", "AudioInputError", "check_audio", "frame_contexts",
            "mel_context_length", "mel_contexts"]

@@ -52,11 +52,11 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
+from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
                                  to_frame)
-from baselines.mesh_render import render_mesh
-from toolkit import face_mesh
-from toolkit.fileio import atomic_path
+from talking_head.baselines.mesh_render import render_mesh
+from talking_head.toolkit import face_mesh
+from talking_head.toolkit.fileio import atomic_path
 
 MODEL_NAME = "dreamhead"
 STAGE = "l2i"
@@ -606,7 +606,7 @@ def load_autoencoder(name: str) -> nn.Module:
     """The frozen VAE of registry entry `name` (a Hugging Face snapshot), checked before loading."""
     from diffusers import AutoencoderKL
 
-    from toolkit import weights
+    from talking_head.toolkit import weights
 
     weights.require(name)  # missing -> WeightsMissingError with the fetch hint; corrupt -> WeightsCorruptError
     # diffusers reads the safetensors file, or a .bin with torch.load(weights_only=True).
@@ -626,7 +626,7 @@ class PreloadedWindows(torch.utils.data.Dataset):
 
     def __init__(self, path: str | Path, split: str, window: int, stride: int, size: int,
                  face_scale: float | None = None):
-        from preprocessing.windows import TalkingHeadWindows
+        from talking_head.preprocessing.windows import TalkingHeadWindows
 
         source = TalkingHeadWindows(path, split=split, window=window, stride=1, frames=True, reference="first")
         first = {}
@@ -665,7 +665,7 @@ class PreloadedWindows(torch.utils.data.Dataset):
 def training_dataset(config: dict, dataset_dir: str | Path, split: str = "train") -> torch.utils.data.Dataset:
     """The L2I training set: windows of ``data.window`` frames every ``data.stride`` (preloaded if
     ``data.preload``), as the generic trainer (:func:`baselines.training.train`) expects."""
-    from preprocessing.windows import TalkingHeadWindows
+    from talking_head.preprocessing.windows import TalkingHeadWindows
 
     data = config["data"]
     window, stride = int(data["window"]), int(data["stride"])

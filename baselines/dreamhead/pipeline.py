@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.dreamhead.a2l_diffusion import A2LDiffusion
-from baselines.reference import CROP_SIZES, Reference, ReferenceError, reference_from_file, reference_from_row
-from preprocessing import pose as pose_fit
+from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
+from talking_head.baselines.reference import CROP_SIZES, Reference, ReferenceError, reference_from_file, reference_from_row
+from talking_head.preprocessing import pose as pose_fit
 
 __all__ = ["CROP_SIZES", "DreamHeadOutput", "DreamHeadPipeline", "Reference", "ReferenceError", "reference_from_file",
            "reference_from_row"]
@@ -56,7 +56,7 @@ class DreamHeadPipeline:
         a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", map_location=device)
         l2i = None
         if not landmarks_only:
-            from baselines.dreamhead.l2i_diffusion import L2IDiffusion
+            from talking_head.baselines.dreamhead.l2i_diffusion import L2IDiffusion
 
             if not (run_dir / "l2i").is_dir():
                 raise FileNotFoundError(f"{run_dir / 'l2i'}: no L2I stage in this run folder (train it with "

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines import config as _config
-from baselines.config import ConfigError, apply_override
-from baselines.training import Stage
+from talking_head.baselines import config as _config
+from talking_head.baselines.config import ConfigError, apply_override
+from talking_head.baselines.training import Stage
 
 MODEL_NAME = "moda"
 CONFIG_DIR = Path(__file__).with_name("configs")
 __all__ = ["MODEL_NAME", "STAGES", "ConfigError", "apply_override", "config_names", "load_config"]
 
 STAGES: dict[str, Stage] = {
-    "motion": Stage(MODEL_NAME, "motion", "baselines.moda.moda_net:MODANet", "baselines.moda.moda_net:build_dataset"),
-    "faco": Stage(MODEL_NAME, "faco", "baselines.moda.faco_net:FaCoNet", "baselines.moda.faco_net:build_dataset"),
-    "renderer": Stage(MODEL_NAME, "renderer", "baselines.moda.renderer:TemporalRenderer",
-                      "baselines.moda.renderer:build_dataset"),
+    "motion": Stage(MODEL_NAME, "motion", "talking_head.baselines.moda.moda_net:MODANet", "talking_head.baselines.moda.moda_net:build_dataset"),
+    "faco": Stage(MODEL_NAME, "faco", "talking_head.baselines.moda.faco_net:FaCoNet", "talking_head.baselines.moda.faco_net:build_dataset"),
+    "renderer": Stage(MODEL_NAME, "renderer", "talking_head.baselines.moda.renderer:TemporalRenderer",
+                      "talking_head.baselines.moda.renderer:build_dataset"),
 }
 
 

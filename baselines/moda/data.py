@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.moda.torso import NUM_POINTS as TORSO_POINTS, clip_torso
-from toolkit import face_mesh
+from talking_head.baselines.moda.torso import NUM_POINTS as TORSO_POINTS, clip_torso
+from talking_head.toolkit import face_mesh
 
 EYE_PARTS = ("right_eye", "right_eyebrow", "right_iris", "left_eye", "left_eyebrow", "left_iris")
 
@@ -26,7 +26,7 @@ EYE_PARTS = ("right_eye", "right_eyebrow", "right_iris", "left_eye", "left_eyebr
 def point_sets() -> dict[str, tuple[int, ...]]:
     """MODA's semantic subsets of the 478-point mesh: ``lips`` (MediaPipe's FACEMESH_LIPS, 40 points) and
     ``eyes`` (eyes, eyebrows and irises of both sides, 60 points), sorted indices."""
-    from baselines.mesh_render import connections
+    from talking_head.baselines.mesh_render import connections
 
     edges = connections()
     eyes = sorted({int(i) for part in EYE_PARTS for i in np.unique(edges[part])})

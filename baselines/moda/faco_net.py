@@ -27,11 +27,11 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from torch import nn
 
-from baselines import checkpoint
-from baselines.gan import frozen_call, lsgan
-from baselines.moda.data import load_clips, point_sets, subjects
-from preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
-from toolkit import face_mesh
+from talking_head.baselines import checkpoint
+from talking_head.baselines.gan import frozen_call, lsgan
+from talking_head.baselines.moda.data import load_clips, point_sets, subjects
+from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit import face_mesh
 
 MODEL_NAME = "moda"
 STAGE = "faco"

@@ -55,12 +55,12 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 from torch import nn
 
-from baselines import checkpoint
-from baselines.audio import AudioFrontEnd, check_audio
-from baselines.moda.data import Clip, Subject, load_clips, point_sets, subjects
-from preprocessing.audio_features import MAX_ABS_VALUE, SAMPLE_RATE
-from preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
-from toolkit import face_mesh
+from talking_head.baselines import checkpoint
+from talking_head.baselines.audio import AudioFrontEnd, check_audio
+from talking_head.baselines.moda.data import Clip, Subject, load_clips, point_sets, subjects
+from talking_head.preprocessing.audio_features import MAX_ABS_VALUE, SAMPLE_RATE
+from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit import face_mesh
 
 MODEL_NAME = "moda"
 STAGE = "motion"
@@ -195,7 +195,7 @@ def load_wav2vec2(weights: str | None) -> nn.Module:
     """wav2vec 2.0 from the registry (verified there), its convolutional feature encoder frozen."""
     import transformers
 
-    from toolkit import weights as registry
+    from talking_head.toolkit import weights as registry
 
     entry = registry.get(weights or "wav2vec2-base-960h")
     registry.require(entry)
@@ -408,7 +408,7 @@ class MODANet(nn.Module):
         (seed, sample)). Long audio runs in windows with 50% overlap, blended with linear weights (MODA
         averages the overlapping halves; linear weights leave no step where a window ends), then each
         output is smoothed in time with the config's Gaussian sigmas (``smoothing``, in frames)."""
-        from baselines.training import derive_seed
+        from talking_head.baselines.training import derive_seed
 
         check_audio(wav, source, 1, self.fps)
         if num_frames is None:

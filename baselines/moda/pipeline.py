@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.moda.data import Subject
-from baselines.moda.faco_net import FaCoNet
-from baselines.moda.moda_net import MODANet
-from baselines.moda.torso import shoulder_points
-from baselines.reference import Reference
-from preprocessing import pose as pose_fit
+from talking_head.baselines.moda.data import Subject
+from talking_head.baselines.moda.faco_net import FaCoNet
+from talking_head.baselines.moda.moda_net import MODANet
+from talking_head.baselines.moda.torso import shoulder_points
+from talking_head.baselines.reference import Reference
+from talking_head.preprocessing import pose as pose_fit
 
 
 @dataclasses.dataclass
@@ -69,7 +69,7 @@ class MODAPipeline:
         faco = FaCoNet.from_pretrained(run_dir / "faco", device=device)
         renderer = None
         if not landmarks_only:
-            from baselines.moda.renderer import TemporalRenderer
+            from talking_head.baselines.moda.renderer import TemporalRenderer
 
             renderer = TemporalRenderer.from_pretrained(run_dir / "renderer", device=device)
         return cls(motion, faco, renderer)

@@ -76,11 +76,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines import checkpoint
-from baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
+from talking_head.baselines import checkpoint
+from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
                                  to_frame)
-from baselines.mesh_render import render_mesh
-from baselines.moda.torso import clip_torso, draw_shoulders
+from talking_head.baselines.mesh_render import render_mesh
+from talking_head.baselines.moda.torso import clip_torso, draw_shoulders
 
 MODEL_NAME = "moda"
 STAGE = "renderer"
@@ -294,7 +294,7 @@ class VGG19Features(nn.Module):
     def from_registry(cls, name: str = VGG_WEIGHTS) -> "VGG19Features":
         """Load registry entry `name` (verified, ``torch.load(weights_only=True)``); a missing file raises
         WeightsMissingError naming ``toolkit weights fetch vgg19``."""
-        from toolkit import weights
+        from talking_head.toolkit import weights
 
         state = weights.load_torch(name)  # require() (missing / corrupt errors), then weights_only load
         net = cls()
@@ -562,7 +562,7 @@ class RendererFrames(torch.utils.data.Dataset):
     def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
         from datasets import load_from_disk
 
-        from toolkit import media
+        from talking_head.toolkit import media
 
         if split not in ("train", "validation"):
             raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
@@ -615,7 +615,7 @@ class RendererFrames(torch.utils.data.Dataset):
         clip = self.clips[self.index[i][0]]
         if self.config["data"]["reference"] == "first":
             return clip["reference"]
-        from baselines.training import derive_seed
+        from talking_head.baselines.training import derive_seed
 
         generator = torch.Generator().manual_seed(derive_seed(self.seed, i))
         return clip["train"][int(torch.randint(len(clip["train"]), (1,), generator=generator))]

@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
-from toolkit import media
-from toolkit.fileio import atomic_path
+from talking_head.toolkit import media
+from talking_head.toolkit.fileio import atomic_path
 
 NUM_POINTS = 18
 PER_SIDE = 9

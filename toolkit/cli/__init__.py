@@ -2,7 +2,7 @@
 
 import typer
 
-from toolkit.cli import evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
+from talking_head.toolkit.cli import evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
 
 app = typer.Typer(
     name="toolkit",

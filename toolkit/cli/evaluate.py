@@ -43,7 +43,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from metrics.evaluate import DEFAULT_METRICS, evaluate as run
+    from talking_head.metrics.evaluate import DEFAULT_METRICS, evaluate as run
 
     names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else list(DEFAULT_METRICS)
     console = Console()
@@ -59,7 +59,7 @@ def evaluate(
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
                           show_progress=not quiet, lse_preset=preset, lmd_preset=lmd_preset)
         else:
-            from leaderboards.runs import evaluate_model
+            from talking_head.leaderboards.runs import evaluate_model
 
             result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split, metrics=names,
                                     lse_preset=preset, lmd_preset=lmd_preset, seed=seed, num_samples=num_samples,

@@ -41,7 +41,7 @@ def generate(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="A2L audio guidance scale (default: the config's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    from baselines import generation
+    from talking_head.baselines import generation
 
     console = Console(stderr=True, soft_wrap=True)
     if model not in generation.MODELS:
@@ -82,11 +82,11 @@ def _generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, 
     """One audio file and one reference image or video: <audio stem>.mp4 (and .npy), generation.json."""
     import numpy as np
 
-    from baselines import generation
-    from baselines.reference import reference_from_file
-    from toolkit import media
-    from toolkit.fileio import atomic_path, write_json
-    from toolkit.video_ids import sample_id
+    from talking_head.baselines import generation
+    from talking_head.baselines.reference import reference_from_file
+    from talking_head.toolkit import media
+    from talking_head.toolkit.fileio import atomic_path, write_json
+    from talking_head.toolkit.video_ids import sample_id
 
     pipeline = generation.load_pipeline(model, checkpoint, landmarks_only=landmarks_only)
     image_model = getattr(pipeline, "l2i", None) or getattr(pipeline, "renderer", None)

@@ -20,9 +20,9 @@ def leaderboard(
 ) -> None:
     from rich.console import Console
 
-    from leaderboards.columns import COLUMNS
-    from leaderboards.render import write_all
-    from leaderboards.runs import leaderboard_from_runs
+    from talking_head.leaderboards.columns import COLUMNS
+    from talking_head.leaderboards.render import write_all
+    from talking_head.leaderboards.runs import leaderboard_from_runs
 
     import sys
 

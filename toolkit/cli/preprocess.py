@@ -35,9 +35,9 @@ def preprocess(
     seed: int = typer.Option(0, help="sample: generator seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    from preprocessing.builders import BUILDERS
-    from preprocessing.pipeline import PreprocessConfig
-    from preprocessing.runner import preprocess as run_preprocess
+    from talking_head.preprocessing.builders import BUILDERS
+    from talking_head.preprocessing.pipeline import PreprocessConfig
+    from talking_head.preprocessing.runner import preprocess as run_preprocess
 
     console = Console(stderr=True)
     if dataset not in BUILDERS:

@@ -29,8 +29,8 @@ def reproduce(
     from rich.console import Console
     from rich.table import Table
 
-    from leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
-    from toolkit.cli.leaderboard import board_table
+    from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
+    from talking_head.toolkit.cli.leaderboard import board_table
 
     import sys
 

@@ -16,7 +16,7 @@ def sample(
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same sample."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    from toolkit.sample import generate
+    from talking_head.toolkit.sample import generate
 
     clips_written = generate(out, speakers=speakers, clips=clips, seconds=seconds, seed=seed, show_progress=not quiet)
     console = Console()

@@ -19,7 +19,7 @@ EXAMPLE = (
 )
 
 # model name -> module exposing STAGES, load_config and ConfigError
-MODELS = {"dreamhead": "baselines.dreamhead", "moda": "baselines.moda"}
+MODELS = {"dreamhead": "talking_head.baselines.dreamhead", "moda": "talking_head.baselines.moda"}
 
 
 def model_module(name: str):
@@ -42,7 +42,7 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config value: key.sub=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    from baselines.training import TrainingError, train as run_training
+    from talking_head.baselines.training import TrainingError, train as run_training
 
     console = Console(stderr=True, soft_wrap=True)
     package = model_module(model)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from toolkit import weights as w
+from talking_head.toolkit import weights as w
 
 app = typer.Typer(
     name="weights",

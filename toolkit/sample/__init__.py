@@ -4,6 +4,6 @@ It is the embedded default for the demo and the end-to-end tests; it is generate
 never committed. See :mod:`toolkit.sample.generate` for the files it writes.
 """
 
-from toolkit.sample.generate import SampleClip, generate, load_sample
+from talking_head.toolkit.sample.generate import SampleClip, generate, load_sample
 
 __all__ = ["SampleClip", "generate", "load_sample"]

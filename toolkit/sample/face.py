@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from toolkit import face_mesh as fm
+from talking_head.toolkit import face_mesh as fm
 
 # Where the face is in astronaut() (512x512): a square crop around it, in photo pixels.
 PHOTO_FACE_CENTRE = (225.0, 130.0)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import __version__, face_mesh, media
-from toolkit.fileio import atomic_path, write_json
-from toolkit.progress import progress_bar
-from toolkit.provenance import software_versions
-from toolkit.sample.face import FaceRig, Pose, render_look, speaker_looks
-from toolkit.sample.speech import SAMPLE_RATE, Voice, make_timeline, synthesize, viseme_track
+from talking_head.toolkit import __version__, face_mesh, media
+from talking_head.toolkit.fileio import atomic_path, write_json
+from talking_head.toolkit.progress import progress_bar
+from talking_head.toolkit.provenance import software_versions
+from talking_head.toolkit.sample.face import FaceRig, Pose, render_look, speaker_looks
+from talking_head.toolkit.sample.speech import SAMPLE_RATE, Voice, make_timeline, synthesize, viseme_track
 
 FPS = 25
 SIZE = 512
