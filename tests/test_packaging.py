@@ -50,9 +50,12 @@ def test_wheel_adds_one_top_level_name(tmp_path):
     `baselines`, `leaderboards`), with the package data inside it."""
     import zipfile
 
+    source = tmp_path / "source"  # setuptools builds in the source tree: a copy keeps build/ out of the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "outputs", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    wheel, = tmp_path.glob("*.whl")
+                    "--wheel-dir", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    wheel, = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top == {"talking_head"}
