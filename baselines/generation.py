@@ -282,7 +282,7 @@ def _generator(model: str, checkpoint, dataset: Path, *, pose: str, seed: int, n
         means = speaker_means(dataset) if has_train else {}
 
     if model == "mean-landmarks":
-        from talking_head.preprocessing import pose as pose_fit
+        from talking_head.toolkit import pose as pose_fit
 
         configs = {RENDERER_STAGE[trained]: configs[RENDERER_STAGE[trained]]}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talking_head.preprocessing import face_track, pose as pose_fit
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import face_box, face_mesh, media, pose as pose_fit
+from talking_head.toolkit.face_detector import FaceDetector
 
 CROP_SIZES = (256, 512)  # the preprocessing crop sizes
 
@@ -24,7 +24,7 @@ class Reference:
 
     frame: np.ndarray  # (S, S, 3) uint8 RGB crop
     landmarks: np.ndarray  # (478, 3) MediaPipe mesh in crop pixels
-    pose: np.ndarray  # (7,) yaw pitch roll (deg), tx ty tz, scale (see preprocessing.pose)
+    pose: np.ndarray  # (7,) yaw pitch roll (deg), tx ty tz, scale (see toolkit.pose)
     canonical: np.ndarray  # (478, 3) the mesh with the head pose removed, canonical px
     source: str  # where it came from (a file, or a dataset clip)
 
@@ -40,15 +40,13 @@ def reference_from_file(path: str | Path, size: int = 256) -> Reference:
             image = reader.read_window(0, 1)[0]
     except media.MediaError as exc:
         raise ReferenceError(f"{path}: cannot read the reference image or video ({exc})") from exc
-    with face_track.FaceDetector() as detector:
+    with FaceDetector() as detector:
         detections = detector.detect(image)
     if not detections:
         raise ReferenceError(f"{path}: no face found in the reference (first frame, {image.shape[1]}x{image.shape[0]})")
     best = detections[0]
-    track = face_track.Track(frames=np.array([0]), boxes=best.box[None], scores=np.array([best.score]),
-                             keypoints=best.keypoints[None])
-    box = face_track.smooth_square_boxes(track, 1, scale=face_track.DEFAULT_CROP_SCALE)
-    crop = face_track.crop_frames(image[None], box, size)[0]
+    box = face_box.square_boxes(face_box.centre_and_side(best.box[None]), face_box.DEFAULT_CROP_SCALE)
+    crop = face_box.crop_frames(image[None], box, size)[0]
     with face_mesh.FaceMeshDetector(video=False) as mesher:
         mesh = mesher.detect(crop)
     if mesh is None:

@@ -506,7 +506,7 @@ class _Diversity(Metric):
 
     def config(self):
         return {**self.metric.config(), "samples": "generated videos <clip_id>.sample<k> (toolkit.video_ids)",
-                "pose": "talking_head.preprocessing.pose.fit_pose on the runner's MediaPipe meshes"}
+                "pose": "talking_head.toolkit.pose.fit_pose on the runner's MediaPipe meshes"}
 
 
 class _LSE(Metric):

@@ -751,7 +751,7 @@ def crops_from_boxes(frames: np.ndarray, boxes: np.ndarray, config: Union[TrackC
 
     ``boxes``: (T, 4) x0 y0 x1 y1 pixels of ``frames`` (the original frames, not the dataset's crops),
     one per frame, NaN rows where there is no face. ``box_scale`` scales each box about its centre
-    first: the preprocessing stage stores *crop* boxes (``preprocessing.face_track.DEFAULT_CROP_SCALE``
+    first: the preprocessing stage stores *crop* boxes (``toolkit.face_box.DEFAULT_CROP_SCALE``
     = 2.5 times the BlazeFace box side), so ``box_scale=1 / 2.5`` brings a dataset row's ``boxes`` back
     to face boxes (BlazeFace boxes, not S3FD's: expect a few % difference in crop size). The boxes then
     go through exactly the same tracking, filters, smoothing and crop as the detector path. The whole

@@ -1,4 +1,4 @@
-"""Tests of preprocessing.landmarks68 (face-alignment 2D-FAN-4 on boxes we already have).
+"""Tests of toolkit.landmarks68 (face-alignment 2D-FAN-4 on boxes we already have).
 
 Offline: the FAN and S3FD checkpoints are face-alignment's own network classes with random weights,
 saved as state dicts (the format face-alignment 1.5.0 loads) into a temporary torch hub directory.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.preprocessing import landmarks68 as lm68
+from talking_head.toolkit import landmarks68 as lm68
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate

@@ -7,7 +7,7 @@ figure and the abstract are known; everything else here is an assumption, named 
 (``configs/<name>/a2l.yaml``) with a reason each. In short:
 
 * Landmarks: the dataset's ``canonical_landmarks`` (head pose removed, 512-px canonical units, see
-  :mod:`preprocessing.pose`), all 478 points or a subset (``landmarks.points``). The network works on
+  :mod:`toolkit.pose`), all 478 points or a subset (``landmarks.points``). The network works on
   ``x = (P - P_bar) / landmarks.scale``: the displacement from the speaker's mean.
 * P-bar: the mean canonical mesh of the speaker over every frame of the speaker's *training* clips
   (:func:`speaker_means`); for a speaker without training clips (a new reference image) the canonical
@@ -50,7 +50,7 @@ from torch import nn
 
 from talking_head.baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
 from talking_head.baselines.subjects import speaker_means
-from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
 from talking_head.toolkit.fileio import atomic_path
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from datasets import load_from_disk
 
-from talking_head.preprocessing.audio_features import mel_window
+from talking_head.toolkit.audio_features import mel_window
 from talking_head.toolkit import media
 from talking_head.toolkit.fileio import atomic_path
 
