@@ -94,7 +94,11 @@ def test_landmarks_on_sample_frames(checkpoint_files, sample_frames, monkeypatch
     assert landmarker.provenance["fan_sha256"] == w.verify(fan).actual_sha256
 
     frames, boxes = sample_frames
+    flags = []  # TF32 flags while FAN runs: the shared fp32 guard must hold them off
+    landmarker._fa.face_alignment_net.register_forward_hook(
+        lambda *_: flags.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
     points = landmarker(frames, boxes)
+    assert flags == [(False, False)] * NUM_TEST_FRAMES
     assert points.shape == (NUM_TEST_FRAMES, 68, 2) and points.dtype == np.float32
     assert np.all(np.isfinite(points))
     for frame_points, box in zip(points, boxes):

@@ -17,6 +17,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from talking_head.toolkit.frames import as_frames
+
 __all__ = [
     "DEFAULT_CROP_SCALE",
     "centre_and_side",
@@ -123,10 +125,8 @@ def crop_frames(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     averages every covered pixel and so does not alias. Where a box leaves the frame, the frame's
     border pixels are replicated.
     """
-    frames = np.asarray(frames)
+    frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames (n, H, W, 3), got {frames.dtype} {frames.shape}")
     if len(boxes) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(boxes)} boxes")
     if size < 1:
