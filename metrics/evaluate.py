@@ -53,7 +53,6 @@ from talking_head.toolkit.progress import progress_bar
 from talking_head.toolkit.provenance import software_versions
 from talking_head.toolkit.video_ids import parse_sample_id
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 CHUNK = 32  # frames decoded and scored at a time: constant memory, batches big enough for the models
 DEFAULT_METRICS = ("fid", "lse", "lmd", "pose", "blink", "psnr", "ssim", "lpips", "csim", "niqe")
 OPTIONAL_METRICS = ("beat_align", "diversity")  # run when asked for (--metrics)
@@ -87,7 +86,7 @@ def folder_videos(folder: Path) -> dict[str, Path]:
         raise FileNotFoundError(f"{folder}: no such folder")
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+        if path.suffix.lower() in media.VIDEO_EXTENSIONS and path.is_file():
             video_id = path.relative_to(folder).with_suffix("").as_posix()
             if video_id in found:
                 raise ValueError(f"{folder}: two videos share the id {video_id!r} ({found[video_id].name}, {path.name})")
@@ -118,7 +117,7 @@ def _videos(source: Path, split: str, cache: Path) -> dict[str, Path]:
     source = Path(source)
     if is_dataset(source):
         return dataset_videos(source, split, cache / source.name)
-    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
+    if source.is_file() and source.suffix.lower() in media.VIDEO_EXTENSIONS:
         return {source.stem: source}
     return folder_videos(source)
 
@@ -130,9 +129,9 @@ def pair_videos(generated: Path, reference: Path, split: str = "test", cache: Pa
     gen = _videos(generated, split, cache / "generated")
     ref = _videos(reference, split, cache / "reference")
     if not gen:
-        raise ValueError(f"{generated}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
+        raise ValueError(f"{generated}: no videos found ({', '.join(media.VIDEO_EXTENSIONS)})")
     if not ref:
-        raise ValueError(f"{reference}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
+        raise ValueError(f"{reference}: no videos found ({', '.join(media.VIDEO_EXTENSIONS)})")
     pairs, generated_only = [], []
     for video_id in sorted(gen):
         clip, sample = parse_sample_id(video_id)
