@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_box, face_mesh, media, pose as pose_fit
 from talking_head.toolkit.face_detector import FaceDetector
 
@@ -58,9 +59,9 @@ def reference_from_file(path: str | Path, size: int = 256) -> Reference:
 
 def reference_from_row(row: dict, frame: np.ndarray, index: int = 0) -> Reference:
     """Frame `index` of a preprocessed dataset row (its crop, mesh, pose and canonical mesh)."""
-    landmarks = np.asarray(row["landmarks"][index], dtype=np.float32)
+    landmarks = np.asarray(row[schema.LANDMARKS][index], dtype=np.float32)
     if not np.isfinite(landmarks).all():
-        raise ReferenceError(f"clip {row['clip_id']}: frame {index} has no face; choose another reference frame")
-    return Reference(frame=frame, landmarks=landmarks, pose=np.asarray(row["pose"][index], dtype=np.float32),
-                     canonical=np.asarray(row["canonical_landmarks"][index], dtype=np.float32),
-                     source=f"{row['clip_id']}[{index}]")
+        raise ReferenceError(f"clip {row[schema.CLIP_ID]}: frame {index} has no face; choose another reference frame")
+    return Reference(frame=frame, landmarks=landmarks, pose=np.asarray(row[schema.POSE][index], dtype=np.float32),
+                     canonical=np.asarray(row[schema.CANONICAL_LANDMARKS][index], dtype=np.float32),
+                     source=f"{row[schema.CLIP_ID]}[{index}]")

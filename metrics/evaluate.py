@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_mesh, media, weights
 from talking_head.toolkit.fileio import atomic_path, write_json
 from talking_head.toolkit.progress import progress_bar
@@ -96,21 +97,9 @@ def folder_videos(folder: Path) -> dict[str, Path]:
 
 def dataset_videos(dataset_dir: Path, split: str, cache: Path) -> dict[str, Path]:
     """The crop videos of one split of a preprocessed dataset, written once to `cache` as mp4 files."""
-    from datasets import load_from_disk
-
-    dataset = load_from_disk(str(dataset_dir))
-    if split not in dataset:
-        raise ValueError(f"{dataset_dir}: no split {split!r} (splits: {', '.join(dataset)})")
-    rows = dataset[split].select_columns(["clip_id", "video"])
-    found = {}
-    for row in rows:
-        target = cache / f"{row['clip_id']}.mp4"
-        data = row["video"]
-        if not (target.is_file() and target.stat().st_size == len(data)):
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(data)
-        found[row["clip_id"]] = target
-    return found
+    rows = schema.load_split(dataset_dir, split).select_columns([schema.CLIP_ID, schema.VIDEO])
+    return {row[schema.CLIP_ID]: schema.write_row_video(row[schema.VIDEO], cache / f"{row[schema.CLIP_ID]}.mp4")
+            for row in rows}
 
 
 def _videos(source: Path, split: str, cache: Path) -> dict[str, Path]:

@@ -27,7 +27,9 @@ import numpy as np
 
 from talking_head.preprocessing import face_track
 from talking_head.preprocessing.clip import ClipSource
-from talking_head.toolkit import audio_features, face_box, face_detector, face_mesh, media, pose
+from talking_head.toolkit import audio_features, face_detector, face_mesh, media, pose
+from talking_head.toolkit import dataset as schema
+from talking_head.toolkit.face_box import DEFAULT_CROP_SCALE, crop_frames
 from talking_head.toolkit.fileio import write_json
 
 SAMPLE_RATE = 16000
@@ -44,7 +46,7 @@ class PreprocessConfig:
 
     fps: float = 25.0
     size: int = 512
-    crop_scale: float = face_box.DEFAULT_CROP_SCALE
+    crop_scale: float = DEFAULT_CROP_SCALE
     median_window: int = face_track.DEFAULT_MEDIAN_WINDOW
     size_window: int = face_track.DEFAULT_SIZE_WINDOW
     landmarks68: bool = False
@@ -155,7 +157,7 @@ class Pipeline:
             def crops() -> Iterator[np.ndarray]:
                 k = 0
                 for chunk in cache.chunks() if cache and cache.complete else _chunks(reader, first, stop):
-                    cropped = face_box.crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
+                    cropped = crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
                     if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
                         lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
                     for image in cropped:
@@ -178,18 +180,18 @@ class Pipeline:
             )
         fit = pose.fit_pose(landmarks)
         mel = audio_features.log_mel(audio)
-        arrays = {
-            "boxes": boxes.astype(np.float32),
-            "landmarks": landmarks,
-            "canonical_landmarks": fit.canonical.astype(np.float32),
-            "pose": fit.pose.astype(np.float32),
-            "mel": mel.astype(np.float32),
-            "audio": (np.clip(np.round(audio * 32768.0), -32768, 32767)).astype(np.int16),
+        arrays = {  # the dataset's per-frame columns (toolkit.dataset), one npz entry each
+            schema.BOXES: boxes.astype(np.float32),
+            schema.LANDMARKS: landmarks,
+            schema.CANONICAL_LANDMARKS: fit.canonical.astype(np.float32),
+            schema.POSE: fit.pose.astype(np.float32),
+            schema.MEL: mel.astype(np.float32),
+            schema.AUDIO: (np.clip(np.round(audio * 32768.0), -32768, 32767)).astype(np.int16),
         }
         if lm68 is not None:
-            arrays["landmarks68"] = lm68
+            arrays[schema.LANDMARKS68] = lm68
         if self.speech is not None:
-            arrays["audio_features"] = self.speech(audio, cfg.fps, num_frames=num_frames).astype(np.float32)
+            arrays[schema.AUDIO_FEATURES] = self.speech(audio, cfg.fps, num_frames=num_frames).astype(np.float32)
         np.savez(out / "arrays.npz", **arrays)
 
         used = np.unique(reader.source_indices[first:stop])
