@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from datasets import Array2D, Array3D, Features, List, Value
-
 from talking_head.toolkit import media
 from talking_head.toolkit.fileio import atomic_path
 
@@ -53,37 +51,33 @@ LANDMARKS68 = "landmarks68"  # optional (--landmarks68)
 AUDIO_FEATURES = "audio_features"  # optional (--audio-features), width set by the model
 
 # ----------------------------------------------------------------------------- features
-BASE_FEATURES = {
-    DATASET: Value("string"),
-    SPEAKER: Value("string"),
-    CLIP_ID: Value("string"),
-    FPS: Value("float32"),
-    NUM_FRAMES: Value("int32"),
-    SAMPLE_RATE: Value("int32"),
-    VIDEO: Value("binary"),  # the re-encoded crop, H.264 + AAC mp4 bytes
-    AUDIO: List(Value("int16")),  # 16 kHz mono samples, exactly num_frames / fps seconds
-    BOXES: Array2D(shape=(None, 4), dtype="float32"),  # crop box per frame, x0 y0 x1 y1 in source pixels
-    LANDMARKS: Array3D(shape=(None, 478, 3), dtype="float32"),  # MediaPipe mesh in crop pixels (NaN: no face)
-    CANONICAL_LANDMARKS: Array3D(shape=(None, 478, 3), dtype="float32"),  # frontalised, canonical units
-    POSE: Array2D(shape=(None, 7), dtype="float32"),  # yaw pitch roll (deg), tx ty tz, scale
-    MEL: Array2D(shape=(None, 80), dtype="float32"),  # Wav2Lip log-mel, 80 frames per second
-    FACE_FRACTION: Value("float32"),
-    MEAN_FACE_SIZE: Value("float32"),  # crop box side / source frame height
-    FRAMES_DROPPED: Value("int32"),  # source frames dropped by the frame-rate conversion
-    FRAMES_WITHOUT_FACE: Value("int32"),
-    FACE_TRACK: Value("string"),  # JSON: how the face was chosen (tracks seen, main track)
-    SOURCE: Value("string"),  # JSON: original file, cut, split origin
-}
-OPTIONAL_FEATURES = {
-    LANDMARKS68: Array3D(shape=(None, 68, 2), dtype="float32"),  # face-alignment FAN, crop pixels
-}
+def features(landmarks68: bool = False, audio_features_dim: int | None = None) -> Any:
+    """The ``datasets.Features`` of a dataset, with the optional columns that were computed."""
+    from datasets import Array2D, Array3D, Features, List, Value  # here: importing datasets takes seconds
 
-
-def features(landmarks68: bool = False, audio_features_dim: int | None = None) -> Features:
-    """The features of a dataset with the optional columns that were computed."""
-    chosen = dict(BASE_FEATURES)
+    chosen = {
+        DATASET: Value("string"),
+        SPEAKER: Value("string"),
+        CLIP_ID: Value("string"),
+        FPS: Value("float32"),
+        NUM_FRAMES: Value("int32"),
+        SAMPLE_RATE: Value("int32"),
+        VIDEO: Value("binary"),  # the re-encoded crop, H.264 + AAC mp4 bytes
+        AUDIO: List(Value("int16")),  # 16 kHz mono samples, exactly num_frames / fps seconds
+        BOXES: Array2D(shape=(None, 4), dtype="float32"),  # crop box per frame, x0 y0 x1 y1 in source pixels
+        LANDMARKS: Array3D(shape=(None, 478, 3), dtype="float32"),  # MediaPipe mesh in crop pixels (NaN: no face)
+        CANONICAL_LANDMARKS: Array3D(shape=(None, 478, 3), dtype="float32"),  # frontalised, canonical units
+        POSE: Array2D(shape=(None, 7), dtype="float32"),  # yaw pitch roll (deg), tx ty tz, scale
+        MEL: Array2D(shape=(None, 80), dtype="float32"),  # Wav2Lip log-mel, 80 frames per second
+        FACE_FRACTION: Value("float32"),
+        MEAN_FACE_SIZE: Value("float32"),  # crop box side / source frame height
+        FRAMES_DROPPED: Value("int32"),  # source frames dropped by the frame-rate conversion
+        FRAMES_WITHOUT_FACE: Value("int32"),
+        FACE_TRACK: Value("string"),  # JSON: how the face was chosen (tracks seen, main track)
+        SOURCE: Value("string"),  # JSON: original file, cut, split origin
+    }
     if landmarks68:
-        chosen[LANDMARKS68] = OPTIONAL_FEATURES[LANDMARKS68]
+        chosen[LANDMARKS68] = Array3D(shape=(None, 68, 2), dtype="float32")  # face-alignment FAN, crop pixels
     if audio_features_dim is not None:
         chosen[AUDIO_FEATURES] = Array2D(shape=(None, audio_features_dim), dtype="float32")
     return Features(chosen)
