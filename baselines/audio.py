@@ -1,11 +1,11 @@
 """Audio input of the reference models: checks, and fixed (untrained) per-frame features.
 
-``mel``       Wav2Lip's 80-bin log-mel (:func:`preprocessing.audio_features.log_mel`), no weights. The
+``mel``       Wav2Lip's 80-bin log-mel (:func:`toolkit.audio_features.log_mel`), no weights. The
               context of video frame k is the mel frames of frames k-r .. k+r (``context_radius`` r),
               indexed as Wav2Lip indexes them (``int(80 * frame / fps)``), silence-padded at the ends:
               16 mel frames (0.2 s, SyncNet's window) for r = 2 at 25 fps.
 ``wav2vec2``  wav2vec 2.0 base / HuBERT base hidden states at the video frame rate
-``hubert``    (:class:`preprocessing.audio_features.SpeechFeatureExtractor`, weights through the registry),
+``hubert``    (:class:`toolkit.audio_features.SpeechFeatureExtractor`, weights through the registry),
               the 2r+1 frames around frame k, edge frames repeated, the speech model frozen.
 
 Contexts are computed once per clip from the whole waveform, so a window's features do not depend on
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talking_head.preprocessing.audio_features import MEL_FPS, MEL_SILENCE, NUM_MELS, SAMPLE_RATE, log_mel
+from talking_head.toolkit.audio_features import MEL_FPS, MEL_SILENCE, NUM_MELS, SAMPLE_RATE, log_mel
 
 ENCODERS = ("mel", "wav2vec2", "hubert")
 SILENCE_RMS = 1e-4  # -80 dBFS: below this the whole clip counts as silent (there is nothing to lip-sync)
@@ -100,7 +100,7 @@ class AudioFrontEnd:
     def extractor(self):
         """The speech model, loaded (and verified through the registry) on first use."""
         if self._extractor is None:
-            from talking_head.preprocessing.audio_features import SpeechFeatureExtractor
+            from talking_head.toolkit.audio_features import SpeechFeatureExtractor
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
             self._extractor = SpeechFeatureExtractor(self.encoder, device=device, weights_entry=self.weights)

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from talking_head.baselines.reference import Reference, reference_from_row
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
 from talking_head.toolkit.fileio import atomic_path, write_json
 from talking_head.toolkit.progress import progress_bar
@@ -132,52 +132,45 @@ def dataset_jobs(dataset: str | Path, split: str = "test", only: list[str] | Non
                  frames: bool = True) -> tuple[list[str], Callable[[], Iterator[ClipJob]]]:
     """The clip ids of `split` (or `only`) and a function iterating their :class:`ClipJob`s. Without
     `frames` the references carry a blank image (landmarks-only generation never decodes the videos)."""
-    from datasets import load_from_disk
-
     dataset = Path(dataset)
-    if not (dataset / "dataset_dict.json").is_file():
-        raise GenerationError(f"{dataset}: not a preprocessed dataset (no dataset_dict.json; make one with "
-                              "toolkit preprocess)")
-    data = load_from_disk(str(dataset))
-    if split not in data:
-        raise GenerationError(f"{dataset}: no split {split!r} (splits: {', '.join(data)})")
-    rows = data[split]
-    ids = [str(i) for i in rows["clip_id"]]
+    try:
+        rows = schema.load_split(dataset, split)
+    except ValueError as err:  # not a dataset, another schema version, no such split
+        raise GenerationError(str(err)) from None
+    ids = [str(i) for i in rows[schema.CLIP_ID]]
     if only:
         unknown = sorted(set(only) - set(ids))
         if unknown:
             raise GenerationError(f"{dataset} [{split}]: no clips {unknown}")
         ids = [i for i in ids if i in set(only)]
     wanted = set(ids)
-    columns = ["clip_id", "speaker", "fps", "num_frames", "audio", "mel", "landmarks", "canonical_landmarks", "pose"]
+    columns = [schema.CLIP_ID, schema.SPEAKER, schema.FPS, schema.NUM_FRAMES, schema.AUDIO, schema.MEL, schema.LANDMARKS,
+               schema.CANONICAL_LANDMARKS, schema.POSE]
 
     def jobs() -> Iterator[ClipJob]:
         table = rows.select_columns(columns).with_format("numpy")
-        videos = rows.select_columns(["video"])
-        with tempfile.TemporaryDirectory() as tmp:
-            for index in range(len(rows)):
-                row = table[index]
-                clip_id = str(row["clip_id"])
-                if clip_id not in wanted:
-                    continue
-                faces = np.flatnonzero(np.isfinite(np.asarray(row["landmarks"])).all(axis=(1, 2)))
-                if not len(faces):
-                    raise GenerationError(f"{dataset}: clip {clip_id} has no frame with a face to use as the reference")
-                first_face = int(faces[0])
-                video = videos[index]["video"]
-                frame = np.zeros((8, 8, 3), np.uint8)
-                if frames:
-                    path = Path(tmp) / f"{index}.mp4"
-                    path.write_bytes(video)
-                    with media.VideoReader(path, fps=None) as reader:
-                        frame = reader.read_window(first_face, 1)[0]
-                    path.unlink()
-                reference = reference_from_row(row, frame, first_face)
-                pose = np.asarray(row["pose"], dtype=np.float32).copy()
-                pose[~np.isfinite(pose).all(axis=1)] = reference.pose  # frames without a face keep the reference pose
-                yield ClipJob(clip_id=clip_id, speaker=str(row["speaker"]), fps=float(row["fps"]),
-                              num_frames=int(row["num_frames"]), wav=np.asarray(row["audio"]).astype(np.float32) / 32768.0,
-                              mel=np.asarray(row["mel"], np.float32), pose=pose, reference=reference, video=video)
+        videos = rows.select_columns([schema.VIDEO])
+        for index in range(len(rows)):
+            row = table[index]
+            clip_id = str(row[schema.CLIP_ID])
+            if clip_id not in wanted:
+                continue
+            faces = np.flatnonzero(np.isfinite(np.asarray(row[schema.LANDMARKS])).all(axis=(1, 2)))
+            if not len(faces):
+                raise GenerationError(f"{dataset}: clip {clip_id} has no frame with a face to use as the reference")
+            first_face = int(faces[0])
+            video = videos[index][schema.VIDEO]
+            frame = np.zeros((8, 8, 3), np.uint8)
+            if frames:
+                with schema.open_row_video(video) as reader:
+                    frame = reader.read_window(first_face, 1)[0]
+            reference = reference_from_row(row, frame, first_face)
+            pose = np.asarray(row[schema.POSE], dtype=np.float32).copy()
+            pose[~np.isfinite(pose).all(axis=1)] = reference.pose  # frames without a face keep the reference pose
+            yield ClipJob(clip_id=clip_id, speaker=str(row[schema.SPEAKER]), fps=float(row[schema.FPS]),
+                          num_frames=int(row[schema.NUM_FRAMES]),
+                          wav=np.asarray(row[schema.AUDIO]).astype(np.float32) / 32768.0,
+                          mel=np.asarray(row[schema.MEL], np.float32), pose=pose, reference=reference, video=video)
 
     return ids, jobs
 
@@ -282,7 +275,7 @@ def _generator(model: str, checkpoint, dataset: Path, *, pose: str, seed: int, n
         means = speaker_means(dataset) if has_train else {}
 
     if model == "mean-landmarks":
-        from talking_head.preprocessing import pose as pose_fit
+        from talking_head.toolkit import pose as pose_fit
 
         configs = {RENDERER_STAGE[trained]: configs[RENDERER_STAGE[trained]]}
 
@@ -323,9 +316,7 @@ def _generator(model: str, checkpoint, dataset: Path, *, pose: str, seed: int, n
 
 
 def _has_train(dataset: Path) -> bool:
-    from datasets import load_from_disk
-
-    data = load_from_disk(str(dataset))
+    data = schema.load(dataset)
     return "train" in data and len(data["train"]) > 0
 
 

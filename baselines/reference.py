@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from talking_head.preprocessing import face_track, pose as pose_fit
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import dataset as schema
+from talking_head.toolkit import face_box, face_mesh, media, pose as pose_fit
+from talking_head.toolkit.face_detector import FaceDetector
 
 CROP_SIZES = (256, 512)  # the preprocessing crop sizes
 
@@ -24,7 +25,7 @@ class Reference:
 
     frame: np.ndarray  # (S, S, 3) uint8 RGB crop
     landmarks: np.ndarray  # (478, 3) MediaPipe mesh in crop pixels
-    pose: np.ndarray  # (7,) yaw pitch roll (deg), tx ty tz, scale (see preprocessing.pose)
+    pose: np.ndarray  # (7,) yaw pitch roll (deg), tx ty tz, scale (see toolkit.pose)
     canonical: np.ndarray  # (478, 3) the mesh with the head pose removed, canonical px
     source: str  # where it came from (a file, or a dataset clip)
 
@@ -40,15 +41,13 @@ def reference_from_file(path: str | Path, size: int = 256) -> Reference:
             image = reader.read_window(0, 1)[0]
     except media.MediaError as exc:
         raise ReferenceError(f"{path}: cannot read the reference image or video ({exc})") from exc
-    with face_track.FaceDetector() as detector:
+    with FaceDetector() as detector:
         detections = detector.detect(image)
     if not detections:
         raise ReferenceError(f"{path}: no face found in the reference (first frame, {image.shape[1]}x{image.shape[0]})")
     best = detections[0]
-    track = face_track.Track(frames=np.array([0]), boxes=best.box[None], scores=np.array([best.score]),
-                             keypoints=best.keypoints[None])
-    box = face_track.smooth_square_boxes(track, 1, scale=face_track.DEFAULT_CROP_SCALE)
-    crop = face_track.crop_frames(image[None], box, size)[0]
+    box = face_box.square_boxes(face_box.centre_and_side(best.box[None]), face_box.DEFAULT_CROP_SCALE)
+    crop = face_box.crop_frames(image[None], box, size)[0]
     with face_mesh.FaceMeshDetector(video=False) as mesher:
         mesh = mesher.detect(crop)
     if mesh is None:
@@ -60,9 +59,9 @@ def reference_from_file(path: str | Path, size: int = 256) -> Reference:
 
 def reference_from_row(row: dict, frame: np.ndarray, index: int = 0) -> Reference:
     """Frame `index` of a preprocessed dataset row (its crop, mesh, pose and canonical mesh)."""
-    landmarks = np.asarray(row["landmarks"][index], dtype=np.float32)
+    landmarks = np.asarray(row[schema.LANDMARKS][index], dtype=np.float32)
     if not np.isfinite(landmarks).all():
-        raise ReferenceError(f"clip {row['clip_id']}: frame {index} has no face; choose another reference frame")
-    return Reference(frame=frame, landmarks=landmarks, pose=np.asarray(row["pose"][index], dtype=np.float32),
-                     canonical=np.asarray(row["canonical_landmarks"][index], dtype=np.float32),
-                     source=f"{row['clip_id']}[{index}]")
+        raise ReferenceError(f"clip {row[schema.CLIP_ID]}: frame {index} has no face; choose another reference frame")
+    return Reference(frame=frame, landmarks=landmarks, pose=np.asarray(row[schema.POSE][index], dtype=np.float32),
+                     canonical=np.asarray(row[schema.CANONICAL_LANDMARKS][index], dtype=np.float32),
+                     source=f"{row[schema.CLIP_ID]}[{index}]")

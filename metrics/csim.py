@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from talking_head.metrics.fp32 import strict_fp32
-from talking_head.metrics.frames import as_frames
+from talking_head.toolkit.fp32 import strict_fp32
+from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
 __all__ = [
@@ -192,7 +192,7 @@ class CSIM:
         """ArcFace embeddings (T, 512) float32 of RGB uint8 frames (whole frame resized to 112x112)."""
         array = _as_frames(frames, "frames")
         out = []
-        with strict_fp32(self.device):
+        with strict_fp32():
             for s in range(0, len(array), self.batch_size):
                 out.append(self.net(preprocess(array[s:s + self.batch_size]).to(self.device)).float().cpu().numpy())
         return np.concatenate(out)

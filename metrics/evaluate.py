@@ -47,13 +47,13 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_mesh, media, weights
 from talking_head.toolkit.fileio import atomic_path, write_json
 from talking_head.toolkit.progress import progress_bar
 from talking_head.toolkit.provenance import software_versions
 from talking_head.toolkit.video_ids import parse_sample_id
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 CHUNK = 32  # frames decoded and scored at a time: constant memory, batches big enough for the models
 DEFAULT_METRICS = ("fid", "lse", "lmd", "pose", "blink", "psnr", "ssim", "lpips", "csim", "niqe")
 OPTIONAL_METRICS = ("beat_align", "diversity")  # run when asked for (--metrics)
@@ -87,7 +87,7 @@ def folder_videos(folder: Path) -> dict[str, Path]:
         raise FileNotFoundError(f"{folder}: no such folder")
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+        if path.suffix.lower() in media.VIDEO_EXTENSIONS and path.is_file():
             video_id = path.relative_to(folder).with_suffix("").as_posix()
             if video_id in found:
                 raise ValueError(f"{folder}: two videos share the id {video_id!r} ({found[video_id].name}, {path.name})")
@@ -97,28 +97,16 @@ def folder_videos(folder: Path) -> dict[str, Path]:
 
 def dataset_videos(dataset_dir: Path, split: str, cache: Path) -> dict[str, Path]:
     """The crop videos of one split of a preprocessed dataset, written once to `cache` as mp4 files."""
-    from datasets import load_from_disk
-
-    dataset = load_from_disk(str(dataset_dir))
-    if split not in dataset:
-        raise ValueError(f"{dataset_dir}: no split {split!r} (splits: {', '.join(dataset)})")
-    rows = dataset[split].select_columns(["clip_id", "video"])
-    found = {}
-    for row in rows:
-        target = cache / f"{row['clip_id']}.mp4"
-        data = row["video"]
-        if not (target.is_file() and target.stat().st_size == len(data)):
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(data)
-        found[row["clip_id"]] = target
-    return found
+    rows = schema.load_split(dataset_dir, split).select_columns([schema.CLIP_ID, schema.VIDEO])
+    return {row[schema.CLIP_ID]: schema.write_row_video(row[schema.VIDEO], cache / f"{row[schema.CLIP_ID]}.mp4")
+            for row in rows}
 
 
 def _videos(source: Path, split: str, cache: Path) -> dict[str, Path]:
     source = Path(source)
     if is_dataset(source):
         return dataset_videos(source, split, cache / source.name)
-    if source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS:
+    if source.is_file() and source.suffix.lower() in media.VIDEO_EXTENSIONS:
         return {source.stem: source}
     return folder_videos(source)
 
@@ -130,9 +118,9 @@ def pair_videos(generated: Path, reference: Path, split: str = "test", cache: Pa
     gen = _videos(generated, split, cache / "generated")
     ref = _videos(reference, split, cache / "reference")
     if not gen:
-        raise ValueError(f"{generated}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
+        raise ValueError(f"{generated}: no videos found ({', '.join(media.VIDEO_EXTENSIONS)})")
     if not ref:
-        raise ValueError(f"{reference}: no videos found ({', '.join(VIDEO_EXTENSIONS)})")
+        raise ValueError(f"{reference}: no videos found ({', '.join(media.VIDEO_EXTENSIONS)})")
     pairs, generated_only = [], []
     for video_id in sorted(gen):
         clip, sample = parse_sample_id(video_id)
@@ -506,7 +494,7 @@ class _Diversity(Metric):
 
     def config(self):
         return {**self.metric.config(), "samples": "generated videos <clip_id>.sample<k> (toolkit.video_ids)",
-                "pose": "talking_head.preprocessing.pose.fit_pose on the runner's MediaPipe meshes"}
+                "pose": "talking_head.toolkit.pose.fit_pose on the runner's MediaPipe meshes"}
 
 
 class _LSE(Metric):

@@ -58,16 +58,16 @@ import torch
 
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 from talking_head.toolkit.fileio import atomic_path
+from talking_head.toolkit.media import VIDEO_EXTENSIONS
 
 __all__ = [
-    "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "VIDEO_EXTENSIONS", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
+    "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
     "FrechetResult", "Statistics", "RunningStatistics", "VideoProtocol", "FID", "frechet_distance",
     "video_statistics", "cached_statistics", "fid_from_videos", "default_cache_dir",
 ]
 
 # ---------------------------------------------------------------------------------------- constants
 DEFAULT_BATCH_SIZE = 50  # pytorch-fid --batch-size default
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv")  # directory listing
 # Pre-resize filters (OpenCV on uint8, as a frame dump resized before pytorch-fid would be).
 # "bilinear" is cv2.resize's default, what talking-head scripts use when they save face crops.
 RESIZE_INTERPOLATIONS = {

@@ -1,11 +1,11 @@
 """Head motion: pose diversity, cross-sample diversity and Beat Align (metrics.md section 4).
 
-Pose is (yaw, pitch, roll) in degrees, the convention of :mod:`preprocessing.pose` (yaw > 0 nose to
+Pose is (yaw, pitch, roll) in degrees, the convention of :mod:`toolkit.pose` (yaw > 0 nose to
 image right, pitch > 0 nose down, roll > 0 clockwise). Every function takes either
 
 * a pose array (T, >=3) whose columns 0-2 are yaw, pitch, roll in degrees (other columns, e.g.
   ``fit_pose``'s translation and scale, are ignored: pixels do not mix with degrees), or
-* MediaPipe meshes (T, 478, 3) in pixels, turned into pose by :func:`preprocessing.pose.fit_pose`.
+* MediaPipe meshes (T, 478, 3) in pixels, turned into pose by :func:`toolkit.pose.fit_pose`.
 
 Frames without a face are NaN rows; they are left out (or, for Beat Align, interpolated) and
 counted, never dropped silently.
@@ -99,7 +99,7 @@ def head_pose(motion: np.ndarray) -> np.ndarray:
     """(T, 3) yaw, pitch, roll in degrees from a pose array (T, >=3) or meshes (T, 478, 3); NaN rows kept."""
     a = _as_array(motion, "pose")
     if _is_mesh(a):
-        from talking_head.preprocessing.pose import fit_pose
+        from talking_head.toolkit.pose import fit_pose
 
         return fit_pose(a).pose[:, :3]
     if a.ndim != 2 or a.shape[1] < 3:
@@ -153,7 +153,7 @@ class PoseDiversity:
     def config(self) -> dict[str, Any]:
         return {"metric": "pose_diversity", "angles": list(ANGLES), "std_ddof": STD_DDOF,
                 "per_video": "std over time of each angle", "aggregate": "mean over videos, per angle",
-                "pose": "talking_head.preprocessing.pose.fit_pose on MediaPipe 478-point meshes, or given (T, >=3) poses"}
+                "pose": "talking_head.toolkit.pose.fit_pose on MediaPipe 478-point meshes, or given (T, >=3) poses"}
 
     def weights_provenance(self) -> dict[str, str]:
         return {}  # MediaPipe's model ships in its wheel; the pose fit uses the committed canonical face

@@ -22,22 +22,23 @@ Module and parameter names equal pytorch-fid's, so its checkpoint
 included) and no torchvision import is needed.
 
 On CUDA, cuDNN / cuBLAS would run fp32 convolutions in TF32 on Ampere and later (cuDNN's default),
-which moves the features by ~1e-3 relative; :func:`fp32_precision` turns TF32 off while features
+which moves the features by ~1e-3 relative; :func:`toolkit.fp32.strict_fp32` turns TF32 off while features
 are extracted and restores the previous flags afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talking_head.toolkit.fp32 import strict_fp32
+
 __all__ = [
-    "WEIGHTS_NAME", "FEATURE_DIM", "INPUT_SIZE", "NUM_CLASSES", "BN_EPS", "FIDInceptionV3", "fp32_precision",
+    "WEIGHTS_NAME", "FEATURE_DIM", "INPUT_SIZE", "NUM_CLASSES", "BN_EPS", "FIDInceptionV3",
     "frames_to_tensor",
 ]
 
@@ -311,7 +312,7 @@ class FIDInceptionV3(nn.Module):
         sizes may differ (each is resized to 299x299 on its own, exactly as in a batch). Runs in eval
         mode, without autograd, with TF32 disabled.
         """
-        with fp32_precision():
+        with strict_fp32():
             return self(frames_to_tensor(frames, self.device))
 
 
@@ -373,20 +374,3 @@ def _check_batch(frames: np.ndarray | torch.Tensor) -> None:
         raise ValueError("no frames: got an empty (0, H, W, 3) batch")
     if shape[1] == 0 or shape[2] == 0:
         raise ValueError(f"frames are empty images: shape {shape}")
-
-
-@contextlib.contextmanager
-def fp32_precision() -> Iterator[None]:
-    """Disable TF32 for cuDNN convolutions and cuBLAS matmuls; restore the previous flags on exit.
-
-    The legacy flags are used because they exist in every supported torch; in torch >= 2.9 they
-    map onto the ``fp32_precision`` settings.
-    """
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.backends.cuda.matmul.allow_tf32 = matmul

@@ -175,7 +175,7 @@ DETECTORS = ("mediapipe", "fan")
 # "s3fd": face-alignment's own S3FD on the whole frame, first face: the same points as
 #     ``fa.get_landmarks(frame)[0]`` in the ViCo script (slow on CPU: a VGG-16 pass at full resolution,
 #     seconds a frame).
-# "blazeface": MediaPipe BlazeFace (preprocessing.face_track.FaceDetector), highest score: its box
+# "blazeface": MediaPipe BlazeFace (toolkit.face_detector.FaceDetector), highest score: its box
 #     also spans brows to chin (the mesh's bounding box would include the forehead top) and costs
 #     milliseconds, but FAN's points move slightly with the box: not the reference pipeline.
 BOX_SOURCES = ("s3fd", "blazeface")
@@ -188,10 +188,10 @@ class LandmarkExtractor:
     ``"mediapipe"``: :class:`toolkit.face_mesh.FaceMeshDetector` in video (tracking) mode, (T, 478, 3)
     float32, x, y in pixels, z in the same pixel scale. Create one extractor per video (the tracker
     carries state from frame to frame).
-    ``"fan"``: face-alignment's 2D-FAN-4 (:class:`preprocessing.landmarks68.Landmarks68`, weights from
+    ``"fan"``: face-alignment's 2D-FAN-4 (:class:`toolkit.landmarks68.Landmarks68`, weights from
     the registry) on one face box per frame, (T, 68, 2) float32 pixels. Boxes come from `box_source`
     (see :data:`BOX_SOURCES`) unless given as (T, 4) x1, y1, x2, y2 pixels. `flip_input` (default
-    :data:`preprocessing.landmarks68.FLIP_INPUT`, False) also averages in the mirrored image (ViCo: True).
+    :data:`toolkit.landmarks68.FLIP_INPUT`, False) also averages in the mirrored image (ViCo: True).
     """
 
     def __init__(self, detector: str = "mediapipe", *, device: str = "cpu", box_source: str = DEFAULT_BOX_SOURCE,
@@ -209,7 +209,7 @@ class LandmarkExtractor:
         if detector == "mediapipe":
             self._mesh = face_mesh.FaceMeshDetector(video=True)
         else:
-            from talking_head.preprocessing.landmarks68 import Landmarks68
+            from talking_head.toolkit.landmarks68 import Landmarks68
 
             self._fan = Landmarks68(device=device, **landmarks68_kwargs)
 
@@ -257,7 +257,7 @@ class LandmarkExtractor:
 
     def _blazeface_box(self, frame: np.ndarray) -> np.ndarray:
         if self._boxes is None:
-            from talking_head.preprocessing.face_track import FaceDetector
+            from talking_head.toolkit.face_detector import FaceDetector
 
             self._boxes = FaceDetector()
         found = self._boxes.detect(frame)  # highest score first

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talking_head.metrics.fp32 import strict_fp32
-from talking_head.metrics.frames import as_frames
+from talking_head.toolkit.fp32 import strict_fp32
+from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
 __all__ = [
@@ -204,7 +204,7 @@ class LPIPS:
         if min(gen.shape[1:3]) < 32:
             raise ValueError(f"frames of {gen.shape[1]}x{gen.shape[2]} are too small for AlexNet (need >= 32 px)")
         out = []
-        with strict_fp32(self.device):
+        with strict_fp32():
             for s in range(0, len(gen), self.batch_size):
                 d = self.net(_to_tensor(gen[s:s + self.batch_size], self.device),
                              _to_tensor(ref[s:s + self.batch_size], self.device))

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talking_head.metrics.fp32 import strict_fp32
+from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.metrics.mfcc import mfcc
 from talking_head.metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
 from talking_head.toolkit import media
@@ -187,11 +187,10 @@ def score_crops(
     if model is None:
         model = SyncNet.from_pretrained()
     model.eval()
-    device = _model_device(model)
 
     # Window v uses frames v..v+4, so frames past num_windows + 3 are never read.
     bgr = frames[: num_windows + WINDOW_FRAMES - 1].flip(-1)
-    with torch.inference_mode(), strict_fp32(device):
+    with torch.inference_mode(), strict_fp32():
         video_feat = model.lip_windows(bgr, batch_size=batch_size).cpu()
     return _score_features(video_feat, samples, len(frames), num_windows, model, vshift, batch_size)
 
@@ -205,7 +204,7 @@ def _score_features(video_feat: torch.Tensor, samples: np.ndarray, num_frames: i
     audio_windows = cepstra.unfold(1, MFCC_WINDOW, MFCC_PER_FRAME)[:, :num_windows]  # (13, N, 20)
     audio_windows = audio_windows.permute(1, 0, 2).unsqueeze(1)  # (N, 1, 13, 20)
     video_feat = video_feat[:num_windows]
-    with torch.inference_mode(), strict_fp32(device):
+    with torch.inference_mode(), strict_fp32():
         audio_feat = torch.cat([
             model.forward_aud(audio_windows[i : i + batch_size].to(device)).cpu()
             for i in range(0, num_windows, batch_size)
@@ -272,7 +271,7 @@ class StreamingScorer:
         if self._tail is not None:
             frames = torch.cat([self._tail, frames])
         if len(frames) >= WINDOW_FRAMES:
-            with torch.inference_mode(), strict_fp32(_model_device(self.model)):
+            with torch.inference_mode(), strict_fp32():
                 self._pending.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
         self._tail = frames[-(WINDOW_FRAMES - 1):].clone()
         if self._num_samples is not None:
@@ -292,7 +291,7 @@ class StreamingScorer:
         cached_stop = self._audio_start + len(self._audio_feat)
         if hi > cached_stop:
             device = _model_device(self.model)
-            with torch.inference_mode(), strict_fp32(device):
+            with torch.inference_mode(), strict_fp32():
                 new = [self.model.forward_aud(self._audio_windows[i : min(i + self.batch_size, hi)].to(device)).cpu()
                        for i in range(cached_stop, hi, self.batch_size)]
             self._audio_feat = torch.cat([self._audio_feat, *new])

@@ -74,6 +74,8 @@ import numpy as np
 from scipy import signal
 from scipy.interpolate import interp1d
 
+from talking_head.toolkit.frames import as_frames
+
 __all__ = [
     "FRAME_RATE",
     "AUDIO_SAMPLE_RATE",
@@ -235,7 +237,7 @@ class SceneDetector:
                 "downscale_interpolation": "INTER_LINEAR"}
 
     def update(self, frames: np.ndarray, channel_order: Literal["RGB", "BGR"] = "RGB") -> None:
-        frames = _check_frames(frames, "frames")
+        frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
         conversion = cv2.COLOR_RGB2HSV if channel_order == "RGB" else cv2.COLOR_BGR2HSV
         for frame in frames:
             size = (frame.shape[1], frame.shape[0])
@@ -533,17 +535,6 @@ class TrackResult:
 Detector = Callable[[np.ndarray], list[np.ndarray]]
 
 
-def _check_frames(frames: Any, what: str) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{what} must be (n, H, W, 3) RGB, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"{what} must be uint8 in 0..255, got dtype {frames.dtype}")
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise ValueError(f"{what} have an empty frame size: {frames.shape}")
-    return frames
-
-
 def _check_detections(dets: Any, frame: int) -> np.ndarray:
     dets = np.asarray(dets, dtype=np.float64)
     if dets.size == 0:
@@ -630,7 +621,7 @@ class FaceTrackPipeline:
         ``channel_order="BGR"`` is for frames straight from OpenCV (scene detection only; the detector
         and the crops get RGB).
         """
-        frames = _check_frames(frames, "frames")
+        frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
         if self.cfg.reference_exact:
             raise ValueError("reference_exact re-encodes the video file like the reference: use track_video(path)")
         if self._frames and frames.shape[1:] != self._frames[0].shape[1:]:
@@ -732,7 +723,7 @@ def track_faces(frames: np.ndarray, config: Union[TrackConfig, str, None] = None
                 **overrides: Any) -> TrackResult:
     """Face tracks and crops of RGB uint8 frames (T, H, W, 3) at 25 fps: the functional twin of
     :class:`FaceTrackPipeline`. ``detections`` (per frame (n, 5)) replaces the detector."""
-    frames = _check_frames(frames, "frames")
+    frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
     if len(frames) == 0:
         raise ValueError("frames are empty (no frame to track)")
     pipeline = FaceTrackPipeline(config, detector=detector, device=device, **overrides)
@@ -751,13 +742,13 @@ def crops_from_boxes(frames: np.ndarray, boxes: np.ndarray, config: Union[TrackC
 
     ``boxes``: (T, 4) x0 y0 x1 y1 pixels of ``frames`` (the original frames, not the dataset's crops),
     one per frame, NaN rows where there is no face. ``box_scale`` scales each box about its centre
-    first: the preprocessing stage stores *crop* boxes (``preprocessing.face_track.DEFAULT_CROP_SCALE``
+    first: the preprocessing stage stores *crop* boxes (``toolkit.face_box.DEFAULT_CROP_SCALE``
     = 2.5 times the BlazeFace box side), so ``box_scale=1 / 2.5`` brings a dataset row's ``boxes`` back
     to face boxes (BlazeFace boxes, not S3FD's: expect a few % difference in crop size). The boxes then
     go through exactly the same tracking, filters, smoothing and crop as the detector path. The whole
     clip is one scene unless ``scenes`` is given or ``detect_scene_cuts`` is set.
     """
-    frames = _check_frames(frames, "frames")
+    frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) != len(frames):
         raise ValueError(f"boxes must be (T, 4) with T = {len(frames)} frames, got shape {boxes.shape}")

@@ -55,7 +55,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gamma
 
-from talking_head.metrics.frames import as_frames
+from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
 __all__ = [

@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from talking_head.metrics.frames import as_frames
+from talking_head.toolkit.frames import as_frames
 
 __all__ = [
     "DATA_RANGE_UINT8", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "SSIM_UNIFORM_WIN_SIZE",

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.toolkit import weights
+from talking_head.toolkit.fp32 import strict_fp32
+from talking_head.toolkit.frames import as_frames
 
 __all__ = [
     "WEIGHTS",
@@ -280,19 +282,6 @@ def nms_boxes(dets: np.ndarray, threshold: float = FINAL_NMS_THRESHOLD) -> np.nd
     return np.asarray(keep, dtype=np.int64)
 
 
-def _check_frames(frames: Any) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be RGB (N, H, W, 3) or (H, W, 3), got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 RGB in 0..255, got dtype {frames.dtype}")
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise ValueError(f"frames are empty: shape {frames.shape}")
-    return frames
-
-
 class S3FD:
     """S3FD face detection with the SyncNet pipeline's settings, batched.
 
@@ -368,11 +357,12 @@ class S3FD:
     @torch.no_grad()
     def raw_detections(self, frames: Any, scale: float = DEFAULT_SCALES[0]) -> torch.Tensor:
         """The network's ``Detect`` output for frames at one scale: (N, 2, 750, 5) float32, normalised."""
-        frames = _check_frames(frames)
+        frames = as_frames(frames, "frames", uint8=True, allow_no_frames=True)
         outputs = []
-        for start in range(0, len(frames), self.batch_size):
-            x = self._preprocess(frames[start : start + self.batch_size], scale).to(self.device)
-            outputs.append(detect(*self.net(x)))
+        with strict_fp32():  # the reference detections were made in fp32, not TF32
+            for start in range(0, len(frames), self.batch_size):
+                x = self._preprocess(frames[start : start + self.batch_size], scale).to(self.device)
+                outputs.append(detect(*self.net(x)))
         return torch.cat(outputs, 0)
 
     def detect_faces(self, frames: Any, conf_th: float = DEFAULT_CONF_THRESHOLD,
@@ -385,7 +375,7 @@ class S3FD:
         scaled by the frame's (W, H, W, H) in float32; all scales together then go through
         :func:`nms_boxes` at ``nms_threshold``.
         """
-        frames = _check_frames(frames)
+        frames = as_frames(frames, "frames", uint8=True, allow_no_frames=True)
         if not 0.0 <= conf_th < 1.0:
             raise ValueError(f"conf_th must be in [0, 1), got {conf_th}")
         scales = [float(s) for s in scales]

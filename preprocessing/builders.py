@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from talking_head.preprocessing.clip import ClipSource
+from talking_head.toolkit.media import VIDEO_EXTENSIONS
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 
 def sample_clips(out: Path, speakers: int = 3, clips: int = 3, seconds: float = 6.0, seed: int = 0) -> tuple[list[ClipSource], list[str]]:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from talking_head.preprocessing.clip import ClipSource
+from talking_head.toolkit.media import VIDEO_EXTENSIONS
 
 __all__ = [
     "SUBSETS",
@@ -81,7 +82,6 @@ __all__ = [
 ]
 
 SUBSETS = ("RD", "WDA", "WRA")
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov")
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 DEFAULT_SPLIT_FILE = SPLITS_DIR / "hdtf_test.txt"
 
@@ -502,7 +502,8 @@ def split_file_text(annotations: HdtfAnnotations, split: str) -> str:
 
 
 def find_raw_video(raw_video_dir: Path, subset: str, video: str) -> Path | None:
-    """The downloaded video: ``<dir>/<video>.<ext>`` or ``<dir>/<subset>/<video>.<ext>`` (.mp4 .mkv .webm .mov)."""
+    """The downloaded video: ``<dir>/<video>.<ext>`` or ``<dir>/<subset>/<video>.<ext>`` (any of
+    ``media.VIDEO_EXTENSIONS``, tried in that order)."""
     raw = Path(raw_video_dir)
     for folder in (raw, raw / subset):
         for ext in VIDEO_EXTENSIONS:
@@ -541,7 +542,8 @@ def hdtf_clips(
         path = find_raw_video(raw_video_dir, video.subset, video.name)
         if path is None:
             problems.append(f"{video.subset}_{video.name}: raw video not found as {Path(raw_video_dir) / video.name}"
-                            f".mp4 (or .mkv/.webm/.mov, or in {video.subset}/); {len(video.intervals)} clip(s) skipped")
+                            f".mp4 (or {'/'.join(VIDEO_EXTENSIONS[1:])}, or in {video.subset}/); "
+                            f"{len(video.intervals)} clip(s) skipped")
             continue
         for k, (start, end) in enumerate(video.intervals):
             name = clip_name(video.subset, video.name, k)

@@ -1,10 +1,10 @@
 """The per-clip pipeline: one source clip in, one finished clip folder out.
 
-Stages, each its own module: decode and resample (:mod:`toolkit.media`), face detection, tracking
-and a smoothed square crop (:mod:`preprocessing.face_track`), the 478-point mesh on the crops
-(:mod:`toolkit.face_mesh`), head pose and canonical landmarks (:mod:`preprocessing.pose`),
-optional 68-point landmarks (:mod:`preprocessing.landmarks68`), and audio features
-(:mod:`preprocessing.audio_features`).
+Stages, each its own module: decode and resample (:mod:`toolkit.media`), face detection
+(:mod:`toolkit.face_detector`), tracking and a smoothed square crop (:mod:`preprocessing.face_track`,
+:mod:`toolkit.face_box`), the 478-point mesh on the crops (:mod:`toolkit.face_mesh`), head pose and
+canonical landmarks (:mod:`toolkit.pose`), optional 68-point landmarks (:mod:`toolkit.landmarks68`),
+and audio features (:mod:`toolkit.audio_features`).
 
 A finished clip is a folder ``clips/<clip_id>/`` holding ``crop.mp4`` (the crop with the clip's
 audio), ``arrays.npz`` (every per-frame array) and ``meta.json`` (ids, parameters, quality). The
@@ -25,9 +25,11 @@ from typing import Iterator
 
 import numpy as np
 
-from talking_head.preprocessing import audio_features, face_track, pose
+from talking_head.preprocessing import face_track
 from talking_head.preprocessing.clip import ClipSource
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import audio_features, face_detector, face_mesh, media, pose
+from talking_head.toolkit import dataset as schema
+from talking_head.toolkit.face_box import DEFAULT_CROP_SCALE, crop_frames
 from talking_head.toolkit.fileio import write_json
 
 SAMPLE_RATE = 16000
@@ -44,7 +46,7 @@ class PreprocessConfig:
 
     fps: float = 25.0
     size: int = 512
-    crop_scale: float = face_track.DEFAULT_CROP_SCALE
+    crop_scale: float = DEFAULT_CROP_SCALE
     median_window: int = face_track.DEFAULT_MEDIAN_WINDOW
     size_window: int = face_track.DEFAULT_SIZE_WINDOW
     landmarks68: bool = False
@@ -78,10 +80,10 @@ class Pipeline:
 
     def __init__(self, config: PreprocessConfig):
         self.config = config
-        self.detector = face_track.FaceDetector()
+        self.detector = face_detector.FaceDetector()
         self.landmarks68 = None
         if config.landmarks68:
-            from talking_head.preprocessing.landmarks68 import Landmarks68
+            from talking_head.toolkit.landmarks68 import Landmarks68
 
             self.landmarks68 = Landmarks68(device="cpu")
         self.speech = None
@@ -107,7 +109,7 @@ class Pipeline:
             tmp.rename(final)
         except media.MediaError as exc:
             raise ClipFailed(str(exc)) from exc
-        except face_track.NoFaceError as exc:
+        except face_detector.NoFaceError as exc:
             raise ClipFailed(f"{source.path}: {exc}") from exc
         finally:
             if tmp.exists():
@@ -155,7 +157,7 @@ class Pipeline:
             def crops() -> Iterator[np.ndarray]:
                 k = 0
                 for chunk in cache.chunks() if cache and cache.complete else _chunks(reader, first, stop):
-                    cropped = face_track.crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
+                    cropped = crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
                     if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
                         lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
                     for image in cropped:
@@ -178,18 +180,18 @@ class Pipeline:
             )
         fit = pose.fit_pose(landmarks)
         mel = audio_features.log_mel(audio)
-        arrays = {
-            "boxes": boxes.astype(np.float32),
-            "landmarks": landmarks,
-            "canonical_landmarks": fit.canonical.astype(np.float32),
-            "pose": fit.pose.astype(np.float32),
-            "mel": mel.astype(np.float32),
-            "audio": (np.clip(np.round(audio * 32768.0), -32768, 32767)).astype(np.int16),
+        arrays = {  # the dataset's per-frame columns (toolkit.dataset), one npz entry each
+            schema.BOXES: boxes.astype(np.float32),
+            schema.LANDMARKS: landmarks,
+            schema.CANONICAL_LANDMARKS: fit.canonical.astype(np.float32),
+            schema.POSE: fit.pose.astype(np.float32),
+            schema.MEL: mel.astype(np.float32),
+            schema.AUDIO: (np.clip(np.round(audio * 32768.0), -32768, 32767)).astype(np.int16),
         }
         if lm68 is not None:
-            arrays["landmarks68"] = lm68
+            arrays[schema.LANDMARKS68] = lm68
         if self.speech is not None:
-            arrays["audio_features"] = self.speech(audio, cfg.fps, num_frames=num_frames).astype(np.float32)
+            arrays[schema.AUDIO_FEATURES] = self.speech(audio, cfg.fps, num_frames=num_frames).astype(np.float32)
         np.savez(out / "arrays.npz", **arrays)
 
         used = np.unique(reader.source_indices[first:stop])

@@ -1,8 +1,9 @@
 """Finished clip folders -> a Hugging Face ``DatasetDict`` on disk, with a dataset card.
 
-One row per clip. Everything a row needs is inside it (the crop video as mp4 bytes, the 16 kHz
-audio as int16 samples, every per-frame array), so the saved directory can be moved or copied
-anywhere and ``datasets.load_from_disk(DIR)`` still works.
+One row per clip, with the columns of :mod:`toolkit.dataset`, whose schema version is saved with it.
+Everything a row needs is inside it (the crop video as mp4 bytes, the 16 kHz audio as int16 samples,
+every per-frame array), so the saved directory can be moved or copied anywhere and
+``toolkit.dataset.load(DIR)`` (or ``datasets.load_from_disk(DIR)``) still works.
 """
 
 from __future__ import annotations
@@ -13,37 +14,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, DatasetDict, Features
 
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.provenance import software_versions
 
 SPLITS = ("train", "test")
-
-BASE_FEATURES = {
-    "dataset": Value("string"),
-    "speaker": Value("string"),
-    "clip_id": Value("string"),
-    "fps": Value("float32"),
-    "num_frames": Value("int32"),
-    "sample_rate": Value("int32"),
-    "video": Value("binary"),  # the re-encoded crop, H.264 + AAC mp4 bytes
-    "audio": List(Value("int16")),  # 16 kHz mono samples, exactly num_frames / fps seconds
-    "boxes": Array2D(shape=(None, 4), dtype="float32"),  # crop box per frame, x0 y0 x1 y1 in source pixels
-    "landmarks": Array3D(shape=(None, 478, 3), dtype="float32"),  # MediaPipe mesh in crop pixels (NaN: no face)
-    "canonical_landmarks": Array3D(shape=(None, 478, 3), dtype="float32"),  # frontalised, canonical units
-    "pose": Array2D(shape=(None, 7), dtype="float32"),  # yaw pitch roll (deg), tx ty tz, scale
-    "mel": Array2D(shape=(None, 80), dtype="float32"),  # Wav2Lip log-mel, 80 frames per second
-    "face_fraction": Value("float32"),
-    "mean_face_size": Value("float32"),  # crop box side / source frame height
-    "frames_dropped": Value("int32"),  # source frames dropped by the frame-rate conversion
-    "frames_without_face": Value("int32"),
-    "face_track": Value("string"),  # JSON: how the face was chosen (tracks seen, main track)
-    "source": Value("string"),  # JSON: original file, cut, split origin
-}
-OPTIONAL_FEATURES = {
-    "landmarks68": Array3D(shape=(None, 68, 2), dtype="float32"),  # face-alignment FAN, crop pixels
-}
 
 
 def assign_splits(metas: list[dict], test_fraction: float = 0.1) -> dict[str, str]:
@@ -66,13 +43,10 @@ def _unit_hash(text: str) -> float:
 
 
 def _features(metas: list[dict]) -> Features:
-    features = dict(BASE_FEATURES)
     with np.load(Path(metas[0]["_dir"]) / "arrays.npz") as arrays:
-        if "landmarks68" in arrays.files:
-            features["landmarks68"] = OPTIONAL_FEATURES["landmarks68"]
-        if "audio_features" in arrays.files:
-            features["audio_features"] = Array2D(shape=(None, arrays["audio_features"].shape[1]), dtype="float32")
-    return Features(features)
+        landmarks68 = schema.LANDMARKS68 in arrays.files
+        dim = arrays[schema.AUDIO_FEATURES].shape[1] if schema.AUDIO_FEATURES in arrays.files else None
+    return schema.features(landmarks68=landmarks68, audio_features_dim=dim)
 
 
 def _rows(metas: list[dict]):
@@ -81,15 +55,16 @@ def _rows(metas: list[dict]):
         with np.load(folder / "arrays.npz") as arrays:
             row = {key: arrays[key] for key in arrays.files}
         quality = meta["quality"]
-        row.update(
-            dataset=meta["dataset"], speaker=meta["speaker"], clip_id=meta["clip_id"], fps=meta["fps"],
-            num_frames=meta["num_frames"], sample_rate=meta["sample_rate"],
-            video=(folder / "crop.mp4").read_bytes(),
-            face_fraction=quality["face_fraction"], mean_face_size=quality["mean_face_size"],
-            frames_dropped=quality["frames_dropped"], frames_without_face=quality["frames_without_face"],
-            face_track=json.dumps(meta["face_track"], sort_keys=True),
-            source=json.dumps(meta["source"], sort_keys=True),
-        )
+        row.update({
+            schema.DATASET: meta["dataset"], schema.SPEAKER: meta["speaker"], schema.CLIP_ID: meta["clip_id"],
+            schema.FPS: meta["fps"], schema.NUM_FRAMES: meta["num_frames"], schema.SAMPLE_RATE: meta["sample_rate"],
+            schema.VIDEO: (folder / "crop.mp4").read_bytes(),
+            schema.FACE_FRACTION: quality["face_fraction"], schema.MEAN_FACE_SIZE: quality["mean_face_size"],
+            schema.FRAMES_DROPPED: quality["frames_dropped"],
+            schema.FRAMES_WITHOUT_FACE: quality["frames_without_face"],
+            schema.FACE_TRACK: json.dumps(meta["face_track"], sort_keys=True),
+            schema.SOURCE: json.dumps(meta["source"], sort_keys=True),
+        })
         yield row
 
 
@@ -127,6 +102,7 @@ def build_dataset(
         (staging / name).replace(target)
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
+    schema.write_schema_version(out)
     write_card(out, dataset, metas, parameters, failures)
     return dataset
 
@@ -137,12 +113,13 @@ def write_card(out: Path, dataset: DatasetDict, metas: list[dict], parameters: d
     lines = ["# Talking-head dataset", "", "Built by `toolkit preprocess` (talking-head-toolkit).", "", "## Splits", "",
              "| split | clips | speakers | frames | hours |", "|---|---|---|---|---|"]
     for split, ds in dataset.items():
-        ids = ds["clip_id"]
+        ids = ds[schema.CLIP_ID]
         frames = sum(by_id[i]["num_frames"] for i in ids)
         hours = sum(by_id[i]["num_frames"] / by_id[i]["fps"] for i in ids) / 3600
         speakers = len({by_id[i]["speaker"] for i in ids})
         lines.append(f"| {split} | {len(ids)} | {speakers} | {frames} | {hours:.4f} |")
     lines += ["", f"Failed clips: {len(failures)} (listed in `failures.jsonl`).", "", "## Features", "",
+              f"Schema version {schema.SCHEMA_VERSION} (`{schema.SCHEMA_FILE}`, read by `toolkit.dataset.load`).", "",
               "| name | type |", "|---|---|"]
     for name, feature in next(iter(dataset.values())).features.items():
         lines.append(f"| `{name}` | `{feature}` |")

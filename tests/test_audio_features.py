@@ -1,4 +1,4 @@
-"""Tests of preprocessing.audio_features: Wav2Lip log-mel, frame alignment, wav2vec 2.0 / HuBERT features.
+"""Tests of toolkit.audio_features: Wav2Lip log-mel, frame alignment, wav2vec 2.0 / HuBERT features.
 
 Offline: the speech models are tiny random models of the real architecture classes, written with
 save_pretrained into a temporary Hugging Face cache laid out the way toolkit.weights looks for it.
@@ -18,7 +18,7 @@ import pytest
 import scipy.signal
 import torch
 
-from talking_head.preprocessing import audio_features as af
+from talking_head.toolkit import audio_features as af
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate

@@ -12,7 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
-from talking_head.preprocessing import audio_features, face_track, pose
+from talking_head.preprocessing import face_track
+from talking_head.toolkit import audio_features, face_box, face_detector, pose
 from talking_head.preprocessing.builders import sample_clips
 from talking_head.preprocessing.pipeline import Pipeline, PreprocessConfig
 from talking_head.preprocessing.runner import run
@@ -26,10 +27,10 @@ def clip(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     sources, _ = sample_clips(root / "raw", speakers=2, clips=2, seconds=4.0, seed=11)
     frames = media.read_video(sources[0].path)
-    detector = face_track.FaceDetector()
+    detector = face_detector.FaceDetector()
     main, _ = face_track.select_main_track(face_track.track_faces([detector.detect(f) for f in frames]), len(frames))
     boxes = face_track.smooth_square_boxes(main, len(frames))
-    crops = face_track.crop_frames(frames, boxes, SIZE)
+    crops = face_box.crop_frames(frames, boxes, SIZE)
     return {"root": root, "sources": sources, "frames": frames, "boxes": boxes, "crops": crops,
             "audio": media.read_audio(sources[0].path)}
 
@@ -44,14 +45,14 @@ def test_decode(benchmark, clip):
 
 
 def test_detect(benchmark, clip):
-    detector = face_track.FaceDetector()
+    detector = face_detector.FaceDetector()
     _frames(benchmark, len(clip["frames"]))
     benchmark(lambda: [detector.detect(f) for f in clip["frames"]])
 
 
 def test_crop(benchmark, clip):
     _frames(benchmark, len(clip["frames"]))
-    benchmark(face_track.crop_frames, clip["frames"], clip["boxes"], SIZE)
+    benchmark(face_box.crop_frames, clip["frames"], clip["boxes"], SIZE)
 
 
 def test_mesh(benchmark, clip):

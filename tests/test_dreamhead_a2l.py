@@ -21,7 +21,7 @@ from talking_head.baselines.dreamhead import STAGES, load_config
 from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, CheckpointError, point_indices, speaker_means
 from talking_head.baselines.dreamhead.audio_encoder import AudioInputError, mel_context_length, mel_contexts
 from talking_head.metrics.lmd import frame_distances
-from talking_head.preprocessing.audio_features import MEL_SILENCE, log_mel, mel_window
+from talking_head.toolkit.audio_features import MEL_SILENCE, log_mel, mel_window
 from talking_head.toolkit import face_mesh
 from talking_head.toolkit import weights as w
 

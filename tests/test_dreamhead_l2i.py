@@ -24,7 +24,7 @@ from talking_head.baselines import training
 from talking_head.baselines.dreamhead import load_config
 from talking_head.baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, lower_face_boxes,
                                                training_dataset)
-from talking_head.preprocessing.windows import TalkingHeadWindows
+from talking_head.toolkit.windows import TalkingHeadWindows
 from talking_head.toolkit import face_mesh
 from talking_head.toolkit import weights as w
 

@@ -121,7 +121,7 @@ def long_clip(tmp_path_factory):
 
 def _blazeface_boxes(frames):
     """A real offline face detector in the S3FD detector's output format: (k, 5) x1, y1, x2, y2, score."""
-    from talking_head.preprocessing.face_track import FaceDetector
+    from talking_head.toolkit.face_detector import FaceDetector
 
     detector = _blazeface_boxes.detector = getattr(_blazeface_boxes, "detector", None) or FaceDetector()
     return [np.array([[*d.box, d.score] for d in detector.detect(f)], np.float64).reshape(-1, 5) for f in frames]

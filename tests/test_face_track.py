@@ -1,4 +1,5 @@
-"""Face detection, tracking, smoothed crop boxes and cropping (preprocessing.face_track) on the sample."""
+"""Face detection (toolkit.face_detector), tracking and smoothed crop boxes (preprocessing.face_track) and cropping
+(toolkit.face_box) on the sample."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from talking_head.preprocessing import face_track as ft
+from talking_head.toolkit import face_box as fb, face_detector as fd
 from talking_head.toolkit import face_mesh, media
 from talking_head.toolkit.sample import generate, load_sample
 
@@ -19,7 +21,7 @@ def sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("face_track_sample")
     generate(out, speakers=2, clips=1, seconds=4, seed=0, show_progress=False)
     clips = []
-    with ft.FaceDetector() as detector:
+    with fd.FaceDetector() as detector:
         for clip in load_sample(out):
             frames = media.read_video(clip.video)
             detections = [detector.detect(f) for f in frames]
@@ -29,7 +31,7 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector():
-    with ft.FaceDetector() as d:
+    with fd.FaceDetector() as d:
         yield d
 
 
@@ -62,7 +64,7 @@ def test_detects_the_face_in_every_frame(sample):
             assert d.box[0] < centre[0] < d.box[2] and d.box[1] < centre[1] < d.box[3]
             assert d.score > 0.7 and d.keypoints.shape == (6, 2)
             # BlazeFace's nose tip is the mesh's nose tip, to within a tenth of the box.
-            assert np.linalg.norm(d.keypoints[ft.NOSE_TIP] - lm[face_mesh.NOSE_TIP, :2]) < 0.1 * side
+            assert np.linalg.norm(d.keypoints[fd.NOSE_TIP] - lm[face_mesh.NOSE_TIP, :2]) < 0.1 * side
 
 
 def test_single_face_record_and_quality(sample):
@@ -86,10 +88,10 @@ def test_crop_contains_all_landmarks_with_margin(sample):
         assert boxes.shape == (len(frames), 4)
         assert np.allclose(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # square
         assert np.array_equal(boxes, np.round(boxes))  # whole pixels: exactly the crop made
-        in_crop = np.stack([ft.frame_to_crop(lm, box, SIZE) for lm, box in zip(landmarks, boxes)])
+        in_crop = np.stack([fb.frame_to_crop(lm, box, SIZE) for lm, box in zip(landmarks, boxes)])
         margin = 0.15 * SIZE  # the face sits well inside: room for hair above, shoulders below
         assert in_crop[..., :2].min() > margin and in_crop[..., :2].max() < SIZE - margin
-        crops = ft.crop_frames(frames[:8], boxes[:8], SIZE)
+        crops = fb.crop_frames(frames[:8], boxes[:8], SIZE)
         assert crops.shape == (8, SIZE, SIZE, 3) and crops.dtype == np.uint8
 
 
@@ -169,7 +171,7 @@ def test_no_face_raises(detector):
     frames = rng.integers(100, 140, size=(5, 240, 320, 3), dtype=np.uint8)
     detections = [detector.detect(f) for f in frames]
     assert detections == [[]] * 5
-    with pytest.raises(ft.NoFaceError, match="any of the 5 frames") as info:
+    with pytest.raises(fd.NoFaceError, match="any of the 5 frames") as info:
         ft.select_main_track(ft.track_faces(detections), len(frames))
     assert info.value.num_frames == 5
 
@@ -178,7 +180,7 @@ def test_one_frame_video(sample, detector):
     frame = sample[1]["frames"][:1]
     main, record, boxes = _main_boxes([detector.detect(frame[0])], 1)
     assert record["num_tracks"] == 1 and boxes.shape == (1, 4)
-    assert ft.crop_frames(frame, boxes, 256).shape == (1, 256, 256, 3)
+    assert fb.crop_frames(frame, boxes, 256).shape == (1, 256, 256, 3)
 
 
 def test_odd_resolution_and_boxes_leaving_the_frame(sample, detector):
@@ -190,11 +192,11 @@ def test_odd_resolution_and_boxes_leaving_the_frame(sample, detector):
     main, _, boxes = _main_boxes([detector.detect(f) for f in frames], 3)
     assert boxes[0, 2] > 513 and boxes[0, 1] < 0  # leaves the frame on the right and at the top
     for size in (512, 256, 64):
-        crops = ft.crop_frames(frames, boxes, size)
+        crops = fb.crop_frames(frames, boxes, size)
         assert crops.shape == (3, size, size, 3)
     # Boxes entirely outside, or partly: replicated borders, right shapes.
     weird = np.array([[-300.0, -40.0, -100.0, 160.0], [600.4, 300.2, 900.9, 601.1], [-50.5, -60.2, 700.7, 500.0]])
-    crops = ft.crop_frames(frames, weird, 100)
+    crops = fb.crop_frames(frames, weird, 100)
     assert crops.shape == (3, 100, 100, 3)
     assert np.all(crops[0] == 90)  # left of the frame: copies of column 0, the background
 
@@ -206,10 +208,10 @@ def test_crop_pixels_follow_box_transform():
     blob = 255 * np.exp(-((xs - 230) ** 2 + (ys - 140) ** 2) / (2 * 3.0**2))
     frame = np.repeat(np.round(blob).astype(np.uint8)[:, :, None], 3, axis=2)
     for box in ([180, 90, 290, 200], [150.3, 60.2, 330.8, 240.7], [-100, -150, 500, 450], [100, 40, 340, 280]):
-        crop = ft.crop_frames(frame[None], np.array([box], float), 128)[0, :, :, 0].astype(np.float64)
+        crop = fb.crop_frames(frame[None], np.array([box], float), 128)[0, :, :, 0].astype(np.float64)
         ys, xs = np.mgrid[: crop.shape[0], : crop.shape[1]]
         found = np.array([(crop * (xs + 0.5)).sum(), (crop * (ys + 0.5)).sum()]) / crop.sum()
-        expected = ft.frame_to_crop(dot, box, 128)
+        expected = fb.frame_to_crop(dot, box, 128)
         assert np.abs(found - expected).max() < 0.35, (box, found, expected)
 
 
@@ -217,13 +219,13 @@ def test_landmarks_round_trip_frame_crop_frame(sample):
     landmarks = sample[0]["truth"]["landmarks"][0]  # (478, 3) frame pixels
     for box in ([120, 80, 400, 360], [-60.7, -71.2, 570.3, 559.8], [10.2, 20.4, 300.9, 200.1]):
         for size in (256, 512):
-            in_crop = ft.frame_to_crop(landmarks, box, size)
-            assert np.allclose(ft.crop_to_frame(in_crop, box, size), landmarks, atol=1e-4)
-            m = ft.box_transform(box, size)
+            in_crop = fb.frame_to_crop(landmarks, box, size)
+            assert np.allclose(fb.crop_to_frame(in_crop, box, size), landmarks, atol=1e-4)
+            m = fb.box_transform(box, size)
             assert m.shape == (2, 3)
             assert np.allclose(in_crop[:, :2], landmarks[:, :2] @ m[:, :2].T + m[:, 2])
             assert np.allclose(in_crop[:, 2], landmarks[:, 2] * m[0, 0])  # z follows the x scale
-    square = ft.box_transform([100, 50, 300, 250], 512)
+    square = fb.box_transform([100, 50, 300, 250], 512)
     assert np.allclose(square, [[2.56, 0, -256], [0, 2.56, -128]])
 
 
@@ -234,7 +236,7 @@ def test_detector_switches_models_for_small_and_large_faces(sample):
     face = sample[0]["frames"][0]
     wide = np.full((720, 1280, 3), 100, np.uint8)
     wide[300:600, 700:1000] = cv2.resize(face, (300, 300), interpolation=cv2.INTER_AREA)  # face ~0.09 of 1280
-    with ft.FaceDetector() as detector:
+    with fd.FaceDetector() as detector:
         assert len(detector.detect(face)) == 1 and detector.current == "short"
         found = detector.detect(wide)
         assert len(found) == 1 and found[0].model == "full" and detector.current == "full"
@@ -248,12 +250,12 @@ def test_detector_switches_models_for_small_and_large_faces(sample):
         detector.reset()  # between clips: the next clip must not inherit the model the last one ended on
         assert detector.current == "short"
     with pytest.raises(ValueError):
-        ft.FaceDetector(model="medium")
+        fd.FaceDetector(model="medium")
 
 
 def test_tracker_gaps_and_several_faces():
     def det(x0, y0, side=50.0):
-        return ft.Detection(np.array([x0, y0, x0 + side, y0 + side]), 0.9, np.zeros((6, 2)), "short")
+        return fd.Detection(np.array([x0, y0, x0 + side, y0 + side]), 0.9, np.zeros((6, 2)), "short")
 
     frames = []
     for t in range(40):

@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
 from talking_head.metrics import head_motion as H
-from talking_head.preprocessing import pose
+from talking_head.toolkit import pose
 from talking_head.toolkit import media
 
 FPS = 25

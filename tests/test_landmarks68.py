@@ -1,4 +1,4 @@
-"""Tests of preprocessing.landmarks68 (face-alignment 2D-FAN-4 on boxes we already have).
+"""Tests of toolkit.landmarks68 (face-alignment 2D-FAN-4 on boxes we already have).
 
 Offline: the FAN and S3FD checkpoints are face-alignment's own network classes with random weights,
 saved as state dicts (the format face-alignment 1.5.0 loads) into a temporary torch hub directory.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.preprocessing import landmarks68 as lm68
+from talking_head.toolkit import landmarks68 as lm68
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate
@@ -94,7 +94,11 @@ def test_landmarks_on_sample_frames(checkpoint_files, sample_frames, monkeypatch
     assert landmarker.provenance["fan_sha256"] == w.verify(fan).actual_sha256
 
     frames, boxes = sample_frames
+    flags = []  # TF32 flags while FAN runs: the shared fp32 guard must hold them off
+    landmarker._fa.face_alignment_net.register_forward_hook(
+        lambda *_: flags.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
     points = landmarker(frames, boxes)
+    assert flags == [(False, False)] * NUM_TEST_FRAMES
     assert points.shape == (NUM_TEST_FRAMES, 68, 2) and points.dtype == np.float32
     assert np.all(np.isfinite(points))
     for frame_points, box in zip(points, boxes):

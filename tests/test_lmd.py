@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from talking_head.metrics import lmd as L
-from talking_head.preprocessing import pose
+from talking_head.toolkit import pose
 from talking_head.toolkit import face_mesh as fm
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w

@@ -435,7 +435,7 @@ def test_bad_input_raises_clear_errors(sample) -> None:
     frames = sample["frames"][0][:4]
     with pytest.raises(ValueError, match="uint8"):
         lt.track_faces(frames.astype(np.float32), detections=[np.empty((0, 5))] * 4)
-    with pytest.raises(ValueError, match=r"\(n, H, W, 3\)"):
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         lt.track_faces(frames[..., 0], detections=[np.empty((0, 5))] * 4)
     with pytest.raises(ValueError, match="empty"):
         lt.track_faces(frames[:0])

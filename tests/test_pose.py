@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from talking_head.preprocessing import pose
+from talking_head.toolkit import pose
 from talking_head.toolkit import face_mesh as fm
 from talking_head.toolkit import media
 from talking_head.toolkit.sample import generate

@@ -21,7 +21,7 @@ from talking_head.preprocessing.builders import sample_clips
 from talking_head.preprocessing.pipeline import PreprocessConfig
 from talking_head.preprocessing.runner import preprocess
 from talking_head.preprocessing.storage import assign_splits
-from talking_head.preprocessing.windows import TalkingHeadWindows
+from talking_head.toolkit.windows import TalkingHeadWindows
 from talking_head.toolkit import face_mesh, media
 from talking_head.toolkit.cli import app
 from talking_head.toolkit.sample import load_sample

@@ -15,7 +15,7 @@ import pytest
 import torch
 from datasets import load_from_disk
 
-from talking_head.preprocessing import audio_features
+from talking_head.toolkit import audio_features
 from talking_head.preprocessing.builders import sample_clips
 from talking_head.preprocessing.pipeline import PreprocessConfig
 from talking_head.preprocessing.runner import preprocess

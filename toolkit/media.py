@@ -42,6 +42,7 @@ import numpy as np
 from talking_head.toolkit.fileio import atomic_path
 
 __all__ = [
+    "VIDEO_EXTENSIONS",
     "DEFAULT_FPS",
     "DEFAULT_SAMPLE_RATE",
     "MediaError",
@@ -66,6 +67,9 @@ Rate = Union[int, float, str, Fraction]
 
 # ----------------------------------------------------------------------------- constants
 
+# Every video suffix the toolkit lists in folders or looks files up by (compared lower-case). The
+# first four are in the order a same-named file is preferred (HDTF downloads: mp4, then mkv ...).
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv")
 DEFAULT_FPS = 25.0  # talking-head datasets and SyncNet work at 25 fps
 DEFAULT_SAMPLE_RATE = 16000  # SyncNet / wav2vec / HuBERT input rate
 DEFAULT_CHUNK_SIZE = 16  # frames per chunk: small chunks are recycled by malloc, big ones page-fault

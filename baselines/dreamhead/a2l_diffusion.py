@@ -7,7 +7,7 @@ figure and the abstract are known; everything else here is an assumption, named 
 (``configs/<name>/a2l.yaml``) with a reason each. In short:
 
 * Landmarks: the dataset's ``canonical_landmarks`` (head pose removed, 512-px canonical units, see
-  :mod:`preprocessing.pose`), all 478 points or a subset (``landmarks.points``). The network works on
+  :mod:`toolkit.pose`), all 478 points or a subset (``landmarks.points``). The network works on
   ``x = (P - P_bar) / landmarks.scale``: the displacement from the speaker's mean.
 * P-bar: the mean canonical mesh of the speaker over every frame of the speaker's *training* clips
   (:func:`speaker_means`); for a speaker without training clips (a new reference image) the canonical
@@ -50,8 +50,9 @@ from torch import nn
 
 from talking_head.baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
 from talking_head.baselines.subjects import speaker_means
-from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_mesh
+from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit.fileio import atomic_path
 
 MODEL_NAME = "dreamhead"
@@ -482,8 +483,6 @@ class A2LWindows(torch.utils.data.Dataset):
     """
 
     def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
-        from datasets import load_from_disk
-
         model_points = list(point_indices(config["landmarks"]["points"]))
         window, stride = int(config["data"]["window"]), int(config["data"]["stride"])
         fps = float(config["fps"])
@@ -491,22 +490,23 @@ class A2LWindows(torch.utils.data.Dataset):
         front_end = AudioFrontEnd(audio["encoder"], fps, int(audio["context_radius"]), audio["weights"],
                                   int(audio["feature_width"]))
         means = speaker_means(dataset_dir)
-        rows = load_from_disk(str(dataset_dir))[split]
+        rows = schema.load_split(dataset_dir, split)
         self.clips: list[_Clip] = []
         self.index: list[tuple[int, int]] = []
-        columns = ["clip_id", "speaker", "fps", "num_frames", "canonical_landmarks", "mel", "audio"]
+        columns = [schema.CLIP_ID, schema.SPEAKER, schema.FPS, schema.NUM_FRAMES, schema.CANONICAL_LANDMARKS,
+                   schema.MEL, schema.AUDIO]
         for row in rows.select_columns(columns).with_format("numpy"):
-            if abs(float(row["fps"]) - fps) > 1e-3:
-                raise ValueError(f"{dataset_dir}: clip {row['clip_id']} is at {float(row['fps']):g} fps, the config "
-                                 f"says fps: {fps:g} (preprocess with --fps {fps:g} or change the config)")
-            speaker = str(row["speaker"])
+            if abs(float(row[schema.FPS]) - fps) > 1e-3:
+                raise ValueError(f"{dataset_dir}: clip {row[schema.CLIP_ID]} is at {float(row[schema.FPS]):g} fps, "
+                                 f"the config says fps: {fps:g} (preprocess with --fps {fps:g} or change the config)")
+            speaker = str(row[schema.SPEAKER])
             if speaker not in means:
                 continue  # no training frames of this speaker, so no P-bar
-            canonical = np.asarray(row["canonical_landmarks"], dtype=np.float32)
+            canonical = np.asarray(row[schema.CANONICAL_LANDMARKS], dtype=np.float32)
             frames = len(canonical)
-            wav = np.asarray(row["audio"]).astype(np.float32) / 32768.0
-            contexts = front_end(wav, frames, mel=np.asarray(row["mel"], dtype=np.float32))
-            clip = _Clip(str(row["clip_id"]), torch.from_numpy(canonical[:, model_points]),
+            wav = np.asarray(row[schema.AUDIO]).astype(np.float32) / 32768.0
+            contexts = front_end(wav, frames, mel=np.asarray(row[schema.MEL], dtype=np.float32))
+            clip = _Clip(str(row[schema.CLIP_ID]), torch.from_numpy(canonical[:, model_points]),
                          torch.from_numpy(means[speaker][model_points]), torch.from_numpy(contexts))
             good = np.isfinite(canonical).all(axis=(1, 2))
             for start in range(0, frames - window + 1, stride):

@@ -14,7 +14,7 @@ from torch import nn
 from talking_head.baselines.audio import (
     ENCODERS, AudioFrontEnd, AudioInputError, check_audio, frame_contexts, mel_context_length, mel_contexts,
 )
-from talking_head.preprocessing.audio_features import MAX_ABS_VALUE
+from talking_head.toolkit.audio_features import MAX_ABS_VALUE
 
 __all__ = ["ENCODERS", "AudioEncoder", "AudioFrontEnd", "AudioInputError", "check_audio", "frame_contexts",
            "mel_context_length", "mel_contexts"]

@@ -18,7 +18,7 @@ The conditions enter the denoiser twice:
    of the same layer (the ReferenceNet / reference-only mechanism, with the weights shared).
 
 Training (:meth:`L2IDiffusion.training_loss`) draws (target i, reference i - tau) pairs inside each
-window of :class:`preprocessing.windows.TalkingHeadWindows` (the items' separate ``reference`` frame is
+window of :class:`toolkit.windows.TalkingHeadWindows` (the items' separate ``reference`` frame is
 not used: items carry no landmarks for it) and masks the target itself, as in the figure.
 
 The paper gives no sizes, schedules or losses; every value is in the stage config
@@ -404,7 +404,7 @@ class L2IDiffusion(nn.Module):
     def training_loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Denoising loss on (target i, reference i - tau) pairs drawn from each window of the batch.
 
-        ``batch``: default-collated :class:`preprocessing.windows.TalkingHeadWindows` items with
+        ``batch``: default-collated :class:`toolkit.windows.TalkingHeadWindows` items with
         ``frames`` (B, W, H, W', 3) uint8 and ``landmarks`` (B, W, 478, 3) in pixels of those frames.
         """
         frames, landmarks = batch["frames"], batch["landmarks"]
@@ -620,13 +620,13 @@ class PreloadedWindows(torch.utils.data.Dataset):
     model sees it (:func:`model_view`: `size` pixels of the whole frame or of the clip's face box, landmarks
     in those pixels): for small datasets, where decoding would dominate a step.
 
-    Items have the ``frames`` and ``landmarks`` of :class:`preprocessing.windows.TalkingHeadWindows`, and
+    Items have the ``frames`` and ``landmarks`` of :class:`toolkit.windows.TalkingHeadWindows`, and
     ``model_view`` (True: :meth:`L2IDiffusion.training_loss` uses them as they are).
     """
 
     def __init__(self, path: str | Path, split: str, window: int, stride: int, size: int,
                  face_scale: float | None = None):
-        from talking_head.preprocessing.windows import TalkingHeadWindows
+        from talking_head.toolkit.windows import TalkingHeadWindows
 
         source = TalkingHeadWindows(path, split=split, window=window, stride=1, frames=True, reference="first")
         first = {}
@@ -665,7 +665,7 @@ class PreloadedWindows(torch.utils.data.Dataset):
 def training_dataset(config: dict, dataset_dir: str | Path, split: str = "train") -> torch.utils.data.Dataset:
     """The L2I training set: windows of ``data.window`` frames every ``data.stride`` (preloaded if
     ``data.preload``), as the generic trainer (:func:`baselines.training.train`) expects."""
-    from talking_head.preprocessing.windows import TalkingHeadWindows
+    from talking_head.toolkit.windows import TalkingHeadWindows
 
     data = config["data"]
     window, stride = int(data["window"]), int(data["stride"])

@@ -25,7 +25,7 @@ import numpy as np
 
 from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
 from talking_head.baselines.reference import CROP_SIZES, Reference, ReferenceError, reference_from_file, reference_from_row
-from talking_head.preprocessing import pose as pose_fit
+from talking_head.toolkit import pose as pose_fit
 
 __all__ = ["CROP_SIZES", "DreamHeadOutput", "DreamHeadPipeline", "Reference", "ReferenceError", "reference_from_file",
            "reference_from_row"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from talking_head.baselines.moda.torso import NUM_POINTS as TORSO_POINTS, clip_torso
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_mesh
 
 EYE_PARTS = ("right_eye", "right_eyebrow", "right_iris", "left_eye", "left_eyebrow", "left_iris")
@@ -68,20 +69,21 @@ def load_clips(dataset_dir: str | Path, split: str = "train", torso: bool = True
                clip_ids: list[str] | None = None) -> list[Clip]:
     """The clips of `split` (or only `clip_ids`) with the arrays MODA uses; shoulders derived (and cached)
     by :func:`baselines.moda.torso.clip_torso` when `torso`."""
-    from datasets import load_from_disk
-
-    rows = load_from_disk(str(dataset_dir))[split]
-    columns = ["clip_id", "speaker", "fps", "canonical_landmarks", "pose", "audio", "mel"]
+    rows = schema.load_split(dataset_dir, split)
+    columns = [schema.CLIP_ID, schema.SPEAKER, schema.FPS, schema.CANONICAL_LANDMARKS, schema.POSE, schema.AUDIO,
+               schema.MEL]
     shoulders = clip_torso(dataset_dir, split, clip_ids) if torso else {}
     clips = []
     for row in rows.select_columns(columns).with_format("numpy"):
-        clip_id = str(row["clip_id"])
+        clip_id = str(row[schema.CLIP_ID])
         if clip_ids is not None and clip_id not in clip_ids:
             continue
-        clips.append(Clip(clip_id, str(row["speaker"]), float(row["fps"]),
-                          np.asarray(row["canonical_landmarks"], np.float32), np.asarray(row["pose"], np.float32),
+        clips.append(Clip(clip_id, str(row[schema.SPEAKER]), float(row[schema.FPS]),
+                          np.asarray(row[schema.CANONICAL_LANDMARKS], np.float32),
+                          np.asarray(row[schema.POSE], np.float32),
                           shoulders.get(clip_id) if torso else None,
-                          np.asarray(row["audio"]).astype(np.float32) / 32768.0, np.asarray(row["mel"], np.float32)))
+                          np.asarray(row[schema.AUDIO]).astype(np.float32) / 32768.0,
+                          np.asarray(row[schema.MEL], np.float32)))
     return clips
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from talking_head.baselines import checkpoint
 from talking_head.baselines.gan import frozen_call, lsgan
 from talking_head.baselines.moda.data import load_clips, point_sets, subjects
-from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
 
 MODEL_NAME = "moda"

@@ -58,8 +58,8 @@ from torch import nn
 from talking_head.baselines import checkpoint
 from talking_head.baselines.audio import AudioFrontEnd, check_audio
 from talking_head.baselines.moda.data import Clip, Subject, load_clips, point_sets, subjects
-from talking_head.preprocessing.audio_features import MAX_ABS_VALUE, SAMPLE_RATE
-from talking_head.preprocessing.pose import CANONICAL_CENTRE, CANONICAL_IOD
+from talking_head.toolkit.audio_features import MAX_ABS_VALUE, SAMPLE_RATE
+from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
 
 MODEL_NAME = "moda"

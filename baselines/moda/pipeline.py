@@ -11,7 +11,7 @@ Steps of :meth:`MODAPipeline.__call__`:
 1. the MODA network maps the audio once to lip, eye, head and torso motion around the subject's means,
    once per sample (different t-VAE draws: different head motion, the same lips);
 2. FaCo-Net composes the full canonical mesh from the lips and eyes;
-3. the head motion places the mesh in the reference crop (:func:`preprocessing.pose.to_frame`);
+3. the head motion places the mesh in the reference crop (:func:`toolkit.pose.to_frame`);
 4. the renderer draws each frame from the mesh, the shoulder lines, the reference image and the frame's
    temporal encoding.
 
@@ -31,7 +31,7 @@ from talking_head.baselines.moda.faco_net import FaCoNet
 from talking_head.baselines.moda.moda_net import MODANet
 from talking_head.baselines.moda.torso import shoulder_points
 from talking_head.baselines.reference import Reference
-from talking_head.preprocessing import pose as pose_fit
+from talking_head.toolkit import pose as pose_fit
 
 
 @dataclasses.dataclass

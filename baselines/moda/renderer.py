@@ -66,7 +66,6 @@ Frames without a face are left out.
 from __future__ import annotations
 
 import copy
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +80,7 @@ from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box,
                                  to_frame)
 from talking_head.baselines.mesh_render import render_mesh
 from talking_head.baselines.moda.torso import clip_torso, draw_shoulders
+from talking_head.toolkit import dataset as schema
 
 MODEL_NAME = "moda"
 STAGE = "renderer"
@@ -560,10 +560,6 @@ class RendererFrames(torch.utils.data.Dataset):
     """
 
     def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
-        from datasets import load_from_disk
-
-        from talking_head.toolkit import media
-
         if split not in ("train", "validation"):
             raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
         _validate(config)
@@ -571,27 +567,24 @@ class RendererFrames(torch.utils.data.Dataset):
         self.size = size = int(config["resolution"])
         self.seed = int(config.get("seed", 0))
         data = config["data"]
-        rows = load_from_disk(str(dataset_dir))["train"]
-        speakers = list(rows["speaker"])
+        rows = schema.load_split(dataset_dir, "train")
+        speakers = list(rows[schema.SPEAKER])
         self.speaker = data["speaker"] if data["speaker"] is not None else sorted(set(speakers))[0]
         if self.speaker != ALL_SPEAKERS and self.speaker not in speakers:
             raise ValueError(f"{dataset_dir}: data.speaker {self.speaker!r} has no clip in the train split; "
                              f"speakers: {sorted(set(speakers))}")
         picked = [i for i, s in enumerate(speakers) if self.speaker in (s, ALL_SPEAKERS)]
-        all_ids = list(rows["clip_id"])
+        all_ids = list(rows[schema.CLIP_ID])
         clip_ids = [all_ids[i] for i in picked]
         torso = clip_torso(dataset_dir, "train", clip_ids)
-        arrays = rows.select_columns(["video", "landmarks"]).with_format("numpy")
+        arrays = rows.select_columns([schema.VIDEO, schema.LANDMARKS]).with_format("numpy")
         self.clips: list[dict] = []
         self.index: list[tuple[int, int]] = []
         for row, clip_id in zip(picked, clip_ids):
             item = arrays[row]
-            with tempfile.TemporaryDirectory() as tmp:
-                video = Path(tmp) / "clip.mp4"
-                video.write_bytes(item["video"])
-                with media.VideoReader(video, fps=None, threads=1) as reader:
-                    frames = reader.read_all()
-            landmarks = np.asarray(item["landmarks"], dtype=np.float64)
+            with schema.open_row_video(item[schema.VIDEO], threads=1) as reader:
+                frames = reader.read_all()
+            landmarks = np.asarray(item[schema.LANDMARKS], dtype=np.float64)
             if not np.isfinite(landmarks[..., :2]).all(axis=(1, 2)).any():
                 continue  # no face at all
             resized, landmarks, box = model_view(frames, landmarks, size, config["crop"]["face_scale"])

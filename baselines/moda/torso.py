@@ -24,14 +24,13 @@ the dataset folder (``derived/moda_torso_v1/<split>/<clip_id>.npy``, written ato
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
-from talking_head.toolkit import media
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit.fileio import atomic_path
 
 NUM_POINTS = 18
@@ -99,11 +98,9 @@ def draw_shoulders(image: np.ndarray, points: np.ndarray, scale: float = 1.0, co
 def clip_torso(dataset_dir: str | Path, split: str = "train", clip_ids: list[str] | None = None) -> dict[str, np.ndarray]:
     """clip id -> (T, 18, 3) shoulder points of the clips of `split` (or only `clip_ids`), derived once and
     cached in the dataset folder."""
-    from datasets import load_from_disk
-
     dataset_dir = Path(dataset_dir)
-    rows = load_from_disk(str(dataset_dir))[split]
-    ids = list(rows["clip_id"])
+    rows = schema.load_split(dataset_dir, split)
+    ids = list(rows[schema.CLIP_ID])
     wanted = set(ids if clip_ids is None else clip_ids)
     cache = dataset_dir / CACHE / split
     out = {}
@@ -114,13 +111,10 @@ def clip_torso(dataset_dir: str | Path, split: str = "train", clip_ids: list[str
         if path.is_file():
             out[clip_id] = np.load(path)
             continue
-        row = rows.select_columns(["video", "landmarks"]).with_format("numpy")[index]
-        with tempfile.TemporaryDirectory() as tmp:
-            video = Path(tmp) / f"{clip_id}.mp4"
-            video.write_bytes(row["video"])
-            with media.VideoReader(video, fps=None) as reader:
-                frames = reader.read_all()
-        points = clip_shoulders(frames, np.asarray(row["landmarks"]))
+        row = rows.select_columns([schema.VIDEO, schema.LANDMARKS]).with_format("numpy")[index]
+        with schema.open_row_video(row[schema.VIDEO]) as reader:
+            frames = reader.read_all()
+        points = clip_shoulders(frames, np.asarray(row[schema.LANDMARKS]))
         cache.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp_path:
             with open(tmp_path, "wb") as handle:

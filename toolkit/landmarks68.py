@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from talking_head.toolkit import weights
+from talking_head.toolkit.fp32 import strict_fp32
+from talking_head.toolkit.frames import as_frames
 
 __all__ = ["NUM_POINTS", "FLIP_INPUT", "FAN_WEIGHTS", "DETECTOR_WEIGHTS", "SUPPORTED_FACE_ALIGNMENT", "available",
            "Landmarks68"]
@@ -148,16 +150,15 @@ class Landmarks68:
 
     def __call__(self, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(n, 68, 2) landmarks, one FAN pass per frame on the given box; NaN rows where a box is NaN/empty."""
-        frames = np.asarray(frames)
+        frames = as_frames(frames, "frames", uint8=True, single_frame=False, allow_no_frames=True)
         boxes = np.asarray(boxes, dtype=np.float64)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
         if boxes.shape != (len(frames), 4):
             raise ValueError(f"boxes must be ({len(frames)}, 4) ({BOX_FORMAT}), got {boxes.shape}")
         out = np.full((len(frames), NUM_POINTS, 2), np.nan, dtype=np.float32)
-        for i, (frame, box) in enumerate(zip(frames, boxes)):
-            if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
-                continue  # no face in this frame
-            points = self._fa.get_landmarks_from_image(np.ascontiguousarray(frame), detected_faces=[box])
-            out[i] = np.asarray(points[0], dtype=np.float32)[:, :2]
+        with strict_fp32():  # FAN's reference landmarks were made in fp32, not TF32
+            for i, (frame, box) in enumerate(zip(frames, boxes)):
+                if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+                    continue  # no face in this frame
+                points = self._fa.get_landmarks_from_image(np.ascontiguousarray(frame), detected_faces=[box])
+                out[i] = np.asarray(points[0], dtype=np.float32)[:, :2]
         return out

@@ -1,4 +1,4 @@
-"""Full fp32 on GPUs while a reference network runs.
+"""Full fp32 while a reference network runs: the one TF32 guard every network here goes through.
 
 PyTorch lets cuDNN convolutions use TF32 on Ampere and later GPUs (A100, H100, H200) by default,
 which changes features in the 3rd-4th significant digit; reference numbers were made in fp32.
@@ -13,11 +13,13 @@ import torch
 
 
 @contextlib.contextmanager
-def strict_fp32(device: torch.device | str) -> Iterator[None]:
-    """No TF32 in cuDNN convolutions or CUDA matmuls inside the block; the previous flags after it."""
-    if torch.device(device).type != "cuda":
-        yield
-        return
+def strict_fp32() -> Iterator[None]:
+    """No TF32 in cuDNN convolutions or CUDA matmuls inside the block; the previous flags after it.
+
+    Unconditional: the flags only matter on CUDA, and setting them on any device keeps the guard
+    testable on a CPU. The legacy flags exist in every supported torch (>= 2.9 maps them onto its
+    ``fp32_precision`` settings).
+    """
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import load_from_disk
 
-from talking_head.preprocessing.audio_features import mel_window
+from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
-from talking_head.toolkit.fileio import atomic_path
+from talking_head.toolkit.audio_features import mel_window
 
-ARRAY_COLUMNS = ("landmarks", "canonical_landmarks", "pose")
+ARRAY_COLUMNS = (schema.LANDMARKS, schema.CANONICAL_LANDMARKS, schema.POSE)
 OPEN_READERS = 8  # clips whose video stays open (a file handle and a small index each)
 
 
@@ -46,13 +45,13 @@ class TalkingHeadWindows(torch.utils.data.Dataset):
         if reference not in ("random", "first"):
             raise ValueError(f"reference must be 'random' or 'first', got {reference!r}")
         self.path = Path(path)
-        self.rows = load_from_disk(str(self.path))[split]
+        self.rows = schema.load_split(self.path, split)
         self.window, self.stride = window, stride or window
         self.frames, self.reference, self.seed = frames, reference, seed
         self.cache_dir = Path(cache_dir) if cache_dir else self.path / "video_cache" / split
-        meta = self.rows.select_columns(["clip_id", "num_frames", "fps", "sample_rate"])
-        self.clip_ids, self.lengths = meta["clip_id"], meta["num_frames"]
-        self.fps, self.sample_rates = meta["fps"], meta["sample_rate"]
+        meta = self.rows.select_columns([schema.CLIP_ID, schema.NUM_FRAMES, schema.FPS, schema.SAMPLE_RATE])
+        self.clip_ids, self.lengths = meta[schema.CLIP_ID], meta[schema.NUM_FRAMES]
+        self.fps, self.sample_rates = meta[schema.FPS], meta[schema.SAMPLE_RATE]
         self.index = [
             (row, start)
             for row, length in enumerate(self.lengths)
@@ -60,7 +59,7 @@ class TalkingHeadWindows(torch.utils.data.Dataset):
         ]
         if not self.index:
             raise ValueError(f"{self.path} [{split}]: no clip has {window} frames")
-        self._arrays = self.rows.select_columns([*ARRAY_COLUMNS, "mel", "audio"]).with_format("numpy")
+        self._arrays = self.rows.select_columns([*ARRAY_COLUMNS, schema.MEL, schema.AUDIO]).with_format("numpy")
         self._readers: collections.OrderedDict[int, media.VideoReader] = collections.OrderedDict()
 
     def __len__(self) -> int:
@@ -73,12 +72,12 @@ class TalkingHeadWindows(torch.utils.data.Dataset):
         data = self._arrays[row]
         a0 = int(round(start / fps * sr))
         n_audio = int(round(self.window / fps * sr))
-        audio = data["audio"][a0 : a0 + n_audio].astype(np.float32) / 32768.0
+        audio = data[schema.AUDIO][a0 : a0 + n_audio].astype(np.float32) / 32768.0
         item = {
             "clip_id": self.clip_ids[row],
             "start": start,
             "audio": torch.from_numpy(np.pad(audio, (0, n_audio - len(audio)))),
-            "mel": torch.from_numpy(mel_window(data["mel"], start, self.window, fps).astype(np.float32)),
+            "mel": torch.from_numpy(mel_window(data[schema.MEL], start, self.window, fps).astype(np.float32)),
         }
         for key in ARRAY_COLUMNS:
             item[key] = torch.from_numpy(np.asarray(data[key][start:stop], dtype=np.float32))
@@ -94,10 +93,8 @@ class TalkingHeadWindows(torch.utils.data.Dataset):
         if row in self._readers:
             self._readers.move_to_end(row)
             return self._readers[row]
-        path = self.cache_dir / f"{self.clip_ids[row]}.mp4"
-        if not path.is_file():
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(self.rows.select_columns(["video"])[row]["video"])
+        video = self.rows.select_columns([schema.VIDEO])[row][schema.VIDEO]
+        path = schema.write_row_video(video, self.cache_dir / f"{self.clip_ids[row]}.mp4")
         reader = media.VideoReader(path, fps=None)  # stored at the dataset's rate already
         self._readers[row] = reader
         if len(self._readers) > OPEN_READERS:

@@ -321,7 +321,7 @@ def save_canonical_face(path: str | Path = CANONICAL_FACE_FILE, face: np.ndarray
     """Write the canonical face (default: a fresh :func:`build_canonical_face`) as commented CSV."""
     face = build_canonical_face() if face is None else face
     header = (
-        "MediaPipe 478-point canonical face, built by preprocessing.pose.build_canonical_face():\n"
+        "MediaPipe 478-point canonical face, built by toolkit.pose.build_canonical_face():\n"
         "MediaPipe 0.10.21 mesh (refine_landmarks, single image) of skimage.data.astronaut(), yaw and roll\n"
         "removed via the left-right symmetry plane (correspondence from mirror-ICP), averaged with its\n"
         "mirror image, scaled so the outer eye corners 33-263 are 160 px apart and the face centre (mean\n"
