@@ -52,7 +52,7 @@ from scipy.signal import argrelextrema
 
 from talking_head.metrics.base import AUDIO, LANDMARKS, Chunk, Metric, VideoInfo
 from talking_head.metrics.both_sides import BothSides
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import face_mesh
 
 __all__ = [
     "ANGLES",
@@ -464,6 +464,8 @@ class BeatAlignVideos(PoseVideos):
     def add_video(self, metric: Any, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
         if len(per_frame) < 2:
             return {"beat_align": float("nan")}
+        from talking_head.toolkit import media  # as in audio_beats: the motion metrics import no media stack
+
         rate = beat_sample_rate(fps)
         return metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
 

@@ -1,4 +1,4 @@
-"""Score generated videos against reference clips: FID, LSE-C/LSE-D, LMD, pose, blinks, PSNR/SSIM, LPIPS, CSIM, NIQE.
+"""Score generated videos against reference clips with the registered metrics (the list: --metrics in --help).
 
 With --model NAME the test split of the --reference dataset is generated first (dreamhead, moda, or the
 baselines ground-truth, static-reference, mean-landmarks) and the run directory goes into the results
