@@ -59,3 +59,21 @@ def test_empty_and_truncated_videos_are_excluded_and_the_rest_scored_as_alone(tm
     for video_id in ids[:2]:
         assert {k: v for k, v in rows[video_id].items() if k not in skip} == \
                {k: v for k, v in alone_rows[video_id].items() if k not in skip}
+
+
+def test_a_video_without_audio_is_excluded_only_when_a_metric_reads_the_audio(tmp_path):
+    from talking_head.metrics.runner import evaluate
+    from talking_head.toolkit import media
+
+    clip = generate(tmp_path / "ref", speakers=1, clips=1, seconds=1.0, seed=7, show_progress=False)[0]
+    silent = tmp_path / "gen" / clip.video.relative_to(tmp_path / "ref")
+    silent.parent.mkdir(parents=True)
+    media.write_video(silent, media.read_video(clip.video), fps=25)  # no audio track
+    video_id = silent.relative_to(tmp_path / "gen").with_suffix("").as_posix()
+    beats = evaluate(tmp_path / "gen", tmp_path / "ref", metrics=["beat_align"], out=tmp_path / "beats",
+                     show_progress=False)
+    assert list(beats["excluded"]) == [video_id] and "no audio track" in beats["excluded"][video_id]
+    assert beats["videos"] == 0 and beats["results"]["beat_align"] == {}  # nothing scored, nothing aggregated
+    pixels = evaluate(tmp_path / "gen", tmp_path / "ref", metrics=["psnr"], out=tmp_path / "pixels",
+                      show_progress=False)
+    assert pixels["excluded"] == {} and pixels["videos"] == 1
