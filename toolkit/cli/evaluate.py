@@ -1,4 +1,5 @@
-"""Score generated videos against reference clips with the registered metrics (the list: --metrics in --help).
+"""Score generated videos against reference clips with the registered metrics (listed under --metrics below).
+Videos that cannot be scored are listed as excluded, with the reason; the exit code is then 2.
 
 With --model NAME the test split of the --reference dataset is generated first (dreamhead, moda, or the
 baselines ground-truth, static-reference, mean-landmarks) and the run directory goes into the results
