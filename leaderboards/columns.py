@@ -1,4 +1,5 @@
-"""The columns a leaderboard can show: one per number `toolkit evaluate` writes, with the direction that is better.
+"""The columns a leaderboard can show: one per number `toolkit evaluate` writes, with the direction that is better
+(both read from the metric registry).
 
 A column reads one value from a run's ``summary.json`` (``results[metric][key]``). Paper tables name
 their own metrics and say which column each one is compared with (``leaderboards/papers/*.yaml``).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Optional
+
+from talking_head.metrics import registry
 
 LOWER, HIGHER = "lower", "higher"
 
@@ -40,20 +43,8 @@ class Column:
         return {**dataclasses.asdict(self), "arrow": self.arrow}
 
 
-COLUMNS: dict[str, Column] = {c.id: c for c in (
-    Column("m_lmd", "M-LMD", LOWER, "lmd", "mouth_lmd", description="mouth landmark distance to the reference clip"),
-    Column("m_lmd_v", "M-LMD-v", LOWER, "lmd", "mouth_lmd_v", description="mouth landmark velocity distance"),
-    Column("f_lmd", "F-LMD", LOWER, "lmd", "face_lmd", description="whole-face landmark distance"),
-    Column("f_lmd_v", "F-LMD-v", LOWER, "lmd", "face_lmd_v", description="whole-face landmark velocity distance"),
-    Column("lse_c", "LSE-C", HIGHER, "lse", "lse_c", description="SyncNet confidence (lip sync)"),
-    Column("lse_d", "LSE-D", LOWER, "lse", "lse_d", description="SyncNet distance (lip sync)"),
-    Column("fid", "FID", LOWER, "fid", "fid", description="Frechet Inception Distance to the reference frames"),
-    Column("niqe", "NIQE", LOWER, "niqe", "niqe", description="no-reference image quality"),
-    Column("psnr", "PSNR", HIGHER, "psnr_ssim", "psnr", "dB", "peak signal-to-noise ratio to the reference frames"),
-    Column("ssim", "SSIM", HIGHER, "psnr_ssim", "ssim", description="structural similarity to the reference frames"),
-    Column("lpips", "LPIPS", LOWER, "lpips", "lpips", description="learned perceptual distance (AlexNet)"),
-    Column("csim", "CSIM", HIGHER, "csim", "csim", description="identity similarity (ArcFace cosine)"),
-    Column("pose_std", "Pose std", None, "pose", "mean_std", "deg",
-           "head-pose diversity: std of yaw, pitch, roll per video, averaged; compare with ground truth"),
-    Column("blink_rate", "Blinks/min", None, "blink", "blink_rate", "1/min", "blink rate; compare with ground truth"),
-)}
+# One column per number a registered metric declares (metrics.registry), in the registry's display order.
+COLUMNS: dict[str, Column] = {
+    column.id: Column(column.id, column.label, column.direction, entry.name, column.key, column.unit, column.description)
+    for entry, column in registry.columns()
+}

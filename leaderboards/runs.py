@@ -82,13 +82,13 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is."""
     from talking_head.baselines import generation
-    from talking_head.metrics import evaluate as scoring
+    from talking_head.metrics import registry, runner as scoring
 
     started = time.perf_counter()
     dataset, runs = Path(dataset), Path(runs)
-    metrics = list(dict.fromkeys(metrics or scoring.DEFAULT_METRICS))
-    lse_preset = lse_preset or scoring.DEFAULT_LSE_PRESET
-    lmd_preset = lmd_preset or scoring.DEFAULT_LMD_PRESET
+    metrics = list(dict.fromkeys(metrics or registry.default_names()))
+    lse_preset = lse_preset or registry.preset_defaults()["lse_preset"]
+    lmd_preset = lmd_preset or registry.preset_defaults()["lmd_preset"]
     if model not in generation.MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(generation.MODELS)}")
     if checkpoint is None and model in generation.TRAINED + ("mean-landmarks",):

@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from talking_head.metrics.both_sides import BothSides
+
 __all__ = [
     "EYES_68",
     "EYES_MESH",
@@ -248,3 +250,18 @@ def blinks(landmarks: np.ndarray, preset: str | BlinkPreset = "mesh", fps: float
     metric = BlinkRate(preset, fps)
     row = metric.update(landmarks)
     return {**metric.compute(), "runs": row["runs"], "threshold": row["threshold"], "open_ear": row["open_ear"]}
+
+
+class BlinkVideos(BothSides):
+    """Blink rate of the generated videos and of the references, from the runner's meshes."""
+
+    name, direction, keys = "blink", None, ("blink_rate",)
+
+    def make(self, fps: float) -> BlinkRate:
+        return BlinkRate("mesh", fps=fps)
+
+    def reduce(self, meshes: np.ndarray) -> np.ndarray:
+        return eye_aspect_ratio(meshes)  # (n,)
+
+    def add_video(self, metric: BlinkRate, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
+        return metric.update_ear(per_frame.reshape(-1))

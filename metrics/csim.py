@@ -46,6 +46,8 @@ from torch import nn
 
 from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.toolkit.frames import as_frames
+from talking_head.metrics import registry
+from talking_head.metrics.base import PerFrameMeans
 from talking_head.toolkit import weights
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
 
 Convention = Literal["vico", "paired", "source"]
 CONVENTIONS: tuple[str, ...] = ("vico", "paired", "source")
+DEFAULT_CONVENTION: Convention = registry.defaults("csim")["convention"]  # "paired", as the leaderboards
 
 # ---------------------------------------------------------------------------------------- constants
 ARCFACE_INPUT_SIZE = 112  # arcface_torch input side; ViCo resizes whole frames to (112, 112)
@@ -158,7 +161,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 class CSIM:
     """Streaming identity similarity (higher is more similar, at most 1). See the module docstring."""
 
-    def __init__(self, convention: Convention = "vico", device: str | torch.device = "cpu",
+    def __init__(self, convention: Convention = DEFAULT_CONVENTION, device: str | torch.device = "cpu",
                  batch_size: int = _BATCH) -> None:
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
@@ -259,8 +262,19 @@ class CSIM:
         return {WEIGHTS_NAME: str(self._sha256)}
 
 
-def csim(generated: Any, reference: Any, convention: Convention = "vico", device: str | torch.device = "cpu") -> float:
-    """CSIM of one generated clip against its reference (see :class:`CSIM` for the conventions)."""
+def csim(generated: Any, reference: Any, convention: Convention = DEFAULT_CONVENTION, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """One-off :class:`CSIM` of one generated clip against its reference: ``compute()``'s dict (see the
+    class for the conventions)."""
     metric = CSIM(convention=convention, device=device)
     metric.update(generated, reference)
-    return metric.compute()["csim"]
+    return metric.compute()
+
+
+class CSIMVideos(PerFrameMeans):
+    """CSIM for the runner: paired frames; per video the mean cosine over its frames."""
+
+    name, direction = "csim", "higher"
+    accumulators = ("_cosines", "_sum_gen", "_sum_ref", "_n_gen", "_n_ref")
+
+    def __init__(self, device: str = "cpu", convention: Convention = DEFAULT_CONVENTION) -> None:
+        super().__init__(CSIM(convention=convention, device=device))

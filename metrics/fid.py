@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 import torch
 
+from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, VideoInfo, restore, snapshot
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.media import VIDEO_EXTENSIONS
@@ -481,6 +482,49 @@ class FID:
 
     def weights_provenance(self) -> dict[str, str | None]:
         return self.model.weights_provenance()
+
+
+class FIDVideos(Metric):
+    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol). A video that
+    fails half-way is taken back out (both sides' sums and waiting frames as they were before it)."""
+
+    name, direction = "fid", "lower"
+    consumes = frozenset({PAIRED_FRAMES})
+    _STATE = ("count", "_shift", "_sum", "_outer")
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.metric = FID(device=device)
+        self._saved: list[tuple[Any, dict[str, Any], Any, dict[str, Any]]] = []
+
+    def start_video(self, video: VideoInfo) -> None:
+        self._saved = [(side, snapshot(side, ("pending",)), side.stats, snapshot(side.stats, self._STATE))
+                       for side in self.metric._sides.values()]
+
+    def update(self, chunk: Chunk) -> None:
+        self.metric.update(chunk.fitted)
+        self.metric.update_reference(chunk.reference)
+
+    def end_video(self) -> dict[str, Any]:
+        self._saved = []
+        return {}
+
+    def discard_video(self) -> None:
+        for side, pending, stats, sums in self._saved:
+            restore(side, pending)
+            restore(stats, sums)
+
+    def compute(self) -> dict[str, Any]:
+        return self.metric.compute()
+
+    def config(self) -> dict[str, Any]:
+        return {**self.metric.config(), "protocol": "all paired frames of all videos, pooled (Wav2Lip); "
+                                                    "frames as stored in the videos (crops for toolkit datasets)"}
+
+    def weights_provenance(self) -> dict[str, Any]:
+        return self.metric.weights_provenance()
+
+    def reset(self) -> None:
+        self.metric.reset()
 
 
 # ------------------------------------------------------------------------------------ video protocol

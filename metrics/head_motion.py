@@ -42,6 +42,7 @@ Beat Align (Bailando, ``utils/beat_align_score.py``)
 from __future__ import annotations
 
 import itertools
+import math
 from os import PathLike
 from typing import Any, Literal, Sequence
 
@@ -49,6 +50,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
+from talking_head.metrics.base import AUDIO, LANDMARKS, Chunk, Metric, VideoInfo
+from talking_head.metrics.both_sides import BothSides
 from talking_head.toolkit import face_mesh
 
 __all__ = [
@@ -420,3 +423,105 @@ def beat_align(motion: np.ndarray, audio: np.ndarray | str | PathLike[str] | Non
                **kwargs: Any) -> dict[str, Any]:
     """Beat Align of one video (see :class:`BeatAlign`); returns its score and beat counts."""
     return BeatAlign(fps, **kwargs).update(motion, audio, sample_rate=sample_rate, audio_beats=audio_beats)
+
+
+# -- for the runner -------------------------------------------------------------------------------------
+
+
+class PoseVideos(BothSides):
+    """Pose diversity of the generated videos and of the references, from the runner's meshes."""
+
+    name, direction, keys = "pose", None, ("yaw_std", "pitch_std", "roll_std")
+
+    def make(self, fps: float) -> Any:
+        return PoseDiversity()
+
+    def reduce(self, meshes: np.ndarray) -> np.ndarray:
+        return head_pose(meshes)  # (n, 3) yaw, pitch, roll: the pose fit is per frame
+
+    def add_video(self, metric: Any, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
+        if len(per_frame) == 0:  # a video without frames is not counted (PoseDiversity rejects empty input)
+            return {f"{angle}_std": float("nan") for angle in ANGLES}
+        return metric.update(per_frame)
+
+
+def beat_sample_rate(fps: float) -> int:
+    """An audio rate near 16 kHz with a whole number of samples per video frame (the onset hop)."""
+    if fps <= 0 or abs(fps - round(fps)) > 1e-6:
+        raise ValueError(f"Beat Align needs an integer frame rate, got {fps:g}")
+    return int(round(fps)) * math.ceil(16000 / round(fps))  # 16000 at 25 fps, 16020 at 30
+
+
+class BeatAlignVideos(PoseVideos):
+    """Bailando's Beat Align of head motion (yaw, pitch, roll velocity) to each video's own audio."""
+
+    name, direction, keys = "beat_align", "higher", ("beat_align",)
+    consumes = frozenset({LANDMARKS, AUDIO})
+
+    def make(self, fps: float) -> Any:
+        return BeatAlign(fps=fps, source="pose")
+
+    def add_video(self, metric: Any, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
+        if len(per_frame) < 2:
+            return {"beat_align": float("nan")}
+        from talking_head.toolkit import media  # as in audio_beats: the motion metrics import no media stack
+
+        rate = beat_sample_rate(fps)
+        return metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "audio": "each video's own audio track, at a whole number of samples per frame"}
+
+
+class DiversityVideos(Metric):
+    """Cross-sample diversity: the head poses of the samples generated for one clip's audio
+    (``<clip_id>.sample<k>``), compared pairwise. Clips with a single video do not count."""
+
+    name, direction = "diversity", "higher"
+    consumes = frozenset({LANDMARKS})
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.metric = CrossSampleDiversity()
+        self.reset()
+
+    def start_video(self, video: VideoInfo) -> None:
+        self._video = video
+        self._parts: list[np.ndarray] = []
+
+    def update(self, chunk: Chunk) -> None:
+        self._parts.append(head_pose(chunk.generated_meshes))  # (n, 3): the poses are all a sample leaves behind
+
+    def end_video(self) -> dict[str, Any]:
+        pair = self._video.pair
+        if pair.sample is not None and self._parts:
+            self._samples.setdefault(pair.clip_id, {})[pair.sample] = np.concatenate(self._parts)
+        self.discard_video()
+        return {}
+
+    def discard_video(self) -> None:
+        self._parts = []
+
+    def compute(self) -> dict[str, Any]:
+        self.metric.reset()
+        per_clip = {}
+        for clip, samples in sorted(self._samples.items()):
+            if len(samples) < 2:
+                continue
+            poses = [samples[k] for k in sorted(samples)]
+            n = min(len(p) for p in poses)  # samples of one audio have its length; trim encoder padding
+            per_clip[clip] = self.metric.update([p[:n] for p in poses])["diversity"]
+        out = self.metric.compute()
+        out["per_clip"] = per_clip
+        if not per_clip:
+            out["note"] = "no clip has two or more generated samples named <clip_id>.sample<k>"
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {**self.metric.config(), "samples": "generated videos <clip_id>.sample<k> (toolkit.video_ids)",
+                "pose": "talking_head.toolkit.pose.fit_pose on the runner's MediaPipe meshes"}
+
+    def reset(self) -> None:
+        self.metric.reset()
+        self._samples: dict[str, dict[int, np.ndarray]] = {}
+        self._video: VideoInfo | None = None
+        self._parts = []

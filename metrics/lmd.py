@@ -51,6 +51,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
+from talking_head.metrics import registry
+from talking_head.metrics.base import LANDMARKS, PAIRED_FRAMES, Chunk, Metric, VideoInfo
 from talking_head.toolkit import face_mesh
 
 __all__ = [
@@ -75,6 +77,7 @@ FACE_68 = tuple(range(68))
 MESH_FACE = tuple(range(468))  # MediaPipe mesh without the iris points 468-477
 IOD_POINTS = (face_mesh.RIGHT_EYE_OUTER, face_mesh.LEFT_EYE_OUTER)  # 33, 263: the dense preset's unit
 PERCENT = 100.0  # dense values are reported in % of the inter-ocular distance
+DEFAULT_PRESET: str = registry.defaults("lmd")["preset"]  # MediaPipe mesh, offline; atvgnet / vico need FAN weights
 
 
 @dataclass(frozen=True)
@@ -366,7 +369,7 @@ def _reduce(diff: np.ndarray, preset: LMDPreset) -> np.ndarray:
     return per_point.sum(-1) if preset.point_reduction == "sum" else per_point.mean(-1)
 
 
-def frame_distances(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = "dense",
+def frame_distances(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = DEFAULT_PRESET,
                     region: Region = "mouth", velocity: bool = False) -> np.ndarray:
     """Per-frame distance, (T,) (or (T-1,) for velocities), NaN where a frame is excluded.
 
@@ -402,7 +405,7 @@ def _check_detector(preset: LMDPreset, detector: str | None) -> str:
     return detector
 
 
-def lmd(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = "dense", region: Region = "mouth",
+def lmd(generated: np.ndarray, reference: np.ndarray, preset: str | LMDPreset = DEFAULT_PRESET, region: Region = "mouth",
         *, detector: str | None = None) -> dict[str, Any]:
     """LMD and LMD-v of one video pair: landmarks (T, P, 2|3), frame t of one against frame t of the other.
 
@@ -427,7 +430,7 @@ class VideoDistances:
     values equal those of the whole arrays (every step is per frame or per consecutive pair).
     """
 
-    def __init__(self, preset: str | LMDPreset = "dense") -> None:
+    def __init__(self, preset: str | LMDPreset = DEFAULT_PRESET) -> None:
         self.preset = get_preset(preset)
         self._parts: dict[tuple[str, bool], list[np.ndarray]] = {(r, v): [] for r in REGIONS for v in (False, True)}
         self._last: tuple[np.ndarray, np.ndarray] | None = None
@@ -467,7 +470,7 @@ class LandmarkDistance:
     in ``frames_truncated`` (default: raise).
     """
 
-    def __init__(self, preset: str | LMDPreset = "dense", *, detector: str | LandmarkExtractor | None = None,
+    def __init__(self, preset: str | LMDPreset = DEFAULT_PRESET, *, detector: str | LandmarkExtractor | None = None,
                  truncate: bool = False) -> None:
         self.preset = get_preset(preset)
         self._extractor = detector if isinstance(detector, LandmarkExtractor) else None
@@ -569,3 +572,59 @@ class LandmarkDistance:
     def weights_provenance(self) -> dict[str, str]:
         """sha256 of the landmark weights used by update_frames (empty for MediaPipe or array input)."""
         return dict(self._provenance)
+
+
+class LMDVideos(Metric):
+    """M-LMD / F-LMD and their LMD-v for the runner. The dense preset uses the runner's MediaPipe meshes;
+    the 68-point presets (atvgnet, vico) run FAN on the paired frames (the generated ones resized to the
+    reference size, so both are in the same pixel units)."""
+
+    name, direction = "lmd", "lower"
+    consumes = frozenset({LANDMARKS})
+    ROW_KEYS = ("mouth_lmd", "face_lmd", "mouth_lmd_v", "face_lmd_v")
+
+    def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET) -> None:
+        preset_ = get_preset(preset)
+        self._extractor: LandmarkExtractor | None = None
+        if preset_.detectors[0] != "mediapipe":
+            self.consumes = frozenset({PAIRED_FRAMES})
+            self._extractor = LandmarkExtractor("fan", device=device,
+                                                box_source=preset_.fan_box_source or DEFAULT_BOX_SOURCE,
+                                                flip_input=bool(preset_.fan_flip_input))
+        self.metric = LandmarkDistance(preset_, detector=self._extractor or preset_.detectors[0], truncate=True)
+        self._video: VideoDistances | None = None
+
+    def start_video(self, video: VideoInfo) -> None:
+        self._video = VideoDistances(self.metric.preset)
+
+    def update(self, chunk: Chunk) -> None:
+        assert self._video is not None
+        if self._extractor is not None:
+            self._video.add(self._extractor(chunk.fitted), self._extractor(chunk.reference))
+        else:
+            self._video.add(chunk.generated_meshes, chunk.reference_meshes)
+
+    def end_video(self) -> dict[str, Any]:
+        assert self._video is not None
+        row = self.metric.add_video(self._video)
+        self._video = None
+        return {k: row[k] for k in self.ROW_KEYS}
+
+    def discard_video(self) -> None:
+        self._video = None
+
+    def compute(self) -> dict[str, Any]:
+        return self.metric.compute()
+
+    def config(self) -> dict[str, Any]:
+        if self._extractor is None:
+            return self.metric.config()
+        return {**self.metric.config(), "extractor": self._extractor.config(),
+                "frames": "generated frames resized to the reference size first"}
+
+    def weights_provenance(self) -> dict[str, Any]:
+        return self._extractor.weights_provenance() if self._extractor is not None else {}
+
+    def reset(self) -> None:
+        self.metric.reset()
+        self._video = None

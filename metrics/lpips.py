@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.toolkit.fp32 import strict_fp32
+from talking_head.metrics.base import PerFrameMeans
 from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
@@ -246,8 +247,18 @@ class LPIPS:
         return {WEIGHTS_NAME: str(self._trunk_sha256), LIN_WEIGHTS_NAME: self._lin_sha256}
 
 
-def lpips(generated: Any, reference: Any, device: str | torch.device = "cpu") -> float:
-    """Mean LPIPS (v0.1, AlexNet) of one pair of clips or frames."""
+def lpips(generated: Any, reference: Any, device: str | torch.device = "cpu") -> dict[str, float]:
+    """One-off :class:`LPIPS` of one pair of clips or frames: ``compute()``'s dict (``lpips``, ``num_frames``)."""
     metric = LPIPS(device=device)
     metric.update(generated, reference)
-    return metric.compute()["lpips"]
+    return metric.compute()
+
+
+class LPIPSVideos(PerFrameMeans):
+    """LPIPS for the runner: per video the mean over its paired frames, overall over every frame."""
+
+    name, direction = "lpips", "lower"
+    accumulators = ("_values",)
+
+    def __init__(self, device: str = "cpu") -> None:
+        super().__init__(LPIPS(device=device))

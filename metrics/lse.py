@@ -48,6 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talking_head.metrics import registry
+from talking_head.metrics.base import AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, VideoInfo
 from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.metrics.mfcc import mfcc
 from talking_head.metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
@@ -103,6 +105,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "across_videos": "mean over videos with at least one track", "min_track": 50,
     },
 }
+
+DEFAULT_PRESET: str = registry.defaults("lse")["preset"]  # whole frames resized to 224: toolkit videos are face crops
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -478,30 +482,33 @@ class LSE:
         self.rows.extend(added)
         return added
 
-    def _per_video(self, preset: str) -> list[dict[str, Any]]:
-        out = []
-        for video_id, info in self.videos.items():
-            rows = [r for r in self.rows if r["video_id"] == video_id]
-            if not rows:
-                continue
-            offsets = [r["offset"] for r in rows]
-            if preset == "wav2lip_lrs":
-                if len(rows) != 1:
-                    raise ValueError(
-                        f"preset wav2lip_lrs scores whole frames, one row per video; "
-                        f"{video_id!r} has {len(rows)} tracks"
-                    )
-                d, c, off = rows[0]["lse_d"], rows[0]["lse_c"], offsets[0]
-            elif preset == "mocha":
-                d, c, off = min(r["lse_d"] for r in rows), max(r["lse_c"] for r in rows), None
-            else:  # latentsync
-                d, c = _mean([r["lse_d"] for r in rows]), _mean([r["lse_c"] for r in rows])
-                off = int(statistics.fmean(offsets))
-            out.append({"video_id": video_id, "lse_d": d, "lse_c": c, "offset": off, "offsets": offsets,
-                        "num_tracks": len(rows)})
-        return out
+    def video_result(self, video_id: str, preset: Preset = DEFAULT_PRESET) -> Optional[dict[str, Any]]:
+        """One video's value under a preset's per-video rule (None when it has no scored track);
+        ``wav2lip_real``, which keeps no per-video value, averages the video's tracks."""
+        rows = [r for r in self.rows if r["video_id"] == video_id]
+        if not rows:
+            return None
+        offsets = [r["offset"] for r in rows]
+        if preset == "wav2lip_lrs":
+            if len(rows) != 1:
+                raise ValueError(
+                    f"preset wav2lip_lrs scores whole frames, one row per video; "
+                    f"{video_id!r} has {len(rows)} tracks"
+                )
+            d, c, off = rows[0]["lse_d"], rows[0]["lse_c"], offsets[0]
+        elif preset == "mocha":
+            d, c, off = min(r["lse_d"] for r in rows), max(r["lse_c"] for r in rows), None
+        else:  # latentsync
+            d, c = _mean([r["lse_d"] for r in rows]), _mean([r["lse_c"] for r in rows])
+            off = int(statistics.fmean(offsets))
+        return {"video_id": video_id, "lse_d": d, "lse_c": c, "offset": off, "offsets": offsets,
+                "num_tracks": len(rows)}
 
-    def compute(self, preset: Preset = "mocha") -> dict[str, Any]:
+    def _per_video(self, preset: str) -> list[dict[str, Any]]:
+        found = (self.video_result(video_id, preset) for video_id in self.videos)
+        return [result for result in found if result is not None]
+
+    def compute(self, preset: Preset = DEFAULT_PRESET) -> dict[str, Any]:
         """Aggregate with a preset (see :data:`PRESETS`).
 
         Returns ``lse_d``, ``lse_c`` (NaN when nothing was scored), ``num_videos`` (all added),
@@ -544,10 +551,127 @@ class LSE:
 
 
 def compute_lse(
-    videos: Mapping[str, Sequence[Any]], preset: Preset = "mocha", model: Optional[SyncNet] = None, **kwargs: Any
+    videos: Mapping[str, Sequence[Any]], preset: Preset = DEFAULT_PRESET, model: Optional[SyncNet] = None, **kwargs: Any
 ) -> dict[str, Any]:
     """One-off twin of :class:`LSE`: ``{video_id: tracks}`` -> ``LSE(model, **kwargs)`` updated and computed."""
     metric = LSE(model, **kwargs)
     for video_id, tracks in videos.items():
         metric.update(video_id, tracks)
     return metric.compute(preset)
+
+
+def _resize_224(frames: np.ndarray) -> np.ndarray:
+    if frames.shape[1:3] == (CROP_SIZE, CROP_SIZE):
+        return frames
+    return np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])  # INTER_LINEAR, as Wav2Lip
+
+
+class LSEVideos(Metric):
+    """LSE-D / LSE-C for the runner, of the generated videos and of the references (the usual anchor).
+
+    Preset ``wav2lip_lrs`` (here): Wav2Lip's LRS protocol, whole frames resized to 224 (the toolkit's
+    videos are face-centred crops), read at 25 fps, embedded chunk by chunk (memory does not grow with
+    length), mean over videos. The face-track presets (``wav2lip_real``, ``mocha``, ``latentsync``)
+    build :class:`metrics.lse_track.LSETrackVideos` instead.
+    """
+
+    name, direction = "lse", "higher"
+    consumes = frozenset({GENERATED_FRAMES, AUDIO})
+    SIDES = ("generated", "reference")
+
+    def __new__(cls, device: str = "cpu", preset: str = DEFAULT_PRESET) -> "LSEVideos":
+        if preset not in PRESETS:
+            raise ValueError(f"unknown LSE preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        if cls is LSEVideos and preset != "wav2lip_lrs":
+            from talking_head.metrics.lse_track import LSETrackVideos
+
+            return super().__new__(LSETrackVideos)
+        return super().__new__(cls)
+
+    def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET) -> None:
+        self.preset = preset
+        self.model = SyncNet.from_pretrained(device)
+        self.sides = {side: LSE(self.model) for side in self.SIDES}
+        self._video: Optional[VideoInfo] = None
+        self._streams: dict[str, StreamingScorer] = {}
+        self._errors: dict[str, str] = {}
+        self._live = False
+
+    def _paths(self) -> dict[str, Any]:
+        assert self._video is not None
+        return {"generated": self._video.pair.generated, "reference": self._video.pair.reference}
+
+    def start_video(self, video: VideoInfo) -> None:
+        # With the audio known first, each window is scored as its frames arrive (constant memory).
+        self._video, self._streams, self._errors = video, {}, {}
+        for side, path in self._paths().items():
+            try:
+                self._streams[side] = StreamingScorer(self.model, media.read_audio(path, sample_rate=SAMPLE_RATE,
+                                                                                    dtype="int16"))
+            except (ValueError, media.MediaError) as err:
+                self._errors[side] = str(err).splitlines()[0]
+        # At 25 fps the runner's chunks are SyncNet's frames; otherwise both are re-read at 25 fps at the end.
+        self._live = video.fps == VIDEO_FPS
+
+    def update(self, chunk: Chunk) -> None:
+        if self._live:
+            for side, frames in (("generated", chunk.generated), ("reference", chunk.reference)):
+                if side in self._streams:
+                    self._streams[side].add(_resize_224(frames))
+
+    def _score(self, side: str, path: Any) -> dict[str, Any]:
+        if side in self._errors:
+            raise ValueError(self._errors[side])
+        scorer = self._streams[side]
+        if not self._live:
+            with media.VideoReader(path, fps=VIDEO_FPS) as reader:
+                for frames in reader.iter_chunks(CHUNK):
+                    scorer.add(_resize_224(frames))
+        return scorer.score()
+
+    def _record(self, side: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Add one side's score of the current video; its per-video values."""
+        assert self._video is not None
+        self.sides[side].update(self._video.pair.video_id, [result])
+        return {"lse_d": result["lse_d"], "lse_c": result["lse_c"], "lse_offset": result["offset"]}
+
+    def end_video(self) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for side, path in self._paths().items():
+            try:
+                result = self._score(side, path)
+            except (ValueError, media.MediaError) as err:
+                self._exclude(side, str(err).splitlines()[0])
+                continue
+            prefix = "" if side == "generated" else "reference_"
+            row.update({prefix + key: value for key, value in self._record(side, result).items()})
+        self.discard_video()
+        return row
+
+    def _exclude(self, side: str, reason: str) -> None:
+        """A side of the current video gives no score: recorded in the LSE results and the video's warnings."""
+        assert self._video is not None
+        self.sides[side].update(self._video.pair.video_id, [], reason=reason)
+        self._video.warnings.append(f"LSE {side}: {reason}")
+
+    def discard_video(self) -> None:
+        self._streams, self._errors = {}, {}
+
+    def compute(self) -> dict[str, Any]:
+        generated, reference = (self.sides[side].compute(self.preset) for side in self.SIDES)
+        drop = ("per_video", "per_track", "config")
+        return {**{k: v for k, v in generated.items() if k not in drop},
+                "reference": {k: v for k, v in reference.items() if k not in drop}}
+
+    def config(self) -> dict[str, Any]:
+        return {**self.sides["generated"].config(), "preset": self.preset,
+                "crop": "whole frame resized to 224x224 (cv2 INTER_LINEAR), Wav2Lip calculate_scores_LRS.py",
+                "fps": float(VIDEO_FPS), "audio": "the video's own audio track, 16 kHz mono int16"}
+
+    def weights_provenance(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.weights_provenance().items() if v}
+
+    def reset(self) -> None:
+        for metric in self.sides.values():
+            metric.reset()
+        self.discard_video()

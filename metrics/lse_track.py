@@ -74,6 +74,9 @@ import numpy as np
 from scipy import signal
 from scipy.interpolate import interp1d
 
+from talking_head.metrics.base import CHUNK, Chunk, VideoInfo
+from talking_head.metrics.lse import LSEVideos
+from talking_head.toolkit import media
 from talking_head.toolkit.frames import as_frames
 
 __all__ = [
@@ -906,3 +909,67 @@ def _try_audio(path: Union[str, os.PathLike], sample_rate: int) -> Optional[np.n
         return media.read_audio(path, sample_rate=sample_rate, dtype="int16")
     except media.NoAudioStreamError:
         return None
+
+
+# The face tracks each LSE face-track preset (metrics.lse.PRESETS) was computed on.
+TRACK_PRESETS = {"wav2lip_real": "upstream", "mocha": "syncnet-python", "latentsync": "syncnet-python"}
+
+
+class LSETrackVideos(LSEVideos):
+    """LSE on SyncNet's face-track crops (S3FD on every 25 fps frame, scene cuts, IoU tracks, smoothed
+    224 crops), for full-frame videos, aggregated by the preset (``wav2lip_real``, ``mocha``,
+    ``latentsync``; built by ``LSEVideos(preset=...)``). The crops need each track's smoothed boxes,
+    so the frames of one video are held until it ends: memory grows with the longest video, unlike
+    the default ``wav2lip_lrs`` path."""
+
+    def __init__(self, device: str = "cpu", preset: str = "mocha") -> None:
+        super().__init__(device, preset)
+        self.pipelines = {side: FaceTrackPipeline(TRACK_PRESETS[preset], device=device) for side in self.SIDES}
+        # Load S3FD now (missing weights skip the metric before any video), once for both sides.
+        self.pipelines["reference"]._s3fd = self.pipelines["generated"]._s3fd_detector()
+
+    def start_video(self, video: VideoInfo) -> None:
+        self._video = video
+        self.discard_video()
+        self._live = video.fps == FRAME_RATE  # otherwise re-read at 25 fps at the end
+
+    def update(self, chunk: Chunk) -> None:
+        if self._live:
+            self.pipelines["generated"].update(chunk.generated)
+            self.pipelines["reference"].update(chunk.reference)
+
+    def _score(self, side: str, path: Any) -> TrackResult:
+        pipeline = self.pipelines[side]
+        try:
+            if not self._live:
+                with media.VideoReader(path, fps=FRAME_RATE) as reader:
+                    for frames in reader.iter_chunks(CHUNK):
+                        pipeline.update(frames)
+            pipeline.set_audio(media.read_audio(path, sample_rate=AUDIO_SAMPLE_RATE, dtype="int16"))
+            return pipeline.compute()
+        finally:
+            pipeline.reset()  # drop the held frames
+
+    def _record(self, side: str, result: TrackResult) -> dict[str, Any]:
+        assert self._video is not None
+        metric, video_id = self.sides[side], self._video.pair.video_id
+        tracks = metric.update(video_id, [(t.crops, t.audio) for t in result.tracks], reason=result.reason)
+        values: dict[str, Any] = {"lse_tracks": len(tracks)}
+        per_video = metric.video_result(video_id, self.preset)  # the preset's per-video rule, kept in LSE
+        if per_video is None:
+            self._video.warnings.append(f"LSE {side}: {metric.videos[video_id]['reason']}")
+        else:
+            values.update(lse_d=per_video["lse_d"], lse_c=per_video["lse_c"])
+        return values
+
+    def discard_video(self) -> None:
+        for pipeline in self.pipelines.values():
+            pipeline.reset()
+
+    def config(self) -> dict[str, Any]:
+        return {**self.sides["generated"].config(), "preset": self.preset, "fps": float(FRAME_RATE),
+                "tracks": self.pipelines["generated"].config(), "audio": "the video's own audio track, 16 kHz mono int16"}
+
+    def weights_provenance(self) -> dict[str, Any]:
+        found = {**self.model.weights_provenance(), **self.pipelines["generated"].weights_provenance()}
+        return {k: v for k, v in found.items() if v}

@@ -55,6 +55,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gamma
 
+from talking_head.metrics.base import GENERATED_FRAMES, Chunk, PerFrameMeans
 from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
@@ -337,8 +338,22 @@ class NIQE:
         return {WEIGHTS_NAME: str(self._sha256)}
 
 
-def niqe(frames: Any, crop_border: int = 0, convert_to: Literal["y", "gray"] = "y") -> float:
-    """Mean NIQE of one clip (or one frame)."""
+def niqe(frames: Any, crop_border: int = 0, convert_to: Literal["y", "gray"] = "y") -> dict[str, float]:
+    """One-off :class:`NIQE` of one clip (or one frame): ``compute()``'s dict (``niqe``, ``num_frames``, ...)."""
     metric = NIQE(crop_border=crop_border, convert_to=convert_to)
     metric.update(frames)
-    return metric.compute()["niqe"]
+    return metric.compute()
+
+
+class NIQEVideos(PerFrameMeans):
+    """NIQE of the generated frames as stored (no reference, no resizing): per video and overall means."""
+
+    name, direction = "niqe", "lower"
+    consumes = frozenset({GENERATED_FRAMES})
+    accumulators = ("_gen", "_ref")
+
+    def __init__(self, device: str = "cpu") -> None:
+        super().__init__(NIQE())
+
+    def update(self, chunk: Chunk) -> None:
+        self.metric.update(chunk.generated)

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from talking_head.metrics.base import PerFrameMeans
 from talking_head.toolkit.frames import as_frames
 
 __all__ = [
@@ -341,3 +342,17 @@ def ssim(generated: Any, reference: Any, preset: str | PSNRSSIMConfig = "wang200
         for s in range(0, len(gen), _CHUNK)
     ]
     return float(np.concatenate(values).mean())
+
+
+class PSNRSSIMVideos(PerFrameMeans):
+    """PSNR and SSIM for the runner: per video the mean over its frames (and its mean MSE), overall
+    :meth:`PSNRSSIM.compute` over every frame of every video."""
+
+    name, direction = "psnr_ssim", "higher"
+    accumulators = ("_mse", "_ssim")
+
+    def __init__(self, device: str = "cpu", preset: str | PSNRSSIMConfig = "wang2004") -> None:
+        super().__init__(PSNRSSIM(preset))
+
+    def per_frame(self) -> dict[str, Any]:
+        return self.metric.per_frame()

@@ -42,7 +42,7 @@ from talking_head.toolkit import weights as w
 for name in sys.argv[4].split(","):
     entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None)
     w.REGISTRY[name] = dataclasses.replace(entry, sha256_prefix=None) if hasattr(entry, "sha256_prefix") else entry
-from talking_head.metrics.evaluate import evaluate
+from talking_head.metrics.runner import evaluate
 summary = evaluate(sys.argv[1], sys.argv[2], metrics=sys.argv[3].split(","), out=sys.argv[5], show_progress=False)
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "frames": summary["frames"], "skipped": summary["skipped"], "seconds": summary["seconds"]}))

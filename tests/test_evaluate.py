@@ -1,4 +1,4 @@
-"""`toolkit evaluate` / metrics.evaluate: pairing, decode-once scoring, mismatches, outputs, skipped metrics."""
+"""`toolkit evaluate` / metrics.runner: pairing, decode-once scoring, mismatches, outputs, skipped metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from talking_head.metrics.evaluate import VideoPair, evaluate, folder_videos, pair_videos, score_pair
+from talking_head.metrics.base import VideoPair
+from talking_head.metrics.pairing import folder_videos, pair_videos
+from talking_head.metrics.runner import evaluate, score_pair
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
 from talking_head.toolkit.sample import generate
@@ -132,7 +134,7 @@ def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path,
     each track scored, aggregated per the preset; a video without a track is excluded with the reason."""
     import weights_factory as factory
     from talking_head.metrics import lse_track
-    from talking_head.metrics.evaluate import build_metrics
+    from talking_head.metrics.runner import build_metrics
     from talking_head.metrics.lse import score_crops
     from talking_head.metrics.syncnet import SyncNet
     from talking_head.toolkit import weights as w

@@ -1,4 +1,5 @@
-"""Score generated videos against reference clips: FID, LSE-C/LSE-D, LMD, pose, blinks, PSNR/SSIM, LPIPS, CSIM, NIQE.
+"""Score generated videos against reference clips with the registered metrics (listed under --metrics below).
+Videos that cannot be scored are listed as excluded, with the reason; the exit code is then 2.
 
 With --model NAME the test split of the --reference dataset is generated first (dreamhead, moda, or the
 baselines ground-truth, static-reference, mean-landmarks) and the run directory goes into the results
@@ -9,6 +10,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from talking_head.metrics import registry
+
+EXCLUDED_EXIT = 2  # some videos could not be scored (listed in summary.json); the others were
+PRESETS = registry.preset_defaults()
 
 EXAMPLE = (
     "Examples: toolkit evaluate --generated out/videos --reference data/hdtf --out runs/mine  |  "
@@ -33,9 +39,11 @@ def evaluate(
     name: Optional[str] = typer.Option(None, "--name", help="--model: the run's label on leaderboards."),
     seed: int = typer.Option(0, "--seed", help="--model: sampling seed."),
     num_samples: int = typer.Option(1, "--num-samples", min=1, help="--model: samples per clip."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, lse, lmd, pose, blink, psnr, ssim, lpips, csim, niqe (the default set), beat_align, diversity."),
-    preset: str = typer.Option("wav2lip_lrs", "--preset", help="LSE protocol: wav2lip_lrs (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
-    lmd_preset: str = typer.Option("dense", "--lmd-preset", help="LMD: dense (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help=(
+        f"Comma-separated: {', '.join(registry.default_names())} (the default set)"
+        + "".join(f", {n}" for n in registry.selectable_names() if n not in registry.default_names()) + ".")),
+    preset: str = typer.Option(PRESETS["lse_preset"], "--preset", help=f"LSE protocol: {PRESETS['lse_preset']} (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
+    lmd_preset: str = typer.Option(PRESETS["lmd_preset"], "--lmd-preset", help=f"LMD: {PRESETS['lmd_preset']} (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
     split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -43,9 +51,9 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from talking_head.metrics.evaluate import DEFAULT_METRICS, evaluate as run
+    from talking_head.metrics.runner import evaluate as run
 
-    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else list(DEFAULT_METRICS)
+    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else registry.default_names()
     console = Console()
     if (model is None) == (generated is None):
         raise typer.BadParameter("give either --generated DIR (videos to score) or --model NAME (generate, then score)")
@@ -80,4 +88,8 @@ def evaluate(
     console.print(table)
     for metric, reason in summary["skipped"].items():
         console.print(f"[yellow]skipped {metric}:[/yellow] {reason}")
+    for video_id, reason in summary.get("excluded", {}).items():
+        console.print(f"[yellow]excluded {video_id}:[/yellow] {reason}")
     console.print(f"per video: {out / 'per_video.csv'}\nsummary: {out / 'summary.json'}")
+    if summary.get("excluded"):
+        raise typer.Exit(EXCLUDED_EXIT)

@@ -1,0 +1,168 @@
+"""Every metric the runner can score: name -> class, its defaults, direction, label and the columns it writes.
+
+The runner (:mod:`metrics.runner`), ``toolkit evaluate --help`` and the leaderboard columns
+(:mod:`leaderboards.columns`) all read this table; a default is defined here once and the metric
+modules read it back. Adding a metric is one module with a :class:`metrics.base.Metric` subclass and
+one :func:`register` call (or one line in :data:`_BUILT_IN`).
+
+Classes are named by import path and imported only when a run builds them, so reading the registry
+imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from talking_head.metrics.base import DIRECTIONS, Metric
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """One number a metric writes to summary.json (``results[metric][key]``), as a leaderboard column."""
+
+    id: str
+    key: str
+    label: str
+    direction: Optional[str]
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    name: str  # the results key in summary.json
+    target: Union[str, type]  # "module:Class" (imported when built) or the class itself
+    label: str
+    direction: Optional[str]  # of the metric's headline number
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)  # keyword options of the class
+    aliases: tuple[str, ...] = ()  # other names for --metrics (psnr and ssim share one metric)
+    default_run: bool = True  # in the set `toolkit evaluate` runs without --metrics
+    columns: tuple[ResultColumn, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"metric {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.aliases or (self.name,)
+
+    def load(self) -> type[Metric]:
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+# Options the runner and the command line take as flags, e.g. evaluate(lse_preset="mocha").
+PRESET_FLAGS = {"lse_preset": ("lse", "preset"), "lmd_preset": ("lmd", "preset")}
+
+_M = "talking_head.metrics."
+_BUILT_IN = (
+    MetricEntry("fid", _M + "fid:FIDVideos", "FID", "lower", "Frechet Inception Distance, frames pooled over all videos",
+                columns=(ResultColumn("fid", "fid", "FID", "lower",
+                                      description="Frechet Inception Distance to the reference frames"),)),
+    MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
+                defaults={"preset": "wav2lip_lrs"},
+                columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)"),
+                         ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)"))),
+    MetricEntry("lmd", _M + "lmd:LMDVideos", "LMD", "lower", "mouth and face landmark distance (and velocity) to the reference",
+                defaults={"preset": "dense"},
+                columns=(ResultColumn("m_lmd", "mouth_lmd", "M-LMD", "lower",
+                                      description="mouth landmark distance to the reference clip"),
+                         ResultColumn("m_lmd_v", "mouth_lmd_v", "M-LMD-v", "lower",
+                                      description="mouth landmark velocity distance"),
+                         ResultColumn("f_lmd", "face_lmd", "F-LMD", "lower", description="whole-face landmark distance"),
+                         ResultColumn("f_lmd_v", "face_lmd_v", "F-LMD-v", "lower",
+                                      description="whole-face landmark velocity distance"))),
+    MetricEntry("pose", _M + "head_motion:PoseVideos", "Pose std", None, "head-pose diversity (std of yaw, pitch, roll)",
+                columns=(ResultColumn("pose_std", "mean_std", "Pose std", None, "deg",
+                                      "head-pose diversity: std of yaw, pitch, roll per video, averaged; "
+                                      "compare with ground truth"),)),
+    MetricEntry("blink", _M + "blink:BlinkVideos", "Blinks/min", None, "blink rate",
+                columns=(ResultColumn("blink_rate", "blink_rate", "Blinks/min", None, "1/min",
+                                      "blink rate; compare with ground truth"),)),
+    MetricEntry("psnr_ssim", _M + "psnr_ssim:PSNRSSIMVideos", "PSNR / SSIM", "higher", "PSNR and SSIM to the reference",
+                aliases=("psnr", "ssim"),
+                columns=(ResultColumn("psnr", "psnr", "PSNR", "higher", "dB",
+                                      "peak signal-to-noise ratio to the reference frames"),
+                         ResultColumn("ssim", "ssim", "SSIM", "higher",
+                                      description="structural similarity to the reference frames"))),
+    MetricEntry("lpips", _M + "lpips:LPIPSVideos", "LPIPS", "lower", "learned perceptual distance (AlexNet)",
+                columns=(ResultColumn("lpips", "lpips", "LPIPS", "lower",
+                                      description="learned perceptual distance (AlexNet)"),)),
+    MetricEntry("csim", _M + "csim:CSIMVideos", "CSIM", "higher", "identity similarity (ArcFace cosine)",
+                defaults={"convention": "paired"},
+                columns=(ResultColumn("csim", "csim", "CSIM", "higher",
+                                      description="identity similarity (ArcFace cosine)"),)),
+    MetricEntry("niqe", _M + "niqe:NIQEVideos", "NIQE", "lower", "no-reference image quality",
+                columns=(ResultColumn("niqe", "niqe", "NIQE", "lower", description="no-reference image quality"),)),
+    MetricEntry("beat_align", _M + "head_motion:BeatAlignVideos", "Beat Align", "higher",
+                "head motion beats aligned to the audio's (Bailando)", default_run=False),
+    MetricEntry("diversity", _M + "head_motion:DiversityVideos", "Diversity", "higher",
+                "head-pose diversity across samples drawn for one clip's audio", default_run=False),
+)
+REGISTRY: dict[str, MetricEntry] = {}
+
+# Leaderboard column order (the tables read lip sync and landmarks first, then image quality).
+COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "niqe", "psnr", "ssim", "lpips",
+                "csim", "pose_std", "blink_rate")
+
+
+def register(entry: MetricEntry) -> MetricEntry:
+    """Add a metric; its names must be new."""
+    taken = [n for n in (entry.name, *entry.names) if n in REGISTRY or n in _aliases()]
+    if taken:
+        raise ValueError(f"metric name(s) {', '.join(taken)} already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def _aliases() -> dict[str, str]:
+    return {alias: entry.name for entry in REGISTRY.values() for alias in entry.names}
+
+
+def entry(name: str) -> MetricEntry:
+    """The entry for a metric name or alias (ValueError naming the known ones)."""
+    found = REGISTRY.get(name) or REGISTRY.get(_aliases().get(name, ""))
+    if found is None:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(selectable_names())}")
+    return found
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """A metric's default options (a copy), e.g. ``defaults("lse")["preset"]``."""
+    return dict(entry(name).defaults)
+
+
+def selectable_names() -> list[str]:
+    """Every name --metrics accepts, in registry order."""
+    return [n for e in REGISTRY.values() for n in e.names]
+
+
+def default_names() -> list[str]:
+    """The names `toolkit evaluate` runs without --metrics."""
+    return [n for e in REGISTRY.values() if e.default_run for n in e.names]
+
+
+def preset_defaults() -> dict[str, Any]:
+    """The preset flags and their defaults, e.g. ``{"lse_preset": "wav2lip_lrs", ...}``."""
+    return {flag: REGISTRY[metric].defaults[option] for flag, (metric, option) in PRESET_FLAGS.items()}
+
+
+def columns() -> list[tuple[MetricEntry, ResultColumn]]:
+    """Every leaderboard column with its metric, in display order (unordered ones last, in registry order)."""
+    found = [(e, c) for e in REGISTRY.values() for c in e.columns]
+    rank = {cid: k for k, cid in enumerate(COLUMN_ORDER)}
+    return sorted(found, key=lambda pair: rank.get(pair[1].id, len(rank)))
+
+
+for _entry in _BUILT_IN:
+    register(_entry)

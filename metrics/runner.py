@@ -1,0 +1,283 @@
+"""`toolkit evaluate`: score generated videos against reference clips with any set of registered metrics.
+
+One call, lm-evaluation-harness style: the metrics by name (:mod:`metrics.registry`), one runner
+(:func:`evaluate`) that runs any combination, and results with full provenance::
+
+    from talking_head.metrics import evaluate
+    result = evaluate("generated/", "data/sample", metrics=["fid", "lmd", "psnr"], out="runs/x")
+
+Pairing by id: :mod:`metrics.pairing`.
+
+Mismatches, handled and recorded, never silently (``warnings`` column of ``per_video.csv``)
+    * frame rate: both videos are read at the reference's frame rate (the generated one resampled
+      the way ``ffmpeg -r`` does); LSE reads the generated video at 25 fps, as SyncNet was trained;
+    * length: paired metrics use the first ``min(T_generated, T_reference)`` frames;
+    * size: generated frames are resized to the reference size for paired pixel metrics (PSNR, SSIM,
+      LPIPS, CSIM) with OpenCV ``INTER_AREA`` (down) or ``INTER_CUBIC`` (up); FID and NIQE see the
+      generated frames as they are.
+
+Videos that cannot be scored (missing, empty, truncated or undecodable, no audio track where a metric
+reads the audio) do not stop the run: each becomes a row with ``status`` ``excluded`` and its
+``reason`` in ``per_video.csv`` and is listed in ``summary.json`` (``excluded``); the other videos are
+scored. A video is checked before any metric sees it, and one that fails half-way is taken back out of
+every metric (:meth:`metrics.base.Metric.discard_video`), so pooled numbers hold whole videos only.
+
+Decoding: every video is decoded once, in chunks, and each chunk goes to every requested metric
+(memory does not grow with video length). The MediaPipe mesh runs once per video and feeds every
+metric that consumes landmarks. LSE reads the videos a second time at 25 fps only when their frame
+rate is not 25.
+
+Outputs in ``out`` (:mod:`metrics.results`): ``per_video.csv`` (one row per pair: frames used, faces
+found, every metric's per-video values, warnings, status) and ``summary.json`` (aggregates, every
+knob, software versions, weight hashes, skipped metrics and excluded videos, with the reasons). A
+metric whose weights are missing is skipped with the reason; the others still run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import cv2
+import numpy as np
+
+from talking_head.metrics import registry
+from talking_head.metrics.base import AUDIO, CHUNK, LANDMARKS, Chunk, Metric, VideoInfo, VideoPair
+from talking_head.metrics.pairing import PAIRING, pair_videos
+from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
+from talking_head.toolkit import face_mesh, media, weights
+from talking_head.toolkit.progress import progress_bar
+from talking_head.toolkit.provenance import software_versions
+
+UNKNOWN_FPS = 25.0  # a reference whose header gives no frame rate is read at 25 fps
+
+
+class VideoExcluded(Exception):
+    """A pair that cannot be scored; the message is the reason written to per_video.csv."""
+
+
+def resolve_flags(flags: dict[str, Optional[str]]) -> dict[str, str]:
+    """The preset flags (``lse_preset=...``) with the registry's defaults for those not given."""
+    unknown = sorted(set(flags) - set(registry.PRESET_FLAGS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(registry.PRESET_FLAGS)}")
+    return {**registry.preset_defaults(), **{k: v for k, v in flags.items() if v is not None}}
+
+
+def build_metrics(names: Iterable[str], device: str = "cpu", **flags: Optional[str]
+                  ) -> tuple[list[Metric], dict[str, str]]:
+    """Instantiate the named metrics (aliases share one object); those that cannot start (weights missing
+    or corrupt) are skipped with the reason. `flags`: the preset flags of :data:`registry.PRESET_FLAGS`."""
+    resolved = resolve_flags(flags)
+    entries = {}
+    for name in dict.fromkeys(names):
+        entries.setdefault(registry.entry(name).name, (name, registry.entry(name)))
+    built: list[Metric] = []
+    skipped: dict[str, str] = {}
+    for requested, entry in entries.values():
+        options = dict(entry.defaults)
+        options.update({option: resolved[flag] for flag, (metric, option) in registry.PRESET_FLAGS.items()
+                        if metric == entry.name})
+        try:
+            built.append(entry.load()(device=device, **options))
+        except (weights.WeightsMissingError, weights.WeightsCorruptError) as err:
+            skipped[requested] = str(err).splitlines()[0]
+    return built, skipped
+
+
+# ---------------------------------------------------------------------------------------- decoding
+def _fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frames.shape[1:3] == (height, width):
+        return frames
+    shrink = frames.shape[1] * frames.shape[2] > height * width
+    method = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (width, height), interpolation=method) for f in frames])
+
+
+def _paired_chunks(gen: media.VideoReader, ref: media.VideoReader, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    gen_chunks, ref_chunks = gen.iter_chunks(CHUNK), ref.iter_chunks(CHUNK)
+    gen_buf = ref_buf = np.empty((0,), np.uint8)
+    done = 0
+    while done < count:
+        while len(gen_buf) < CHUNK and done + len(gen_buf) < count:
+            gen_buf = next(gen_chunks) if len(gen_buf) == 0 else np.concatenate([gen_buf, next(gen_chunks)])
+        while len(ref_buf) < CHUNK and done + len(ref_buf) < count:
+            ref_buf = next(ref_chunks) if len(ref_buf) == 0 else np.concatenate([ref_buf, next(ref_chunks)])
+        n = min(CHUNK, count - done, len(gen_buf), len(ref_buf))
+        yield gen_buf[:n], ref_buf[:n]
+        gen_buf, ref_buf = gen_buf[n:], ref_buf[n:]
+        done += n
+
+
+def _meshes(frames: np.ndarray, detector: face_mesh.FaceMeshDetector) -> tuple[np.ndarray, int]:
+    """(n, 478, 3) meshes, NaN rows without a face, and how many frames had one."""
+    found = np.full((len(frames), face_mesh.NUM_POINTS, 3), np.nan, np.float32)
+    faces = 0
+    for i, frame in enumerate(frames):
+        mesh = detector.detect(frame)
+        if mesh is not None:
+            found[i] = mesh
+            faces += 1
+    return found, faces
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _open(pair: VideoPair, needs_audio: bool) -> tuple[media.VideoReader, media.VideoReader, VideoInfo]:
+    """Both readers and the pair's facts, or :class:`VideoExcluded` naming the side and the cause."""
+    readers: dict[str, media.VideoReader] = {}
+    try:
+        for side, path in (("reference", pair.reference), ("generated", pair.generated)):
+            try:
+                info = media.probe(path)  # header only: each video is indexed once by its reader below
+                if needs_audio and not info.has_audio:
+                    raise VideoExcluded(f"{side} video {path}: no audio track (a requested metric scores lip "
+                                        "sync or beats against the video's own audio)")
+                if side == "reference":
+                    fps = float(info.fps or UNKNOWN_FPS)
+                else:
+                    generated_fps = info.fps
+                readers[side] = media.VideoReader(path, fps=fps)
+            except (ValueError, media.MediaError) as err:
+                raise VideoExcluded(f"{side} video: {_first_line(err)}") from None
+    except VideoExcluded:
+        for reader in readers.values():
+            reader.close()
+        raise
+    gen, ref = readers["generated"], readers["reference"]
+    video = VideoInfo(pair=pair, fps=fps, frames_used=min(len(gen), len(ref)))
+    if generated_fps and abs(generated_fps - fps) > 1e-3:
+        video.warnings.append(f"generated at {generated_fps:g} fps, read at the reference's {fps:g} fps")
+    if len(gen) != len(ref):
+        video.warnings.append(f"length differs: {len(gen)} generated vs {len(ref)} reference frames; "
+                              f"the first {video.frames_used} are compared")
+    if (gen.height, gen.width) != (ref.height, ref.width):
+        video.warnings.append(f"size differs: {gen.width}x{gen.height} generated vs {ref.width}x{ref.height} "
+                              f"reference; generated frames resized for paired pixel metrics")
+    return gen, ref, video
+
+
+def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
+    """Decode one pair once, feed every metric, and return its per_video.csv row. Raises
+    :class:`VideoExcluded` (every metric left as it was before the pair) when the pair cannot be scored."""
+    gen, ref, video = _open(pair, needs_audio=any(AUDIO in m.consumes for m in metrics))
+    landmarks = any(LANDMARKS in m.consumes for m in metrics)
+    faces = [0, 0]  # frames with a face: generated, reference
+    detectors = (face_mesh.FaceMeshDetector(video=True), face_mesh.FaceMeshDetector(video=True)) if landmarks else ()
+    for metric in metrics:
+        metric.start_video(video)
+    chunks = _paired_chunks(gen, ref, video.frames_used)
+    try:
+        while True:
+            try:
+                gen_chunk, ref_chunk = next(chunks)
+            except StopIteration:
+                break
+            except (ValueError, media.MediaError, RuntimeError) as err:  # RuntimeError: a stream ended early
+                for metric in metrics:
+                    metric.discard_video()
+                raise VideoExcluded(f"decoding failed half-way: {_first_line(err)}") from None
+            meshes: list[Optional[np.ndarray]] = [None, None]
+            for side, (frames, detector) in enumerate(zip((gen_chunk, ref_chunk), detectors)):
+                meshes[side], found = _meshes(frames, detector)
+                faces[side] += found
+            chunk = Chunk(gen_chunk, ref_chunk, _fit(gen_chunk, ref.height, ref.width), *meshes)
+            for metric in metrics:
+                metric.update(chunk)
+    finally:
+        for detector in detectors:
+            detector.close()
+        gen.close()
+        ref.close()
+
+    row: dict[str, Any] = {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
+                           "status": SCORED, "reason": "", "fps": video.fps, "frames_generated": len(gen),
+                           "frames_reference": len(ref), "frames_used": video.frames_used}
+    if landmarks:
+        row["faces_generated"], row["faces_reference"] = faces
+        if row["faces_generated"] < video.frames_used:
+            video.warnings.append(f"no face in {video.frames_used - row['faces_generated']} generated frames "
+                                  "(excluded from landmark metrics)")
+    for metric in metrics:
+        row.update(metric.end_video())
+    row["warnings"] = "; ".join(video.warnings)
+    return row
+
+
+def excluded_row(pair: VideoPair, reason: str) -> dict[str, Any]:
+    return {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
+            "status": EXCLUDED, "reason": reason}
+
+
+def _compute(metric: Metric) -> dict[str, Any]:
+    try:
+        return metric.compute()
+    except ValueError as err:  # e.g. every video excluded: nothing to aggregate
+        return {"error": _first_line(err)}
+
+
+def evaluate(
+    generated: str | Path,
+    reference: str | Path,
+    metrics: Optional[Iterable[str]] = None,
+    out: str | Path | None = None,
+    split: str = "test",
+    device: str = "cpu",
+    show_progress: bool = True,
+    **flags: Optional[str],
+) -> dict[str, Any]:
+    """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
+
+    `metrics`: registry names (default: the registry's default set). `flags`: the presets of
+    :data:`metrics.registry.PRESET_FLAGS`, e.g. ``lse_preset`` (``wav2lip_lrs`` by default: each
+    frame resized to 224, right for face-crop videos; or a face-track preset for full-frame videos,
+    ``wav2lip_real``, ``mocha``, ``latentsync``) and ``lmd_preset`` (``dense`` by default, MediaPipe
+    mesh; ``atvgnet`` or ``vico``, FAN 68 points). The summary's ``excluded`` lists the videos that
+    could not be scored, with the reasons.
+    """
+    started = time.perf_counter()
+    names = list(dict.fromkeys(registry.default_names() if metrics is None else metrics))
+    options = resolve_flags(flags)
+    out = Path(out) if out is not None else None
+    cache = (out / "videos") if out is not None else None
+    pairs, unpaired = pair_videos(Path(generated), Path(reference), split=split, cache=cache)
+    active, skipped = build_metrics(names, device=device, **options)
+    rows: list[dict[str, Any]] = []
+    excluded: dict[str, str] = {}
+    frames = 0
+    with progress_bar(len(pairs), "evaluate", unit="videos", enabled=show_progress) as advance:
+        for pair in pairs:
+            try:
+                rows.append(score_pair(pair, active))
+                frames += rows[-1]["frames_used"]
+            except VideoExcluded as err:
+                excluded[pair.video_id] = str(err)
+                rows.append(excluded_row(pair, str(err)))
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            advance(1, info=f"{frames / elapsed:.0f} frames/s")
+    summary = {
+        "generated": str(generated),
+        "reference": str(reference),
+        "split": split,
+        "device": device,
+        "metrics_requested": names,
+        "options": {**options, "chunk_frames": CHUNK},
+        "results": {m.name: plain(_compute(m)) for m in active},
+        "skipped": skipped,
+        "config": {m.name: plain(m.config()) for m in active},
+        "weights": {k: v for m in active for k, v in m.weights_provenance().items()},
+        "videos": len(rows) - len(excluded),
+        "frames": frames,
+        "excluded": excluded,
+        "num_excluded": len(excluded),
+        "unpaired": unpaired,
+        "pairing": PAIRING,
+        "software": software_versions(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if out is not None:
+        write_run(out, rows, summary)
+    return summary
