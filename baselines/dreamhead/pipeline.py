@@ -53,7 +53,7 @@ class DreamHeadPipeline:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir}: no such run folder")
-        a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", map_location=device)
+        a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", device=device)
         l2i = None
         if not landmarks_only:
             from talking_head.baselines.dreamhead.l2i_diffusion import L2IDiffusion
