@@ -332,6 +332,8 @@ class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
     """MODA's renderer: :attr:`generator` (used at inference), :attr:`discriminator` (training only),
     and, when the perceptual or style loss is on, the frozen :attr:`vgg`."""
 
+    MODEL_NAME, STAGE, SKIP_PREFIXES = MODEL_NAME, STAGE, SKIP_PREFIXES
+
     def __init__(self, config: dict, vgg: VGG19Features | None = None):
         super().__init__()
         _validate(config)
