@@ -94,6 +94,12 @@ class PretrainedStage:
     STAGE: str
     SKIP_PREFIXES: tuple[str, ...] = ()
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in ("MODEL_NAME", "STAGE") if not isinstance(getattr(cls, name, None), str)]
+        if missing:  # caught when the class is defined, not at the first save
+            raise TypeError(f"{cls.__qualname__} must set {' and '.join(missing)} (a stage class of the checkpoint mixin)")
+
     @classmethod
     def check_config(cls, config: dict) -> None:
         """Raise ValueError naming what is wrong with `config` (default: nothing beyond model and stage)."""
