@@ -82,3 +82,49 @@ def load_weights(directory: str | Path, module: torch.nn.Module, model: str, sta
                               f"(weights from another config?): {details}")
     module.load_state_dict(state, strict=not skip_prefixes)
     return module.to(device)
+
+
+class PretrainedStage:
+    """``save_pretrained`` / ``from_pretrained`` for a stage class (an ``nn.Module`` with ``config`` and
+    ``from_config``). The class names its model and stage in ``MODEL_NAME`` and ``STAGE``; parts listed
+    in ``SKIP_PREFIXES`` (frozen pretrained parts that come from the weights registry) are neither saved
+    nor expected on load; ``check_config`` raises ValueError for a config the class cannot be built from."""
+
+    MODEL_NAME: str
+    STAGE: str
+    SKIP_PREFIXES: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in ("MODEL_NAME", "STAGE") if not isinstance(getattr(cls, name, None), str)]
+        if missing:  # caught when the class is defined, not at the first save
+            raise TypeError(f"{cls.__qualname__} must set {' and '.join(missing)} (a stage class of the checkpoint mixin)")
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        """Raise ValueError naming what is wrong with `config` (default: nothing beyond model and stage)."""
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` (without ``SKIP_PREFIXES``) and ``config.yaml`` into `directory`."""
+        return save(directory, self, self.config, self.MODEL_NAME, self.STAGE, skip_prefixes=self.SKIP_PREFIXES)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu"):
+        """Load a folder written by :meth:`save_pretrained` (a run folder or one of its checkpoints), in
+        eval mode on `device`; CheckpointError naming the file when it is another model or stage, or its
+        weights do not fit its config."""
+        config = read_config(directory, cls.MODEL_NAME, cls.STAGE)
+        try:
+            cls.check_config(config)
+        except ValueError as exc:
+            raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: {exc}") from exc
+        model = cls.from_config(config)  # a missing registry file raises the registry's WeightsMissingError
+        return load_weights(directory, model, cls.MODEL_NAME, cls.STAGE, skip_prefixes=cls.SKIP_PREFIXES,
+                            device=device).eval()
+
+    @classmethod
+    def check_names(cls, config: dict) -> None:
+        """CheckpointError unless `config` names this class's model and stage (a constructor's first check)."""
+        if (config.get("model"), config.get("stage")) != (cls.MODEL_NAME, cls.STAGE):
+            raise CheckpointError(f"expected a {cls.MODEL_NAME} {cls.STAGE} config, got model "
+                                  f"{config.get('model')!r} stage {config.get('stage')!r}")

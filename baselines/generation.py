@@ -3,20 +3,12 @@
 ::
 
     from talking_head.baselines.generation import generate_split
-    result = generate_split("moda", "data/sample", "gen/moda", checkpoint="runs/moda")   # <clip_id>.mp4 + .npy
+    result = generate_split(name, "data/sample", "gen/x", checkpoint="runs/x")   # <clip_id>.mp4 + .npy
 
-Models (:data:`MODELS`):
-
-``dreamhead``, ``moda``
-    the trained reference models (``checkpoint`` = the run folder of ``toolkit train``).
-``ground-truth``
-    the reference clips themselves, as papers report them: every paired metric is at its ideal.
-``static-reference``
-    a floor: the reference frame repeated for the whole clip, with the clip's audio.
-``mean-landmarks``
-    a floor: the speaker's mean mesh (over its training clips) on every frame, at the reference's head
-    pose, rendered by the renderer of ``checkpoint`` (DreamHead's L2I or MODA's renderer): the model's
-    own image quality with no motion from the audio.
+Models are looked up in :mod:`baselines.registry`: a trained model generates through its pipeline
+(:class:`baselines.pipeline.Pipeline`, ``checkpoint`` = the run folder of ``toolkit train``); ground truth
+and the floor baselines through their functions in :mod:`baselines.floors` (the mean-landmarks floor
+with the renderer of ``checkpoint``).
 
 Every clip's reference is its first frame with a face (the same for every model, so the floors are
 honest); the speaker's means come from the training split. Outputs are named by clip id
@@ -33,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from talking_head.baselines import registry
 from talking_head.baselines.reference import Reference, reference_from_row
 from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
@@ -41,11 +34,6 @@ from talking_head.toolkit.progress import progress_bar
 from talking_head.toolkit.provenance import software_versions
 from talking_head.toolkit.video_ids import sample_id
 
-TRAINED = ("dreamhead", "moda")
-FLOORS = ("ground-truth", "static-reference", "mean-landmarks")
-MODELS = TRAINED + FLOORS
-STAGES = {"dreamhead": ("a2l", "l2i"), "moda": ("motion", "faco", "renderer")}
-RENDERER_STAGE = {"dreamhead": "l2i", "moda": "renderer"}
 RECORD = "generation.json"
 
 
@@ -69,35 +57,61 @@ class ClipJob:
 
 
 @dataclasses.dataclass
+class Request:
+    """What to generate with: the model, its run folder and the sampling choices."""
+
+    model: str
+    checkpoint: Path | None
+    dataset: Path | None = None
+    pose: str = "reference"
+    seed: int = 0
+    num_samples: int = 1
+    landmarks_only: bool = False
+    steps: int | None = None
+    render_steps: int | None = None
+    guidance_scale: float | None = None
+    device: str = "cpu"
+
+
+@dataclasses.dataclass
+class Generator:
+    """generate(job) -> [(canonical or None, frames or the clip's video bytes or None)] per sample; the fps
+    (None: the dataset's), the configs by stage and the options generation.json records."""
+
+    generate: Callable[[ClipJob], list]
+    fps: float | None = None
+    configs: dict = dataclasses.field(default_factory=dict)
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class GenerationResult:
     clips: list[str]
     fps: float
     record: dict[str, Any]
 
 
-def checkpoint_model(checkpoint: str | Path) -> str:
-    """Which trained model a run folder holds (``dreamhead`` or ``moda``), from its stage folders."""
+def checkpoint_model(checkpoint: str | Path) -> registry.ModelSpec:
+    """Which trained model a run folder holds, from its renderer stage's folder."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"{checkpoint}: no such run folder")
-    found = [model for model, stage in RENDERER_STAGE.items() if (checkpoint / stage).is_dir()]
+    specs = registry.trained()
+    found = [spec for spec in specs if (checkpoint / spec.renderer_stage).is_dir()]
     if len(found) != 1:
-        raise GenerationError(f"{checkpoint}: expected the stages of exactly one model (dreamhead: a2l, l2i; moda: "
-                              f"motion, faco, renderer); found {', '.join(found) or 'none'}")
+        expected = "; ".join(f"{spec.name}: {', '.join(spec.stages)}" for spec in specs)
+        raise GenerationError(f"{checkpoint}: expected the stages of exactly one model ({expected}); found "
+                              f"{', '.join(spec.name for spec in found) or 'none'}")
     return found[0]
 
 
 def load_pipeline(model: str, checkpoint: str | Path, landmarks_only: bool = False, device: str = "cpu"):
-    """The inference pipeline of a trained model's run folder."""
-    if model == "moda":
-        from talking_head.baselines.moda.pipeline import MODAPipeline
-
-        return MODAPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only, device=device)
-    if model == "dreamhead":
-        from talking_head.baselines.dreamhead.pipeline import DreamHeadPipeline
-
-        return DreamHeadPipeline.from_run_dir(checkpoint, landmarks_only=landmarks_only, device=device)
-    raise GenerationError(f"{model!r} is not a trained model; choose one of {', '.join(TRAINED)}")
+    """The inference pipeline (:class:`baselines.pipeline.Pipeline`) of a trained model's run folder."""
+    try:
+        spec = registry.get_trained(model)
+    except registry.UnknownModelError as exc:
+        raise GenerationError(str(exc)) from None
+    return spec.pipeline_class().from_run_dir(checkpoint, landmarks_only=landmarks_only, device=device)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -110,19 +124,23 @@ def sha256_file(path: str | Path) -> str:
 
 def checkpoint_hashes(model: str, checkpoint: str | Path, landmarks_only: bool = False) -> dict[str, str]:
     """sha256 of each stage's weights that generating with `model` from `checkpoint` uses."""
-    if model in FLOORS and model != "mean-landmarks":
+    spec = registry.get(model)
+    if not spec.needs_checkpoint:
         return {}
     if not Path(checkpoint).is_dir():
         raise FileNotFoundError(f"{checkpoint}: no such run folder")
-    trained = checkpoint_model(checkpoint) if model == "mean-landmarks" else model
-    stages = (RENDERER_STAGE[trained],) if model == "mean-landmarks" else STAGES[trained]
+    if isinstance(spec, registry.ModelSpec):
+        trained, stages = spec, spec.stages
+    else:  # a floor drawn by a trained model's renderer
+        trained = checkpoint_model(checkpoint)
+        stages = (trained.renderer_stage,)
     if landmarks_only:
-        stages = tuple(s for s in stages if s not in RENDERER_STAGE.values())
+        stages = tuple(s for s in stages if s != trained.renderer_stage)
     hashes = {}
     for stage in stages:
         weights = Path(checkpoint) / stage / "model.safetensors"
         if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: missing (train the stage with toolkit train {trained} --stage {stage} "
+            raise FileNotFoundError(f"{weights}: missing (train the stage with toolkit train {trained.name} --stage {stage} "
                                     f"--out {checkpoint})")
         hashes[stage] = sha256_file(weights)
     return hashes
@@ -177,30 +195,37 @@ def dataset_jobs(dataset: str | Path, split: str = "test", only: list[str] | Non
 
 def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoint: str | Path | None = None,
                    split: str = "test", clips: list[str] | None = None, pose: str = "reference", seed: int = 0,
-                   num_samples: int = 1, landmarks_only: bool = False, a2l_steps: int | None = None,
-                   l2i_steps: int | None = None, guidance_scale: float | None = None, device: str = "cpu",
+                   num_samples: int = 1, landmarks_only: bool = False, steps: int | None = None,
+                   render_steps: int | None = None, guidance_scale: float | None = None, device: str = "cpu",
                    show_progress: bool = True) -> GenerationResult:
     """Generate every clip of `split` with `model` into `out` (see the module docstring); write generation.json.
 
-    `pose`: ``reference`` (DreamHead holds the reference's pose; MODA generates head motion) or ``clip``
-    (each clip's own poses). `num_samples` > 1 names the videos ``<clip_id>.sample<k>``.
+    `pose`: ``reference`` (the model's own head pose: held still or generated) or ``clip`` (each clip's own
+    poses). `num_samples` > 1 names the videos ``<clip_id>.sample<k>``. `steps`, `render_steps`,
+    `guidance_scale`: the model's sampler settings where it has them (see its pipeline's
+    ``sampling_options``); None keeps its config's.
     """
-    if model not in MODELS:
-        raise GenerationError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    try:
+        spec = registry.get(model)
+    except registry.UnknownModelError as exc:
+        raise GenerationError(str(exc)) from None
     if pose not in ("reference", "clip"):
         raise GenerationError(f"pose must be 'reference' or 'clip', got {pose!r}")
-    if (model in TRAINED or model == "mean-landmarks") and checkpoint is None:
+    if spec.needs_checkpoint and checkpoint is None:
         raise GenerationError(f"{model} needs a checkpoint: the run folder of toolkit train")
-    if model in FLOORS and landmarks_only:
+    if isinstance(spec, registry.BaselineSpec) and landmarks_only:
         raise GenerationError(f"{model} is a video baseline; it has no landmarks-only output")
     out = Path(out)
     dataset = Path(dataset)
     weights = checkpoint_hashes(model, checkpoint, landmarks_only) if checkpoint is not None else {}
-    ids, jobs = dataset_jobs(dataset, split, clips, frames=not landmarks_only and model != "ground-truth")
-    generate, fps, configs, options = _generator(model, checkpoint, dataset, pose=pose, seed=seed,
-                                                 num_samples=num_samples, landmarks_only=landmarks_only,
-                                                 a2l_steps=a2l_steps, l2i_steps=l2i_steps,
-                                                 guidance_scale=guidance_scale, device=device)
+    decodes = not landmarks_only and getattr(spec, "decodes_frames", True)
+    ids, jobs = dataset_jobs(dataset, split, clips, frames=decodes)
+    request = Request(model, Path(checkpoint) if checkpoint is not None else None, dataset, pose=pose, seed=seed,
+                      num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
+                      render_steps=render_steps, guidance_scale=guidance_scale, device=device)
+    maker = registry.import_target(spec.generator) if isinstance(spec, registry.BaselineSpec) else trained_generator
+    generator = maker(request)
+    generate, fps, configs, options = generator.generate, generator.fps, generator.configs, generator.options
     done, fps_written = [], fps
     with progress_bar(len(ids), f"generate {model}", unit="clips", enabled=show_progress) as advance:
         for job in jobs():
@@ -247,72 +272,34 @@ def generation_record(model: str, checkpoint, weights: dict, configs: dict, fps:
     }
 
 
-def _generator(model: str, checkpoint, dataset: Path, *, pose: str, seed: int, num_samples: int, landmarks_only: bool,
-               a2l_steps, l2i_steps, guidance_scale, device: str):
-    """(generate(job) -> [(canonical or None, frames or video bytes or None)] per sample, fps or None for the
-    dataset's, configs by stage, options to record)."""
-    if model == "ground-truth":
-        return (lambda job: [(None, job.video)] * num_samples), None, {}, {}
-    if model == "static-reference":
-        def static(job: ClipJob):
-            frames = np.repeat(job.reference.frame[None], job.num_frames, axis=0)
-            return [(np.repeat(job.reference.canonical[None], job.num_frames, axis=0), frames)] * num_samples
+def load_run_dir(request: Request):
+    """(spec, pipeline, configs by stage, per-speaker conditions) of the trained model whose run folder
+    `request` names: `request.model` itself, or for a floor the model whose stages the folder holds."""
+    spec = registry.get(request.model)
+    trained = spec if isinstance(spec, registry.ModelSpec) else checkpoint_model(request.checkpoint)
+    pipeline = load_pipeline(trained.name, request.checkpoint, landmarks_only=request.landmarks_only,
+                             device=request.device)
+    configs = {stage: pipeline.configs.get(stage) for stage in trained.stages
+               if not (request.landmarks_only and stage == trained.renderer_stage)}
+    means = pipeline.speaker_conditions(request.dataset) if _has_train(request.dataset) else {}
+    return trained, pipeline, configs, means
 
-        return static, None, {}, {}
 
-    trained = checkpoint_model(checkpoint) if model == "mean-landmarks" else model
-    pipeline = load_pipeline(trained, checkpoint, landmarks_only=landmarks_only, device=device)
-    configs = {stage: stage_config(pipeline, stage) for stage in STAGES[trained]
-               if not (landmarks_only and stage == RENDERER_STAGE[trained])}
-    has_train = _has_train(dataset)
-    if trained == "moda":
-        from talking_head.baselines.moda.data import load_clips, subjects
-
-        means = subjects(load_clips(dataset, "train", torso=True)) if has_train else {}
-    else:
-        from talking_head.baselines.subjects import speaker_means
-
-        means = speaker_means(dataset) if has_train else {}
-
-    if model == "mean-landmarks":
-        from talking_head.toolkit import pose as pose_fit
-
-        configs = {RENDERER_STAGE[trained]: configs[RENDERER_STAGE[trained]]}
-
-        def floor(job: ClipJob):
-            speaker = means.get(job.speaker)
-            mesh = job.reference.canonical if speaker is None else (speaker.mesh if trained == "moda" else speaker)
-            canonical = np.repeat(np.asarray(mesh, np.float32)[None], job.num_frames, axis=0)
-            poses = job.pose if pose == "clip" else np.repeat(job.reference.pose[None], job.num_frames, axis=0)
-            landmarks = pose_fit.to_frame(canonical, poses).astype(np.float32)
-            extra = {}
-            if trained == "moda":
-                torso = pipeline.subject_of(job.reference, speaker).torso
-                extra = {"torso": np.repeat(np.asarray(torso, np.float32)[None], job.num_frames, axis=0)}
-            frames = pipeline.render_landmarks(job.reference, landmarks, seed=seed, **extra)
-            return [(canonical, frames)] * num_samples
-
-        return floor, pipeline.fps, configs, {"renderer": trained, "seed": seed}
-
-    if trained == "moda":
-        options = dict(seed=seed, landmarks_only=landmarks_only, num_samples=num_samples)
-    else:
-        options = dict(seed=seed, a2l_steps=a2l_steps, l2i_steps=l2i_steps, guidance_scale=guidance_scale,
-                       landmarks_only=landmarks_only)
+def trained_generator(request: Request) -> Generator:
+    """A trained model's pipeline, each clip conditioned on its speaker's means from the train split."""
+    spec, pipeline, configs, means = load_run_dir(request)
+    options = pipeline.sampling_options(seed=request.seed, num_samples=request.num_samples,
+                                        landmarks_only=request.landmarks_only, steps=request.steps,
+                                        render_steps=request.render_steps, guidance_scale=request.guidance_scale)
 
     def animate(job: ClipJob):
-        condition = {"subject": means.get(job.speaker)} if trained == "moda" else \
-            {"mean_landmarks": means.get(job.speaker)}
-        common = dict(poses=job.pose if pose == "clip" else None, num_frames=job.num_frames, mel=job.mel,
-                      source=f"{dataset} [{job.clip_id}]", **condition)
-        if trained == "moda":
-            results = pipeline(job.wav, job.reference, **common, **options)
-        else:  # diffusion samples: one seed each
-            results = [pipeline(job.wav, job.reference, **common, **{**options, "seed": seed + k})
-                       for k in range(num_samples)]
+        results = pipeline.generate(job.wav, job.reference, speaker=means.get(job.speaker),
+                                    poses=job.pose if request.pose == "clip" else None, num_frames=job.num_frames,
+                                    mel=job.mel, source=f"{request.dataset} [{job.clip_id}]",
+                                    **{**options, "num_samples": request.num_samples})
         return [(r.canonical, r.frames) for r in results]
 
-    return animate, pipeline.fps, configs, options
+    return Generator(animate, pipeline.fps, configs, options)
 
 
 def _has_train(dataset: Path) -> bool:
@@ -320,8 +307,36 @@ def _has_train(dataset: Path) -> bool:
     return "train" in data and len(data["train"]) > 0
 
 
-def stage_config(pipeline, stage: str):
-    """The config a loaded pipeline's `stage` was trained with."""
-    if hasattr(pipeline, "configs"):
-        return pipeline.configs.get(stage)
-    return getattr({"a2l": pipeline.a2l, "l2i": pipeline.l2i}[stage], "config", None)
+def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, out: Path, *, landmarks_only: bool = False,
+                   seed: int = 0, num_samples: int = 1, steps: int | None = None, render_steps: int | None = None,
+                   guidance_scale: float | None = None) -> tuple[float, list[str]]:
+    """One audio file and one reference image or video with a trained model: <audio stem>.mp4 (and .npy),
+    generation.json. Returns the fps and the one id."""
+    from talking_head.baselines.reference import reference_from_file
+
+    spec = registry.get_trained(model)
+    pipeline = load_pipeline(model, checkpoint, landmarks_only=landmarks_only)
+    renderer = pipeline.configs.get(spec.renderer_stage)
+    size = 512 if renderer is not None and int(renderer["resolution"]) > 256 else 256
+    ref = reference_from_file(reference, size=size)
+    try:
+        wav = media.read_audio(audio)
+    except media.MediaError as exc:
+        raise ValueError(f"cannot read the audio: {exc}") from None
+    options = pipeline.sampling_options(seed=seed, num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
+                                        render_steps=render_steps, guidance_scale=guidance_scale)
+    results = pipeline.generate(wav, ref, source=str(audio), **{**options, "num_samples": num_samples})
+    for k, result in enumerate(results):
+        name = sample_id(audio.stem, k) if num_samples > 1 else audio.stem
+        with atomic_path(out / f"{name}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, result.canonical.astype(np.float32))
+        if result.frames is not None:
+            media.write_video(out / f"{name}.mp4", result.frames, fps=pipeline.fps, audio=wav)
+    configs = {stage: pipeline.configs.get(stage) for stage in spec.stages
+               if not (landmarks_only and stage == spec.renderer_stage)}
+    write_json(out / RECORD, generation_record(
+        model, checkpoint, checkpoint_hashes(model, checkpoint, landmarks_only), configs, pipeline.fps,
+        num_samples, {"dataset": None, "split": None, "audio": str(audio), "reference": str(reference)},
+        {**options, "pose": "reference", "num_samples": num_samples}, [audio.stem]))
+    return pipeline.fps, [audio.stem]

@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from talking_head.baselines import registry
 from talking_head.leaderboards.board import Leaderboard
 from talking_head.leaderboards.columns import COLUMNS
 
 LANDMARK_COLUMNS = ("m_lmd", "f_lmd")  # where `sample` checks ground truth < trained models < floors
-KINDS = {"ground-truth": "ground-truth", "dreamhead": "trained", "moda": "trained", "static-reference": "floor",
-         "mean-landmarks": "floor"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +195,7 @@ def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, 
     runs = work / "runs"
     jobs = [(m, checkpoints[m]) for m in recipe.models]
     for floor in recipe.floors:
-        jobs += [(floor, checkpoints[m]) for m in recipe.models] if floor == "mean-landmarks" else [(floor, None)]
+        jobs += [(floor, checkpoints[m]) for m in recipe.models] if registry.get(floor).uses_renderer else [(floor, None)]
     for model, checkpoint in jobs:
         result = evaluate_model(model, dataset, runs, checkpoint=checkpoint, metrics=list(recipe.metrics or ()) or None,
                                 lse_preset=recipe.lse_preset, lmd_preset=recipe.lmd_preset, device=device,
@@ -246,11 +245,7 @@ def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_prog
 
 def _stages(recipe: Recipe, model: str) -> list[tuple[str, dict]]:
     """(stage, config) of every stage of `model`, in training order, with the recipe's configs."""
-    import importlib
-
-    from talking_head.toolkit.cli.train import MODELS
-
-    package = importlib.import_module(MODELS[model])
+    package = registry.get_trained(model).load_package()
     return [(stage, package.load_config(recipe.config, stage)) for stage in package.STAGES]
 
 
@@ -264,12 +259,9 @@ def _finished(folder: Path, config: dict) -> bool:
 
 def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_progress: bool) -> None:
     """Train every stage of `model` that is not finished (an interrupted stage resumes)."""
-    import importlib
-
     from talking_head.baselines.training import checkpoint_dirs, train
-    from talking_head.toolkit.cli.train import MODELS
 
-    package = importlib.import_module(MODELS[model])
+    package = registry.get_trained(model).load_package()
     for stage, config in _stages(recipe, model):
         folder = run_dir / stage
         if _finished(folder, config):
@@ -340,9 +332,9 @@ def ordering(board: Leaderboard) -> dict[str, dict]:
     """Per landmark column: does ground truth beat every other row, and every trained model beat every floor
     baseline? {column: {"ground_truth_best": bool, "trained_beat_floors": bool, "detail": text}}; empty
     unless the board holds all three kinds of rows."""
-    kinds: dict[str, list] = {"ground-truth": [], "trained": [], "floor": []}
+    kinds: dict[str, list] = {kind: [] for kind in registry.KINDS}
     for row in board.rows:
-        kind = KINDS.get(row.model)
+        kind = registry.kind(row.model)
         if kind:
             kinds[kind].append(row)
     if not all(kinds.values()):

@@ -25,16 +25,14 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from talking_head.baselines import registry
 from talking_head.leaderboards.board import Leaderboard, Row
 from talking_head.leaderboards.columns import COLUMNS, Column
 from talking_head.toolkit.fileio import write_json
 from talking_head.toolkit.provenance import software_versions
 
-ORDER = {"ground-truth": 0, "dreamhead": 1, "moda": 1, "static-reference": 2, "mean-landmarks": 2}  # row order
 RUN_FILE, SUMMARY_FILE, GENERATED = "run.json", "summary.json", "generated"
 SCHEMA = "talking-head-toolkit/run/1"
-DISPLAY = {"dreamhead": "DreamHead", "moda": "MODA", "ground-truth": "Ground truth",
-           "static-reference": "Static reference (floor)", "mean-landmarks": "Mean landmarks (floor)"}
 
 
 @dataclasses.dataclass
@@ -82,16 +80,14 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is."""
     from talking_head.baselines import generation
-    from talking_head.metrics import registry, runner as scoring
+    from talking_head.metrics import registry as metric_registry, runner as scoring
 
     started = time.perf_counter()
     dataset, runs = Path(dataset), Path(runs)
-    metrics = list(dict.fromkeys(metrics or registry.default_names()))
-    lse_preset = lse_preset or registry.preset_defaults()["lse_preset"]
-    lmd_preset = lmd_preset or registry.preset_defaults()["lmd_preset"]
-    if model not in generation.MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(generation.MODELS)}")
-    if checkpoint is None and model in generation.TRAINED + ("mean-landmarks",):
+    metrics = list(dict.fromkeys(metrics or metric_registry.default_names()))
+    lse_preset = lse_preset or metric_registry.preset_defaults()["lse_preset"]
+    lmd_preset = lmd_preset or metric_registry.preset_defaults()["lmd_preset"]
+    if registry.get(model).needs_checkpoint and checkpoint is None:
         raise ValueError(f"{model} needs a checkpoint: the run folder of toolkit train")
     if not (dataset / "dataset_dict.json").is_file():
         raise FileNotFoundError(f"{dataset}: not a preprocessed dataset (no dataset_dict.json; make one with "
@@ -146,9 +142,16 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
 def default_label(model: str, gen_record: dict) -> str:
     """The model's display name; the mean-landmarks floor says whose renderer drew it."""
     renderer = (gen_record.get("options") or {}).get("renderer")
-    if model == "mean-landmarks" and renderer:
-        return f"Mean landmarks (floor, {DISPLAY.get(renderer, renderer)} renderer)"
-    return DISPLAY.get(model, model)
+    spec = registry.get(model) if model in registry.names() else None
+    if renderer and getattr(spec, "renderer_label", ""):
+        return spec.renderer_label.format(renderer=registry.display_name(renderer))
+    return registry.display_name(model)
+
+
+def row_order(model: str) -> int:
+    """Ground truth first, then the trained models, then the floors, then runs of models the registry lacks."""
+    kind = registry.kind(model)
+    return registry.KINDS.index(kind) if kind else len(registry.KINDS)
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -224,7 +227,7 @@ def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
         raise FileNotFoundError(f"{root}: no run directories (folders with {SUMMARY_FILE}; make one with "
                                 "toolkit evaluate)")
     chosen = [COLUMNS[c] for c in columns] if columns else list(COLUMNS.values())
-    rows = sorted((run_row(d, chosen, root) for d in run_dirs), key=lambda r: (ORDER.get(r.model, 3), r.label))
+    rows = sorted((run_row(d, chosen, root) for d in run_dirs), key=lambda r: (row_order(r.model), r.label))
     if not columns:
         chosen = [c for c in chosen if any(r.values[c.id] is not None for r in rows)]
         for row in rows:

@@ -18,7 +18,8 @@ from datasets import load_from_disk
 
 from talking_head.baselines import training
 from talking_head.baselines.dreamhead import STAGES, load_config
-from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, CheckpointError, point_indices, speaker_means
+from talking_head.baselines.checkpoint import CheckpointError
+from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, point_indices, speaker_means
 from talking_head.baselines.dreamhead.audio_encoder import AudioInputError, mel_context_length, mel_contexts
 from talking_head.metrics.lmd import frame_distances
 from talking_head.toolkit.audio_features import MEL_SILENCE, log_mel, mel_window

@@ -21,8 +21,9 @@ from datasets import load_from_disk
 from safetensors import safe_open
 
 from talking_head.baselines import training
+from talking_head.baselines.checkpoint import CONFIG_NAME as CONFIG_FILE, WEIGHTS_NAME as MODEL_FILE, CheckpointError
 from talking_head.baselines.dreamhead import load_config
-from talking_head.baselines.dreamhead.l2i_diffusion import (CONFIG_FILE, MODEL_FILE, L2IDiffusion, ReferenceUNet, lower_face_boxes,
+from talking_head.baselines.dreamhead.l2i_diffusion import (L2IDiffusion, ReferenceUNet, lower_face_boxes,
                                                training_dataset)
 from talking_head.toolkit.windows import TalkingHeadWindows
 from talking_head.toolkit import face_mesh
@@ -192,22 +193,29 @@ def _checkpoint(tmp_path, trained, **changes):
 
 
 def test_checkpoints_of_another_model_or_stage_are_refused(trained, tmp_path):
-    with pytest.raises(ValueError, match=r"config\.yaml: a checkpoint of model 'dreamhead' stage 'a2l'"):
+    with pytest.raises(CheckpointError, match=r"config\.yaml: a checkpoint of model/stage \('dreamhead', 'a2l'\)"):
         L2IDiffusion.from_pretrained(_checkpoint(tmp_path, trained, stage="a2l"))
-    with pytest.raises(ValueError, match=r"config\.yaml: a checkpoint of model 'moda' stage 'l2i'"):
+    with pytest.raises(CheckpointError, match=r"config\.yaml: a checkpoint of model/stage \('moda', 'l2i'\)"):
         L2IDiffusion.from_pretrained(_checkpoint(tmp_path, trained, model="moda"))
     # Weights written by another stage, under an L2I config: refused by the safetensors header.
     folder = _checkpoint(tmp_path, trained)
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(1)}, str(folder / MODEL_FILE), metadata={"model": "dreamhead", "stage": "a2l"})
-    with pytest.raises(ValueError, match=r"model\.safetensors: weights of model 'dreamhead' stage 'a2l'"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: weights of model 'dreamhead' stage 'a2l'"):
         L2IDiffusion.from_pretrained(folder)
     (folder / MODEL_FILE).write_bytes(b"not safetensors")
-    with pytest.raises(ValueError, match=r"model\.safetensors: not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file"):
         L2IDiffusion.from_pretrained(folder)
     (folder / MODEL_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match=r"model\.safetensors: missing"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: missing"):
+        L2IDiffusion.from_pretrained(folder)
+    # A config that names the stage but lacks a section: refused naming the file, before anything is built.
+    folder = _checkpoint(tmp_path, trained)
+    config = yaml.safe_load((folder / CONFIG_FILE).read_text())
+    del config["unet"]
+    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config))
+    with pytest.raises(CheckpointError, match=r"config\.yaml: the L2I config lacks 'unet'"):
         L2IDiffusion.from_pretrained(folder)
 
 

@@ -44,21 +44,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from talking_head.baselines.checkpoint import PretrainedStage
 from talking_head.baselines.dreamhead.audio_encoder import AudioEncoder, AudioFrontEnd, check_audio
 from talking_head.baselines.subjects import speaker_means
 from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import face_mesh
 from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
-from talking_head.toolkit.fileio import atomic_path
 
 MODEL_NAME = "dreamhead"
 STAGE = "a2l"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.yaml"
 SAMPLERS = ("ddim", "dpm")
 PREDICTION_TYPES = ("sample", "epsilon", "v_prediction")
 
@@ -69,10 +65,6 @@ POINT_SETS = {
     "lips": face_mesh.LIPS,
     "lips_eyes": tuple(sorted(set(face_mesh.LIPS + EYES))),
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that is not an A2L model of this config (other model, other stage, other shapes)."""
 
 
 def point_indices(points: str | Sequence[int]) -> tuple[int, ...]:
@@ -205,16 +197,16 @@ class A2LOutput:
     points: np.ndarray
 
 
-class A2LDiffusion(nn.Module):
+class A2LDiffusion(PretrainedStage, nn.Module):
     """DreamHead's audio-to-landmark diffusion: network, noise objective and samplers. See the module docstring."""
+
+    MODEL_NAME, STAGE = MODEL_NAME, STAGE
 
     def __init__(self, config: dict):
         super().__init__()
         from diffusers import DDPMScheduler
 
-        if config.get("model") != MODEL_NAME or config.get("stage") != STAGE:
-            raise CheckpointError(f"expected a {MODEL_NAME} {STAGE} config, got model {config.get('model')!r} "
-                                  f"stage {config.get('stage')!r}")
+        self.check_names(config)
         self.config = config
         lm, audio, net, diff = config["landmarks"], config["audio"], config["network"], config["diffusion"]
         self.fps = float(config["fps"])
@@ -244,42 +236,6 @@ class A2LDiffusion(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "A2LDiffusion":
         return cls(config)
-
-    # ------------------------------------------------------------------------- save / load
-    def save_pretrained(self, directory: str | Path) -> None:
-        """``model.safetensors`` (the network) + ``config.yaml`` (the whole stage config) in `directory`."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"model": MODEL_NAME, "stage": STAGE})
-        with atomic_path(directory / CONFIG_NAME) as tmp:
-            tmp.write_text(yaml.safe_dump(self.config, sort_keys=False), encoding="utf-8")
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "A2LDiffusion":
-        """Load a folder written by :meth:`save_pretrained` (a run folder or one of its checkpoints)."""
-        directory = Path(directory)
-        config_file, weights_file = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for file in (config_file, weights_file):
-            if not file.is_file():
-                raise CheckpointError(f"{file}: missing; not a {MODEL_NAME} {STAGE} checkpoint folder")
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        if not isinstance(config, dict) or config.get("model") != MODEL_NAME or config.get("stage") != STAGE:
-            found = (config.get("model"), config.get("stage")) if isinstance(config, dict) else None
-            raise CheckpointError(f"{config_file}: a checkpoint of model/stage {found}, not {MODEL_NAME}/{STAGE}")
-        model = cls(config)
-        state = load_file(str(weights_file), device=str(map_location))
-        own = model.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            details = "; ".join(f"{label}: {keys[:5]}{' ...' if len(keys) > 5 else ''}" for label, keys in
-                                (("missing", missing), ("unexpected", unexpected), ("other shape", wrong)) if keys)
-            raise CheckpointError(f"{weights_file} does not match {config_file} (weights from another config?): "
-                                  f"{details}")
-        model.load_state_dict(state)
-        return model.to(map_location).eval()
 
     # ------------------------------------------------------------------------- representation
     def normalize(self, landmarks: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

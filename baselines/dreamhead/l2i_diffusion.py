@@ -49,19 +49,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
+from talking_head.baselines.checkpoint import PretrainedStage
 from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
                                  to_frame)
 from talking_head.baselines.mesh_render import render_mesh
 from talking_head.toolkit import face_mesh
-from talking_head.toolkit.fileio import atomic_path
 
 MODEL_NAME = "dreamhead"
 STAGE = "l2i"
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.yaml"
+SKIP_PREFIXES = ("autoencoder.",)  # the frozen autoencoder comes from the weights registry, never from checkpoints
 SUBNASALE = 164  # MediaPipe point between the nose and the upper lip: the top of the masked box
 SAMPLERS = ("ddim", "dpm-solver")
 # Every key a stage config must have (the shipped configs say why each value was chosen).
@@ -262,8 +260,10 @@ def _check_landmarks(landmarks: Any, what: str, single: bool = False) -> np.ndar
 
 
 # ------------------------------------------------------------------------------------------ the model
-class L2IDiffusion(nn.Module):
+class L2IDiffusion(PretrainedStage, nn.Module):
     """DreamHead's landmark-to-image diffusion (see the module docstring). Build with :meth:`from_config`."""
+
+    MODEL_NAME, STAGE, SKIP_PREFIXES = MODEL_NAME, STAGE, SKIP_PREFIXES
 
     def __init__(self, config: dict, autoencoder: nn.Module | None = None):
         super().__init__()
@@ -309,56 +309,9 @@ class L2IDiffusion(nn.Module):
             autoencoder = load_autoencoder(config["autoencoder"]["weights"])
         return cls(config, autoencoder)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.yaml`` and ``model.safetensors`` (the denoiser only: the frozen autoencoder
-        comes from the weights registry when the checkpoint is loaded)."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("autoencoder.")}
-        with atomic_path(directory / MODEL_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"model": MODEL_NAME, "stage": STAGE})
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(yaml.safe_dump(self.config, sort_keys=False), encoding="utf-8")
-        return directory
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "L2IDiffusion":
-        """Load a folder written by :meth:`save_pretrained` (or a training run folder)."""
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / MODEL_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing; a DreamHead L2I checkpoint folder holds {CONFIG_FILE} and {MODEL_FILE}")
-        try:
-            config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{config_path}: not valid YAML ({exc})") from exc
-        if not isinstance(config, dict):
-            raise ValueError(f"{config_path}: expected a mapping, got {type(config).__name__}")
-        if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
-            raise ValueError(f"{config_path}: a checkpoint of model {config.get('model')!r} stage {config.get('stage')!r}, "
-                             f"not {MODEL_NAME!r} stage {STAGE!r}")
-        try:
-            with safe_open(str(weights_path), framework="pt") as handle:
-                meta = handle.metadata() or {}
-            state = load_file(str(weights_path), device=str(device))
-        except (SafetensorError, OSError) as exc:
-            raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
-        if (meta.get("model"), meta.get("stage")) != (MODEL_NAME, STAGE):
-            raise ValueError(f"{weights_path}: weights of model {meta.get('model')!r} stage {meta.get('stage')!r}, "
-                             f"not {MODEL_NAME!r} stage {STAGE!r}")
-        model = cls.from_config(config)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("autoencoder.")]
-        if missing or unexpected:
-            raise ValueError(f"{weights_path}: does not match {config_path} (missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]})")
-        return model.to(device)
+    def check_config(cls, config: dict) -> None:
+        _validate(config)
 
     def train(self, mode: bool = True) -> "L2IDiffusion":
         super().train(mode)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
+from talking_head.baselines.pipeline import Pipeline
 from talking_head.baselines.reference import CROP_SIZES, Reference, ReferenceError, reference_from_file, reference_from_row
 from talking_head.toolkit import pose as pose_fit
 
@@ -40,7 +41,7 @@ class DreamHeadOutput:
     frames: np.ndarray | None
 
 
-class DreamHeadPipeline:
+class DreamHeadPipeline(Pipeline):
     """A2L (and, for frames, L2I) ready for inference. See the module docstring for the steps."""
 
     def __init__(self, a2l: A2LDiffusion, l2i=None):
@@ -53,7 +54,7 @@ class DreamHeadPipeline:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir}: no such run folder")
-        a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", map_location=device)
+        a2l = A2LDiffusion.from_pretrained(run_dir / "a2l", device=device)
         l2i = None
         if not landmarks_only:
             from talking_head.baselines.dreamhead.l2i_diffusion import L2IDiffusion
@@ -67,6 +68,30 @@ class DreamHeadPipeline:
     @property
     def fps(self) -> float:
         return self.a2l.fps
+
+    @property
+    def configs(self) -> dict:
+        return {"a2l": self.a2l.config, "l2i": self.l2i.config if self.l2i is not None else None}
+
+    @staticmethod
+    def speaker_conditions(dataset: str | Path) -> dict:
+        """P-bar of each speaker: its mean canonical mesh over the train split."""
+        from talking_head.baselines.subjects import speaker_means
+
+        return speaker_means(dataset)
+
+    def sampling_options(self, *, seed: int = 0, num_samples: int = 1, landmarks_only: bool = False,
+                         steps: int | None = None, render_steps: int | None = None,
+                         guidance_scale: float | None = None) -> dict:
+        """`steps`: A2L's sampler steps; `render_steps`: L2I's; `guidance_scale`: A2L's audio guidance."""
+        return dict(seed=seed, a2l_steps=steps, l2i_steps=render_steps, guidance_scale=guidance_scale,
+                    landmarks_only=landmarks_only)
+
+    def generate(self, wav: np.ndarray, reference: Reference, *, num_samples: int = 1, seed: int = 0,
+                 speaker: np.ndarray | None = None, **kwargs) -> list[DreamHeadOutput]:
+        """`num_samples` diffusion samples, sample k drawn with seed + k; `speaker` is P-bar (see
+        :meth:`__call__` for the other arguments)."""
+        return [self(wav, reference, mean_landmarks=speaker, seed=seed + k, **kwargs) for k in range(num_samples)]
 
     def __call__(self, wav: np.ndarray, reference: Reference, *, mean_landmarks: np.ndarray | None = None,
                  poses: np.ndarray | None = None, num_frames: int | None = None, mel: np.ndarray | None = None,
@@ -96,10 +121,11 @@ class DreamHeadPipeline:
         frames = self.render_landmarks(reference, landmarks, seed=seed, l2i_steps=l2i_steps)
         return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)
 
-    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0,
+    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0, speaker=None,
                          l2i_steps: int | None = None) -> np.ndarray:
         """L2I alone: frames (T, S, S, 3) uint8 of the reference's face with the given (T, 478, 3) meshes in
-        reference-crop pixels (also how the mean-landmarks floor baseline is rendered)."""
+        reference-crop pixels (also how the mean-landmarks floor baseline is rendered; `speaker` is not
+        needed: the meshes carry the speaker's shape)."""
         import torch
 
         if self.l2i is None:

@@ -75,14 +75,14 @@ class PointDiscriminator(nn.Module):
         return self.score(torch.cat([lips, eyes, full, self.subject(subject)], dim=-1))
 
 
-class FaCoNet(nn.Module):
+class FaCoNet(checkpoint.PretrainedStage, nn.Module):
     """FaCo-Net as a trainable stage: generator, discriminator, loss, save/load, inference."""
+
+    MODEL_NAME, STAGE = MODEL_NAME, STAGE
 
     def __init__(self, config: dict):
         super().__init__()
-        if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
-            raise checkpoint.CheckpointError(f"expected a {MODEL_NAME} {STAGE} config, got model "
-                                             f"{config.get('model')!r} stage {config.get('stage')!r}")
+        self.check_names(config)
         self.config = config
         sets = point_sets()
         self.lip_points, self.eye_points = list(sets["lips"]), list(sets["eyes"])
@@ -93,14 +93,6 @@ class FaCoNet(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "FaCoNet":
         return cls(config)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        return checkpoint.save(directory, self, self.config, MODEL_NAME, STAGE)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "FaCoNet":
-        model = cls(checkpoint.read_config(directory, MODEL_NAME, STAGE))
-        return checkpoint.load_weights(directory, model, MODEL_NAME, STAGE, device=device).eval()
 
     def subject_code(self, mesh: torch.Tensor) -> torch.Tensor:
         centre = torch.tensor(CANONICAL_CENTRE, dtype=mesh.dtype, device=mesh.device)

@@ -314,14 +314,14 @@ class Motion:
     mesh: np.ndarray
 
 
-class MODANet(nn.Module):
+class MODANet(checkpoint.PretrainedStage, nn.Module):
     """The MODA network as a trainable stage: targets, loss, save/load and generation."""
+
+    MODEL_NAME, STAGE = MODEL_NAME, STAGE
 
     def __init__(self, config: dict):
         super().__init__()
-        if (config.get("model"), config.get("stage")) != (MODEL_NAME, STAGE):
-            raise checkpoint.CheckpointError(f"expected a {MODEL_NAME} {STAGE} config, got model "
-                                             f"{config.get('model')!r} stage {config.get('stage')!r}")
+        self.check_names(config)
         audio = config["audio"]
         if audio["encoder"] not in AUDIO_ENCODERS:
             raise ValueError(f"audio.encoder must be one of {AUDIO_ENCODERS}, got {audio['encoder']!r}")
@@ -340,13 +340,6 @@ class MODANet(nn.Module):
     def from_config(cls, config: dict) -> "MODANet":
         return cls(config)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        return checkpoint.save(directory, self, self.config, MODEL_NAME, STAGE)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "MODANet":
-        model = cls(checkpoint.read_config(directory, MODEL_NAME, STAGE))
-        return checkpoint.load_weights(directory, model, MODEL_NAME, STAGE, device=device).eval()
 
     # ------------------------------------------------------------------------- representation
     def subject_code(self, mesh: torch.Tensor) -> torch.Tensor:

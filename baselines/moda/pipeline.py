@@ -30,6 +30,7 @@ from talking_head.baselines.moda.data import Subject
 from talking_head.baselines.moda.faco_net import FaCoNet
 from talking_head.baselines.moda.moda_net import MODANet
 from talking_head.baselines.moda.torso import shoulder_points
+from talking_head.baselines.pipeline import Pipeline
 from talking_head.baselines.reference import Reference
 from talking_head.toolkit import pose as pose_fit
 
@@ -46,7 +47,7 @@ class MODAOutput:
     frames: np.ndarray | None
 
 
-class MODAPipeline:
+class MODAPipeline(Pipeline):
     """The three stages ready for inference (the renderer is optional: landmarks only)."""
 
     def __init__(self, motion: MODANet, faco: FaCoNet, renderer=None):
@@ -83,6 +84,21 @@ class MODAPipeline:
         return {stage: getattr(model, "config", None) for stage, model in
                 (("motion", self.motion), ("faco", self.faco), ("renderer", self.renderer))}
 
+    @staticmethod
+    def speaker_conditions(dataset: str | Path) -> dict[str, Subject]:
+        """Each speaker's means (mesh, pose, shoulders) over the train split."""
+        from talking_head.baselines.moda.data import load_clips, subjects
+
+        return subjects(load_clips(dataset, "train", torso=True))
+
+    def mean_mesh(self, reference: Reference, speaker: Subject | None = None) -> np.ndarray:
+        return reference.canonical if speaker is None else speaker.mesh
+
+    def generate(self, wav: np.ndarray, reference: Reference, *, num_samples: int = 1, seed: int = 0,
+                 speaker: Subject | None = None, **kwargs) -> list[MODAOutput]:
+        """`num_samples` t-VAE samples from one pass; `speaker` is the subject's means (see :meth:`__call__`)."""
+        return self(wav, reference, subject=speaker, num_samples=num_samples, seed=seed, **kwargs)
+
     def subject_of(self, reference: Reference, subject: Subject | None = None) -> Subject:
         """The means the motion is generated around: `subject` when given, else the reference's own."""
         if subject is not None:
@@ -116,11 +132,15 @@ class MODAPipeline:
                                       frames=frames))
         return outputs
 
-    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, torso: np.ndarray,
-                         seed: int = 0) -> np.ndarray:
+    def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0,
+                         speaker: Subject | None = None, torso: np.ndarray | None = None) -> np.ndarray:
         """The renderer alone: frames (T, S, S, 3) uint8 of the reference's person with the given (T, 478, 3)
         meshes and (T, 18, 3) shoulder points in reference-crop pixels, frame i encoded as time i (also how
-        the mean-landmarks floor baseline is rendered). `seed` is unused: the renderer is deterministic."""
+        the mean-landmarks floor baseline is rendered). Without `torso`, the shoulders of `speaker`'s means
+        (else the reference's) on every frame. `seed` is unused: the renderer is deterministic."""
         if self.renderer is None:
             raise RuntimeError("this pipeline was loaded without the renderer (landmarks only)")
+        if torso is None:
+            still = self.subject_of(reference, speaker).torso
+            torso = np.repeat(np.asarray(still, np.float32)[None], len(landmarks), axis=0)
         return self.renderer.render(reference.frame, landmarks, torso, np.arange(len(landmarks)))

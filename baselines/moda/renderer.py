@@ -328,9 +328,11 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ model
-class TemporalRenderer(nn.Module):
+class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
     """MODA's renderer: :attr:`generator` (used at inference), :attr:`discriminator` (training only),
     and, when the perceptual or style loss is on, the frozen :attr:`vgg`."""
+
+    MODEL_NAME, STAGE, SKIP_PREFIXES = MODEL_NAME, STAGE, SKIP_PREFIXES
 
     def __init__(self, config: dict, vgg: VGG19Features | None = None):
         super().__init__()
@@ -358,21 +360,9 @@ class TemporalRenderer(nn.Module):
         vgg = VGG19Features.from_registry() if float(loss["vgg"]) > 0 or float(loss["style"]) > 0 else None
         return cls(config, vgg)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` (generator and discriminator; not VGG19) and ``config.yaml``."""
-        return checkpoint.save(directory, self, self.config, MODEL_NAME, STAGE, skip_prefixes=SKIP_PREFIXES)
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TemporalRenderer":
-        """Load a folder written by :meth:`save_pretrained` (or a training run folder); CheckpointError when
-        it is not a MODA renderer or its weights do not fit its config."""
-        config = checkpoint.read_config(directory, MODEL_NAME, STAGE)
-        try:
-            _validate(config)
-        except ValueError as exc:
-            raise checkpoint.CheckpointError(f"{Path(directory) / checkpoint.CONFIG_NAME}: {exc}") from exc
-        model = cls.from_config(config)  # a missing VGG19 file raises the registry's WeightsMissingError
-        return checkpoint.load_weights(directory, model, MODEL_NAME, STAGE, skip_prefixes=SKIP_PREFIXES, device=device)
+    def check_config(cls, config: dict) -> None:
+        _validate(config)
 
     def train(self, mode: bool = True) -> "TemporalRenderer":
         super().train(mode)

@@ -18,22 +18,19 @@ EXAMPLE = (
     "toolkit train moda --stage motion --config tiny --dataset data/sample --out runs/moda"
 )
 
-# model name -> module exposing STAGES, load_config and ConfigError
-MODELS = {"dreamhead": "talking_head.baselines.dreamhead", "moda": "talking_head.baselines.moda"}
-
-
 def model_module(name: str):
-    """The baseline package of `name` (imported on use: torch and diffusers are slow to import)."""
-    import importlib
+    """The baseline package of trained model `name` (imported on use: torch and diffusers are slow to import)."""
+    from talking_head.baselines import registry
 
-    if name not in MODELS:
-        raise typer.BadParameter(f"unknown model {name!r}; choose one of {', '.join(MODELS)}", param_hint="MODEL")
-    return importlib.import_module(MODELS[name])
+    try:
+        return registry.get_trained(name).load_package()
+    except registry.UnknownModelError as exc:
+        raise typer.BadParameter(str(exc), param_hint="MODEL") from None
 
 
 def train(
-    model: str = typer.Argument(..., help="Reference model: dreamhead or moda."),
-    stage: str = typer.Option(..., "--stage", help="Stage to train (dreamhead: a2l, l2i; moda: motion, faco, renderer)."),
+    model: str = typer.Argument(..., help="Reference model (one of baselines/registry.py's trained models)."),
+    stage: str = typer.Option(..., "--stage", help="Stage to train (the model's stages, in training order)."),
     config: str = typer.Option("tiny", "--config", help="Config name (tiny, paper) or a YAML file."),
     dataset: Path = typer.Option(..., "--dataset", help="Preprocessed dataset folder (toolkit preprocess --out)."),
     out: Path = typer.Option(..., "--out", help="Run folder; this stage writes RUN_DIR/<stage>/."),
