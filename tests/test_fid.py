@@ -30,7 +30,6 @@ from talking_head.metrics.fid import FID, RunningStatistics, SmallSampleWarning,
 from talking_head.metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 STEP = 10  # frames 0, 10, 20 of a 1 s clip: Inception costs ~0.5-1 s a frame on 2 CPU cores
 
@@ -47,9 +46,9 @@ def _save_weights(dest: Path, state: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, shared_sample):
     root = tmp_path_factory.mktemp("fid")
-    clip = generate(root / "sample", speakers=1, clips=1, seconds=1.0, seed=0, show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=0)[0]  # tests/conftest.py
     frames = media.read_video(clip.video)
     # A "generated" copy: blurred, brighter and noisy, so the two sets differ clearly.
     rng = np.random.default_rng(1)

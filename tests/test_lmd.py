@@ -17,14 +17,12 @@ from talking_head.preprocessing import pose
 from talking_head.toolkit import face_mesh as fm
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory):
-    """The built-in sample (8 s, seed 0), shared by the motion-metric test files within one session."""
-    out = tmp_path_factory.getbasetemp() / "motion_metrics_sample_8s_seed0"
-    return generate(out, speakers=1, clips=1, seconds=8.0, seed=0, show_progress=False)[0]
+def sample(shared_sample):
+    """The built-in sample (8 s, seed 0), shared with the motion-metric test files (tests/conftest.py)."""
+    return shared_sample(speakers=1, clips=1, seconds=8.0, seed=0)[0]
 
 
 def _faces68(num_frames: int, seed: int = 0, dims: int = 2) -> np.ndarray:

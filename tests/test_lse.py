@@ -31,7 +31,6 @@ from talking_head.metrics.mfcc import mfcc
 from talking_head.metrics.syncnet import SyncNet
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 CLIP_SECONDS = 3.0  # 75 frames -> 70 windows
 
@@ -49,10 +48,10 @@ def _face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def data(tmp_path_factory: pytest.TempPathFactory, shared_sample) -> dict:
     """The sample as a 224x224 25 fps crop video with audio, and a random SyncNet weights file."""
     root = tmp_path_factory.mktemp("lse")
-    clip = generate(root / "sample", speakers=1, clips=1, seconds=CLIP_SECONDS, seed=0, show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=CLIP_SECONDS, seed=0)[0]  # tests/conftest.py
     crops = _face_crops(media.read_video(clip.video), clip.load_ground_truth()["landmarks"])
     audio = media.read_audio(clip.audio)
     crop_video = media.write_video(root / "crop.mp4", crops, fps=25, audio=audio, sample_rate=16000)

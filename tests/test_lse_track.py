@@ -27,9 +27,9 @@ from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate
 
-sp = pytest.importorskip("syncnet_python.syncnet_pipeline")  # the reference (installed with the project)
-from syncnet_python.detectors.s3fd import S3FD as RefS3FD  # noqa: E402
-from syncnet_python.detectors.s3fd.nets import S3FDNet as RefS3FDNet  # noqa: E402
+from syncnet_python import syncnet_pipeline as sp  # the reference, a dependency of the project
+from syncnet_python.detectors.s3fd import S3FD as RefS3FD
+from syncnet_python.detectors.s3fd.nets import S3FDNet as RefS3FDNet
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
