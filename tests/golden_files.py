@@ -1,0 +1,64 @@
+"""Golden files (tests/golden/): what the sample's evaluation and leaderboard gave before a refactor, checked
+again after it. A refactor may move code but not change a number, so floats are compared to REL and every
+other value exactly. Fields that differ from run to run (timings, paths, software versions, run ids) are not
+stored in the golden files and not compared.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+GOLDEN = Path(__file__).parent / "golden"
+REL = 1e-9  # same float ops give the same numbers; the slack only absorbs the text round trip
+
+
+def load_json(name: str):
+    return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
+
+
+def assert_unchanged(actual, golden, where: str) -> None:
+    """`actual` has the golden structure, equal strings and integers, and floats within REL of the golden ones
+    (NaN where the golden file has NaN). `where` names the place of a difference in the message."""
+    if isinstance(golden, dict):
+        assert isinstance(actual, dict) and sorted(actual) == sorted(golden), \
+            f"{where}: keys {sorted(actual) if isinstance(actual, dict) else actual!r} != golden {sorted(golden)}"
+        for key, value in golden.items():
+            assert_unchanged(actual[key], value, f"{where}.{key}")
+    elif isinstance(golden, list):
+        assert isinstance(actual, list) and len(actual) == len(golden), f"{where}: {actual!r} != golden {golden!r}"
+        for index, (a, g) in enumerate(zip(actual, golden)):
+            assert_unchanged(a, g, f"{where}[{index}]")
+    elif isinstance(golden, float) and not isinstance(actual, bool) and isinstance(actual, (int, float)):
+        same = (math.isnan(golden) and math.isnan(actual)) or math.isclose(actual, golden, rel_tol=REL, abs_tol=0.0)
+        assert same, f"{where}: {actual!r} != golden {golden!r} (relative tolerance {REL})"
+    else:
+        assert type(actual) is type(golden) and actual == golden, f"{where}: {actual!r} != golden {golden!r}"
+
+
+# Leaderboard CSV: these columns are text; every other one is a metric (a float, or empty when missing).
+TEXT_COLUMNS = ("label", "model", "source", "run_id", "provenance")
+# Provenance entries that name machine paths, software versions, timings or dates.
+UNSTABLE_PROVENANCE = ("run", "checkpoint", "dataset", "software", "seconds", "created")
+
+
+def stable_leaderboard_csv(text: str) -> str:
+    """A leaderboard.csv without the provenance entries that change from run to run (the golden file's form)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(TEXT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        provenance = json.loads(row["provenance"])
+        stable = {k: v for k, v in provenance.items() if k not in UNSTABLE_PROVENANCE}
+        writer.writerow({**row, "provenance": json.dumps(stable, ensure_ascii=False)})
+    return out.getvalue()
+
+
+def leaderboard_values(text: str) -> list[dict]:
+    """The rows of a leaderboard.csv in stable form, metric columns as floats (None when empty)."""
+    rows = csv.DictReader(io.StringIO(stable_leaderboard_csv(text)))
+    return [{k: v if k in TEXT_COLUMNS else (float(v) if v else None) for k, v in row.items()} for row in rows]
