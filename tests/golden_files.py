@@ -1,7 +1,7 @@
 """Golden files (tests/golden/): what the sample's evaluation and leaderboard gave before a refactor, checked
-again after it. A refactor may move code but not change a number, so floats are compared to REL and every
-other value exactly. Fields that differ from run to run (timings, paths, software versions, run ids) are not
-stored in the golden files and not compared.
+again after it. A refactor may move code but not change a number, so floats are compared to REL and other
+numbers exactly. Fields that differ from run to run (timings, machine paths, software versions, dates) are
+not stored in the golden files.
 """
 
 from __future__ import annotations
@@ -20,21 +20,25 @@ def load_json(name: str):
     return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
 
 
-def assert_unchanged(actual, golden, where: str) -> None:
-    """`actual` has the golden structure, equal strings and integers, and floats within REL of the golden ones
-    (NaN where the golden file has NaN). `where` names the place of a difference in the message."""
+def assert_unchanged(actual, golden, where: str, *, text: bool = True) -> None:
+    """Every number of `golden` is in `actual` at the same place: integers, booleans and None equal, floats
+    within REL (NaN where the golden file has NaN). Strings are compared too unless `text` is False (messages
+    may be reworded without changing a number). Keys `actual` has beyond the golden ones are new fields and
+    pass. `where` names the place of a difference in the message."""
     if isinstance(golden, dict):
-        assert isinstance(actual, dict) and sorted(actual) == sorted(golden), \
-            f"{where}: keys {sorted(actual) if isinstance(actual, dict) else actual!r} != golden {sorted(golden)}"
+        missing = sorted(set(golden) - set(actual)) if isinstance(actual, dict) else golden
+        assert not missing, f"{where}: {missing} missing (it holds {actual!r})"
         for key, value in golden.items():
-            assert_unchanged(actual[key], value, f"{where}.{key}")
+            assert_unchanged(actual[key], value, f"{where}.{key}", text=text)
     elif isinstance(golden, list):
         assert isinstance(actual, list) and len(actual) == len(golden), f"{where}: {actual!r} != golden {golden!r}"
         for index, (a, g) in enumerate(zip(actual, golden)):
-            assert_unchanged(a, g, f"{where}[{index}]")
-    elif isinstance(golden, float) and not isinstance(actual, bool) and isinstance(actual, (int, float)):
+            assert_unchanged(a, g, f"{where}[{index}]", text=text)
+    elif isinstance(golden, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
         same = (math.isnan(golden) and math.isnan(actual)) or math.isclose(actual, golden, rel_tol=REL, abs_tol=0.0)
         assert same, f"{where}: {actual!r} != golden {golden!r} (relative tolerance {REL})"
+    elif isinstance(golden, str) and not text:
+        assert isinstance(actual, str), f"{where}: {actual!r} is not text like golden {golden!r}"
     else:
         assert type(actual) is type(golden) and actual == golden, f"{where}: {actual!r} != golden {golden!r}"
 

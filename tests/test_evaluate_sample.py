@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import weights_factory as factory
+from golden_files import assert_unchanged, load_json
 from talking_head.metrics.lse import CROP_SIZE
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
@@ -99,3 +100,5 @@ def test_every_metric_moves_the_right_way(dataset, weights, tmp_path):
     assert s["lse"]["lse_d"] == pytest.approx(s["lse"]["reference"]["lse_d"])
     assert s["lse"]["lse_c"] == pytest.approx(s["lse"]["reference"]["lse_c"])
     assert w["lse"]["lse_d"] != pytest.approx(s["lse"]["lse_d"], abs=1e-4)
+    # And every number is the one the code gave before the refactor (tests/golden_files.py).
+    assert_unchanged({"same": s, "perturbed": w}, load_json("evaluate_sample.results.json"), "results", text=False)
