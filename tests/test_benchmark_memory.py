@@ -83,6 +83,7 @@ def _peak(tmp_path, frames, audio, seconds, metrics) -> dict:
     return result
 
 
+@pytest.mark.slow  # ~140 CPU s: two evaluations of looped videos in fresh processes
 def test_peak_memory_does_not_grow_with_length(benchmark, clip, isolated_caches, monkeypatch, tmp_path):
     frames, audio = clip
     crops = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])

@@ -96,6 +96,7 @@ def test_identical_frames_give_one_paired_and_source(arcface):
     assert source.per_frame().shape == (1,)
 
 
+@pytest.mark.slow  # ~23 CPU s: ArcFace on every frame pair
 def test_vico_is_the_mean_over_all_frame_pairs(arcface):
     faces = _faces()
     reference = faces

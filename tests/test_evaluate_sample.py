@@ -77,6 +77,7 @@ def _evaluate(generated, reference, out):
     return json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.slow  # ~150 CPU s: every metric, twice, on the preprocessed sample
 def test_every_metric_moves_the_right_way(dataset, weights, tmp_path):
     same = _evaluate(dataset, dataset, tmp_path / "same")
     _perturbed_copy(dataset, tmp_path / "perturbed")

@@ -360,6 +360,7 @@ def test_protocol_crop_resize_and_frame_selection(model, assets):
     assert by_callable.meta["protocol"]["crop"]["crop_id"] == "fixed-box-v1"
 
 
+@pytest.mark.slow  # ~15 CPU s: Inception per video
 def test_per_video_mode_pairs_videos_and_flags_small_sets(model, assets):
     with pytest.warns(SmallSampleWarning, match="2 of 2 video pairs"):
         result = fidlib.fid_from_videos([assets.fake, assets.real], [assets.real, assets.real], pooled=False,
@@ -373,6 +374,7 @@ def test_per_video_mode_pairs_videos_and_flags_small_sets(model, assets):
 
 
 # ------------------------------------------------------------------------------------ statistics cache
+@pytest.mark.slow  # ~15 CPU s: Inception on several sets
 def test_cached_statistics_hit_and_invalidation(fid_weights, assets, tmp_path):
     video = tmp_path / "ref.mp4"
     video.write_bytes(assets.real.read_bytes())

@@ -307,6 +307,7 @@ def _unpin(monkeypatch: pytest.MonkeyPatch, name: str) -> w.WeightFile:
 
 
 @pytest.mark.usefixtures("isolated_caches")
+@pytest.mark.slow  # ~35 CPU s: FAN and S3FD on the 8 s sample
 def test_fan_landmarks_with_registry_weights(sample, monkeypatch: pytest.MonkeyPatch):
     """FAN on BlazeFace boxes with test weights where the registry (and face-alignment) look for them."""
     from face_alignment.detection.sfd.net_s3fd import s3fd

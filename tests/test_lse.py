@@ -355,6 +355,7 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
         short.score(audio)
 
 
+@pytest.mark.slow  # ~50 CPU s: three full scorings
 def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
     """With the audio given first, windows are compared as they arrive: the numbers stay those of
     score_crops and only about vshift + one chunk of embeddings is held, whatever the length."""
