@@ -81,6 +81,7 @@ def test_preprocessing_is_vicos(arcface):
     np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), expected)
 
 
+@pytest.mark.slow  # ~17 CPU s: ArcFace on every frame
 def test_identical_frames_give_one_paired_and_source(arcface):
     faces = _faces()
     paired = CSIM("paired")

@@ -32,6 +32,7 @@ def _write(path, frames, audio, fps=25):
     return path
 
 
+@pytest.mark.slow  # ~15 CPU s: every metric, twice
 def test_identical_videos_score_perfectly_and_blur_moves_every_metric(sample, tmp_path):
     root, clips = sample
     for clip in clips:

@@ -267,6 +267,7 @@ def test_running_statistics_equal_np_cov_and_merge(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- streaming class
+@pytest.mark.slow  # ~13 CPU s: Inception on several sets
 def test_streaming_fid_class_batches_copies_and_warns(model, assets):
     frames = assets.frames[::STEP]  # 3 frames
     reference = assets.frames[5::STEP][:2]

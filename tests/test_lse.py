@@ -130,6 +130,7 @@ def _reference_evaluate(video: Path, work: Path, weights_file: Path, monkeypatch
 
 
 # ------------------------------------------------------------------------------------ exactness
+@pytest.mark.slow  # ~16 CPU s: the reference scorer with its JPEG round trip
 def test_matches_syncnet_instance_evaluate(data, model, ffmpeg_on_path, tmp_path, monkeypatch) -> None:
     """Same crop video: offset, LSE-D, LSE-C and all 31 mean distances equal the reference's to 1e-4."""
     ref = _reference_evaluate(data["crop_video"], tmp_path / "ref", data["weights"], monkeypatch)
@@ -336,6 +337,7 @@ def test_streaming_scores_tracks_and_records_failures(data, model) -> None:
         strict.update("v2", [(crops[:4], audio)])
 
 
+@pytest.mark.slow  # ~14 CPU s: several full scorings
 def test_streaming_scorer_equals_score_crops(data, model) -> None:
     """Chunked embedding (constant memory for long videos) gives the one-shot numbers."""
     crops, audio = data["crops"], data["audio16"]

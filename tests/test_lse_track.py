@@ -117,6 +117,7 @@ def test_s3fd_loads_the_reference_state_dict(isolated_caches, monkeypatch) -> No
         s3fd.S3FD.from_registry()
 
 
+@pytest.mark.slow  # ~20 CPU s: both S3FD detectors on every frame
 def test_s3fd_matches_syncnet_python_detector(isolated_caches, monkeypatch, sample) -> None:
     path, _ = _place_s3fd(monkeypatch, saturate=True)
     reference = _wheel()._load_s3fd(str(path))  # the wheel's own loader and S3FD class on the same file
