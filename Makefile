@@ -1,10 +1,11 @@
-# Two entry points: `make demo` and `make test`. Both create the virtual environment on first use.
+# Entry points: `make demo`, `make test` (what CI runs), `make test-fast` and `make bench`. Each creates the
+# virtual environment on first use.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= outputs/reproduce/sample
 
-.PHONY: demo test env clean
+.PHONY: demo test test-fast bench env clean
 
 # The environment is rebuilt when the pinned set or the package definition changes.
 # --no-deps installs exactly the pinned set: the three OpenCV wheels other packages ask
@@ -22,8 +23,18 @@ env: $(VENV)/.installed
 demo: env
 	$(BIN)/toolkit reproduce sample --work $(DEMO_OUT)
 
+# Test tiers, chosen by marker (see pyproject.toml and tests/conftest.py):
+#   test       every acceptance test, trainings included; no benchmarks
+#   test-fast  no training, no slow test, no benchmark: for iteration
+#   bench      every benchmark module, timed (the memory benchmark at full length; it also runs, short, in test)
 test: env
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -m "not bench"
+
+test-fast: env
+	$(BIN)/python -m pytest tests -m "not train and not slow and not bench"
+
+bench: env
+	$(BIN)/python -m pytest $(wildcard tests/test_benchmark_*.py) --benchmark-enable
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

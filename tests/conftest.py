@@ -1,10 +1,24 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the `train` marker.
+
+Tiers (markers registered in pyproject.toml, targets in the Makefile): `make test-fast` leaves out the
+tests marked train, slow or bench; `make test` leaves out only bench; `make bench` runs the timings.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+# A test that needs one of these fixtures (directly or through another fixture) trains a reference model
+# or builds the dataset the trainings use: minutes of CPU. It is marked `train` at collection.
+TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.train)
 
 
 @pytest.fixture
@@ -25,16 +39,34 @@ def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def meshed_sample(tmp_path_factory: pytest.TempPathFactory):
+def shared_sample(tmp_path_factory: pytest.TempPathFactory):
+    """`shared_sample(speakers=, clips=, seconds=, seed=)`: the clips `toolkit.sample.generate` writes with those
+    arguments, generated once per session and shared by every module that asks for the same arguments.
+    Tests read these files and never write into their folder."""
+    from talking_head.toolkit.sample import generate
+
+    made = {}
+
+    def clips_of(*, speakers: int, clips: int, seconds: float, seed: int):
+        key = (speakers, clips, repr(seconds), seed)  # 4 and 4.0 stay apart: the call is repeated exactly
+        if key not in made:
+            folder = tmp_path_factory.getbasetemp() / "samples" / "_".join(map(str, key))
+            made[key] = generate(folder, speakers=speakers, clips=clips, seconds=seconds, seed=seed,
+                                 show_progress=False)
+        return list(made[key])
+
+    return clips_of
+
+
+@pytest.fixture(scope="session")
+def meshed_sample(shared_sample):
     """The built-in sample (8 s, seed 0: two blinks), its ground truth, and MediaPipe's meshes of its
     decoded frames (float64): the motion and blink tests share it."""
     import numpy as np
 
     from talking_head.toolkit import face_mesh, media
-    from talking_head.toolkit.sample import generate
 
-    clip = generate(tmp_path_factory.mktemp("meshed_sample"), speakers=1, clips=1, seconds=8.0, seed=0,
-                    show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=8.0, seed=0)[0]
     with face_mesh.FaceMeshDetector(video=True) as detector:
         meshes = [detector.detect(frame) for frame in media.read_video(clip.video)]
     assert all(m is not None for m in meshes)

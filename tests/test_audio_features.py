@@ -21,7 +21,6 @@ import torch
 from talking_head.toolkit import audio_features as af
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 SECONDS = 3.0
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(8,) * 7,
@@ -34,9 +33,8 @@ pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def sample_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, object]:
-    clip = generate(tmp_path_factory.mktemp("sample"), speakers=1, clips=1, seconds=SECONDS, seed=0,
-                    show_progress=False)[0]
+def sample_wav(shared_sample) -> tuple[np.ndarray, object]:
+    clip = shared_sample(speakers=1, clips=1, seconds=SECONDS, seed=0)[0]  # tests/conftest.py
     return media.read_audio(clip.audio, sample_rate=af.SAMPLE_RATE), clip
 
 

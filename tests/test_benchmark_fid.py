@@ -1,7 +1,7 @@
 """Speed of FID from videos, side by side with pytorch-fid 0.3.0 on the same frames.
 
 Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_fid.py --benchmark-enable``
-(``make test`` runs each once, untimed, as a smoke test). Two 1 s clips at 256x256; every
+(also what ``make bench`` runs; ``make test`` leaves them out). Two 1 s clips at 256x256; every
 ``STEP``-th frame is used, identical on every side. The pipeline is timed in two stages so that
 SciPy's 2048-d ``sqrtm`` (tens of seconds on 2 cores) runs once:
 
@@ -34,17 +34,19 @@ from talking_head.metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDIncepti
 from test_fid import _calibrated_state_dict  # the same random, BatchNorm-calibrated checkpoint
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
+
+# Timings: `make bench` runs them; the values themselves are checked in tests/test_fid.py.
+pytestmark = pytest.mark.bench
 
 SIZE = 256
-STEP = 10  # frames 0, 10, 20 of each 1 s clip: small for the untimed `make test` run
+STEP = 10  # frames 0, 10, 20 of each 1 s clip: small, so a run without timings stays quick
 ROUNDS = 3  # timed rounds of the multi-second stages (pytest-benchmark would pick 5)
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def clips(tmp_path_factory, shared_sample):
     root = tmp_path_factory.mktemp("fid-bench")
-    clip = generate(root / "sample", speakers=1, clips=1, seconds=1.0, seed=3, show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=3)[0]  # tests/conftest.py
     frames = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in media.read_video(clip.video)])
     fake = np.stack([cv2.GaussianBlur(f, (5, 5), 1.5) for f in frames])
     real_path = media.write_video(root / "real.mp4", frames, fps=25)

@@ -1,7 +1,7 @@
 """Speed of scoring one crop video: metrics.lse against syncnet-python 0.2.3, same weights, same file.
 
 Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_lse.py --benchmark-enable``
-(``make test`` runs each once, untimed). ``extra_info`` holds the frame and window counts.
+(also what ``make bench`` runs; ``make test`` leaves them out). ``extra_info`` holds the frame and window counts.
 
 * ``ours``: ``score_video`` with the model kept loaded (decode to memory, batched windows, vectorised
   MFCC and offset search).
@@ -32,7 +32,10 @@ from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate
 
-SECONDS = 2.0  # 50 frames -> 45 windows; short, so the untimed run of `make test` stays quick
+# Timings: `make bench` runs them; the scores themselves are checked in tests/test_lse.py.
+pytestmark = pytest.mark.bench
+
+SECONDS = 2.0  # 50 frames -> 45 windows; short, so a run without timings stays quick
 ROUNDS = 3
 
 

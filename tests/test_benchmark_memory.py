@@ -24,7 +24,6 @@ import pytest
 import weights_factory as factory
 from talking_head.metrics.lse import CROP_SIZE
 from talking_head.toolkit import media
-from talking_head.toolkit.sample import generate
 
 SIZE = 256
 QUICK = {"short": 4, "long": 24, "metrics": "psnr,ssim,lmd,pose,blink,lse"}
@@ -50,9 +49,8 @@ print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    sample = generate(tmp_path_factory.mktemp("memory-sample"), speakers=1, clips=1, seconds=4.0, seed=0,
-                      show_progress=False)[0]
+def clip(shared_sample):
+    sample = shared_sample(speakers=1, clips=1, seconds=4.0, seed=0)[0]  # tests/conftest.py
     frames = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in media.read_video(sample.video)])
     return frames, media.read_audio(sample.audio)
 
@@ -85,6 +83,7 @@ def _peak(tmp_path, frames, audio, seconds, metrics) -> dict:
     return result
 
 
+@pytest.mark.slow  # ~140 CPU s: two evaluations of looped videos in fresh processes
 def test_peak_memory_does_not_grow_with_length(benchmark, clip, isolated_caches, monkeypatch, tmp_path):
     frames, audio = clip
     crops = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])

@@ -1,7 +1,7 @@
 """Speed of each preprocessing stage and of the whole per-clip pipeline on the built-in sample.
 
 Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_preprocess.py --benchmark-enable``
-(``make test`` runs each once, untimed, as a smoke test). Every benchmark stores the number of
+(also what ``make bench`` runs; ``make test`` leaves them out). Every benchmark stores the number of
 frames it handled in ``extra_info["frames"]``; frames/s = frames / mean time.
 """
 
@@ -18,6 +18,9 @@ from talking_head.preprocessing.builders import sample_clips
 from talking_head.preprocessing.pipeline import Pipeline, PreprocessConfig
 from talking_head.preprocessing.runner import run
 from talking_head.toolkit import face_mesh, media
+
+# Timings: `make bench` runs them; what the stages produce is checked in tests/test_preprocess.py.
+pytestmark = pytest.mark.bench
 
 SIZE = 512
 

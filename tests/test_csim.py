@@ -81,6 +81,7 @@ def test_preprocessing_is_vicos(arcface):
     np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), expected)
 
 
+@pytest.mark.slow  # ~17 CPU s: ArcFace on every frame
 def test_identical_frames_give_one_paired_and_source(arcface):
     faces = _faces()
     paired = CSIM("paired")
@@ -96,6 +97,7 @@ def test_identical_frames_give_one_paired_and_source(arcface):
     assert source.per_frame().shape == (1,)
 
 
+@pytest.mark.slow  # ~23 CPU s: ArcFace on every frame pair
 def test_vico_is_the_mean_over_all_frame_pairs(arcface):
     faces = _faces()
     reference = faces

@@ -34,6 +34,7 @@ def _write(path, frames, audio, fps=25):
     return path
 
 
+@pytest.mark.slow  # ~15 CPU s: every metric, twice
 def test_identical_videos_score_perfectly_and_blur_moves_every_metric(sample, tmp_path):
     root, clips = sample
     for clip in clips:
@@ -129,6 +130,7 @@ def _blazeface_boxes(frames):
     return [np.array([[*d.box, d.score] for d in detector.detect(f)], np.float64).reshape(-1, 5) for f in frames]
 
 
+@pytest.mark.slow  # ~110 CPU s: S3FD and SyncNet on full frames
 def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path, monkeypatch):
     """--preset mocha / latentsync: S3FD face tracks (weights from the registry) cut from full frames,
     each track scored, aggregated per the preset; a video without a track is excluded with the reason."""
@@ -175,6 +177,7 @@ def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path,
         build_metrics(["lse"], lse_preset="nope")
 
 
+@pytest.mark.slow  # ~135 CPU s: FAN on every paired frame
 def test_lmd_68_point_preset_runs_fan_on_the_paired_frames(sample, tmp_path, monkeypatch):
     """--lmd-preset vico: FAN 68 points (weights from the registry) on both sides, pixels; equal to the
     metric's own update_frames on the same frames."""

@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 
 from talking_head.toolkit import face_mesh
-from talking_head.toolkit.sample import generate
 
 
 @pytest.fixture(scope="module")
-def frames(tmp_path_factory) -> np.ndarray:
+def frames(shared_sample) -> np.ndarray:
     from talking_head.toolkit import media
 
-    out = tmp_path_factory.mktemp("mesh")
-    clips = generate(out, speakers=1, clips=1, seconds=1.0, seed=3, show_progress=False)
+    clips = shared_sample(speakers=1, clips=1, seconds=1.0, seed=3)  # tests/conftest.py
     return media.read_video(clips[0].video)[:12]
 
 

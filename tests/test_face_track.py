@@ -10,19 +10,16 @@ import pytest
 from talking_head.preprocessing import face_track as ft
 from talking_head.toolkit import face_box as fb, face_detector as fd
 from talking_head.toolkit import face_mesh, media
-from talking_head.toolkit.sample import generate, load_sample
 
 SIZE = 512
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def sample(shared_sample):
     """Two speakers, one 4 s clip each: frames, ground truth and the detections of every frame."""
-    out = tmp_path_factory.mktemp("face_track_sample")
-    generate(out, speakers=2, clips=1, seconds=4, seed=0, show_progress=False)
     clips = []
     with fd.FaceDetector() as detector:
-        for clip in load_sample(out):
+        for clip in shared_sample(speakers=2, clips=1, seconds=4, seed=0):  # tests/conftest.py
             frames = media.read_video(clip.video)
             detections = [detector.detect(f) for f in frames]
             clips.append({"frames": frames, "truth": clip.load_ground_truth(), "detections": detections})

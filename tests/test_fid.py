@@ -30,7 +30,6 @@ from talking_head.metrics.fid import FID, RunningStatistics, SmallSampleWarning,
 from talking_head.metrics.inception import FEATURE_DIM, WEIGHTS_NAME, FIDInceptionV3
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 STEP = 10  # frames 0, 10, 20 of a 1 s clip: Inception costs ~0.5-1 s a frame on 2 CPU cores
 
@@ -47,9 +46,9 @@ def _save_weights(dest: Path, state: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, shared_sample):
     root = tmp_path_factory.mktemp("fid")
-    clip = generate(root / "sample", speakers=1, clips=1, seconds=1.0, seed=0, show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=0)[0]  # tests/conftest.py
     frames = media.read_video(clip.video)
     # A "generated" copy: blurred, brighter and noisy, so the two sets differ clearly.
     rng = np.random.default_rng(1)
@@ -268,6 +267,7 @@ def test_running_statistics_equal_np_cov_and_merge(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- streaming class
+@pytest.mark.slow  # ~13 CPU s: Inception on several sets
 def test_streaming_fid_class_batches_copies_and_warns(model, assets):
     frames = assets.frames[::STEP]  # 3 frames
     reference = assets.frames[5::STEP][:2]
@@ -361,6 +361,7 @@ def test_protocol_crop_resize_and_frame_selection(model, assets):
     assert by_callable.meta["protocol"]["crop"]["crop_id"] == "fixed-box-v1"
 
 
+@pytest.mark.slow  # ~15 CPU s: Inception per video
 def test_per_video_mode_pairs_videos_and_flags_small_sets(model, assets):
     with pytest.warns(SmallSampleWarning, match="2 of 2 video pairs"):
         result = fidlib.fid_from_videos([assets.fake, assets.real], [assets.real, assets.real], pooled=False,
@@ -374,6 +375,7 @@ def test_per_video_mode_pairs_videos_and_flags_small_sets(model, assets):
 
 
 # ------------------------------------------------------------------------------------ statistics cache
+@pytest.mark.slow  # ~15 CPU s: Inception on several sets
 def test_cached_statistics_hit_and_invalidation(fid_weights, assets, tmp_path):
     video = tmp_path / "ref.mp4"
     video.write_bytes(assets.real.read_bytes())

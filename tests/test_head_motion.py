@@ -190,6 +190,7 @@ def _click_track(click_frames: np.ndarray, seconds: float) -> np.ndarray:
     return audio
 
 
+@pytest.mark.slow  # ~28 CPU s: beat tracking of 8 s of audio, twice
 def test_audio_beats_are_video_frames():
     """A click every 15 frames (100 bpm): beat_track with hop = sr / fps puts beats on the click frames."""
     clicks = np.arange(10, 200, 15)

@@ -19,7 +19,6 @@ import torch
 from talking_head.toolkit import landmarks68 as lm68
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 NUM_TEST_FRAMES = 2  # FAN on CPU is ~0.5 s a frame; the first call also pays numba's compile (~10 s)
 
@@ -55,10 +54,9 @@ def unpinned(name: str) -> w.WeightFile:
 
 
 @pytest.fixture(scope="module")
-def sample_frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
+def sample_frames(shared_sample) -> tuple[np.ndarray, np.ndarray]:
     """A few decoded sample frames and tight face boxes (x1, y1, x2, y2) from their ground-truth mesh."""
-    clip = generate(tmp_path_factory.mktemp("sample"), speakers=1, clips=1, seconds=1.0, seed=0,
-                    show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=0)[0]  # tests/conftest.py
     frames = media.read_video(clip.video, fps=25)[:NUM_TEST_FRAMES]
     points = clip.load_ground_truth()["landmarks"][:NUM_TEST_FRAMES, :, :2]
     boxes = np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)

@@ -17,14 +17,12 @@ from talking_head.toolkit import pose
 from talking_head.toolkit import face_mesh as fm
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory):
-    """The built-in sample (8 s, seed 0), shared by the motion-metric test files within one session."""
-    out = tmp_path_factory.getbasetemp() / "motion_metrics_sample_8s_seed0"
-    return generate(out, speakers=1, clips=1, seconds=8.0, seed=0, show_progress=False)[0]
+def sample(shared_sample):
+    """The built-in sample (8 s, seed 0), shared with the motion-metric test files (tests/conftest.py)."""
+    return shared_sample(speakers=1, clips=1, seconds=8.0, seed=0)[0]
 
 
 def _faces68(num_frames: int, seed: int = 0, dims: int = 2) -> np.ndarray:
@@ -309,6 +307,7 @@ def _unpin(monkeypatch: pytest.MonkeyPatch, name: str) -> w.WeightFile:
 
 
 @pytest.mark.usefixtures("isolated_caches")
+@pytest.mark.slow  # ~35 CPU s: FAN and S3FD on the 8 s sample
 def test_fan_landmarks_with_registry_weights(sample, monkeypatch: pytest.MonkeyPatch):
     """FAN on BlazeFace boxes with test weights where the registry (and face-alignment) look for them."""
     from face_alignment.detection.sfd.net_s3fd import s3fd

@@ -31,7 +31,6 @@ from talking_head.metrics.mfcc import mfcc
 from talking_head.metrics.syncnet import SyncNet
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
-from talking_head.toolkit.sample import generate
 
 CLIP_SECONDS = 3.0  # 75 frames -> 70 windows
 
@@ -49,10 +48,10 @@ def _face_crops(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def data(tmp_path_factory: pytest.TempPathFactory, shared_sample) -> dict:
     """The sample as a 224x224 25 fps crop video with audio, and a random SyncNet weights file."""
     root = tmp_path_factory.mktemp("lse")
-    clip = generate(root / "sample", speakers=1, clips=1, seconds=CLIP_SECONDS, seed=0, show_progress=False)[0]
+    clip = shared_sample(speakers=1, clips=1, seconds=CLIP_SECONDS, seed=0)[0]  # tests/conftest.py
     crops = _face_crops(media.read_video(clip.video), clip.load_ground_truth()["landmarks"])
     audio = media.read_audio(clip.audio)
     crop_video = media.write_video(root / "crop.mp4", crops, fps=25, audio=audio, sample_rate=16000)
@@ -131,6 +130,7 @@ def _reference_evaluate(video: Path, work: Path, weights_file: Path, monkeypatch
 
 
 # ------------------------------------------------------------------------------------ exactness
+@pytest.mark.slow  # ~16 CPU s: the reference scorer with its JPEG round trip
 def test_matches_syncnet_instance_evaluate(data, model, ffmpeg_on_path, tmp_path, monkeypatch) -> None:
     """Same crop video: offset, LSE-D, LSE-C and all 31 mean distances equal the reference's to 1e-4."""
     ref = _reference_evaluate(data["crop_video"], tmp_path / "ref", data["weights"], monkeypatch)
@@ -337,6 +337,7 @@ def test_streaming_scores_tracks_and_records_failures(data, model) -> None:
         strict.update("v2", [(crops[:4], audio)])
 
 
+@pytest.mark.slow  # ~14 CPU s: several full scorings
 def test_streaming_scorer_equals_score_crops(data, model) -> None:
     """Chunked embedding (constant memory for long videos) gives the one-shot numbers."""
     crops, audio = data["crops"], data["audio16"]
@@ -356,6 +357,7 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
         short.score(audio)
 
 
+@pytest.mark.slow  # ~50 CPU s: three full scorings
 def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
     """With the audio given first, windows are compared as they arrive: the numbers stay those of
     score_crops and only about vshift + one chunk of embeddings is held, whatever the length."""

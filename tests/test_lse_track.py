@@ -27,9 +27,9 @@ from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.sample import generate
 
-sp = pytest.importorskip("syncnet_python.syncnet_pipeline")  # the reference (installed with the project)
-from syncnet_python.detectors.s3fd import S3FD as RefS3FD  # noqa: E402
-from syncnet_python.detectors.s3fd.nets import S3FDNet as RefS3FDNet  # noqa: E402
+from syncnet_python import syncnet_pipeline as sp  # the reference, a dependency of the project
+from syncnet_python.detectors.s3fd import S3FD as RefS3FD
+from syncnet_python.detectors.s3fd.nets import S3FDNet as RefS3FDNet
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -117,6 +117,7 @@ def test_s3fd_loads_the_reference_state_dict(isolated_caches, monkeypatch) -> No
         s3fd.S3FD.from_registry()
 
 
+@pytest.mark.slow  # ~20 CPU s: both S3FD detectors on every frame
 def test_s3fd_matches_syncnet_python_detector(isolated_caches, monkeypatch, sample) -> None:
     path, _ = _place_s3fd(monkeypatch, saturate=True)
     reference = _wheel()._load_s3fd(str(path))  # the wheel's own loader and S3FD class on the same file

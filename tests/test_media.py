@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -34,7 +35,7 @@ from talking_head.toolkit.media import (
     write_wav,
 )
 
-FFMPEG = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 H, W, BLOCK = 48, 64, 16  # 3 rows x 4 columns of blocks = 12 bits
 

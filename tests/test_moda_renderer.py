@@ -31,7 +31,6 @@ from talking_head.baselines.moda.renderer import (TPE_OFFSET, TemporalRenderer, 
 import weights_factory
 from talking_head.toolkit import weights as w
 
-TRAIN_CPU_SECONDS = 180.0  # the budget for one acceptance training
 MARGIN_DB = 2.0  # the rendered mouths must beat copying the reference by this much (2.5-7 dB measured)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -41,9 +40,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 def trained_run(tiny_runs):
     """The tiny config exactly as shipped, trained with the generic trainer (tests/conftest.py): (run folder,
     model)."""
-    run, result, cpu = tiny_runs.stage("moda", "renderer")
+    run, result, _ = tiny_runs.stage("moda", "renderer")  # its CPU budget: tests/test_training_budget.py
     assert result.step == load_config("tiny", "renderer")["training"]["steps"]
-    assert cpu < TRAIN_CPU_SECONDS
     return run, TemporalRenderer.from_pretrained(run)
 
 

@@ -21,14 +21,13 @@ from talking_head.metrics.niqe import (
 )
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.media import read_video
-from talking_head.toolkit.sample import generate
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture(scope="module")
-def frames(tmp_path_factory) -> np.ndarray:
-    clip = generate(tmp_path_factory.mktemp("sample"), speakers=1, clips=1, seconds=1.0, seed=0, show_progress=False)[0]
+def frames(shared_sample) -> np.ndarray:
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=0)[0]  # tests/conftest.py
     return read_video(clip.video, 25.0)  # (25, 512, 512, 3) uint8 RGB
 
 

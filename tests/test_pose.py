@@ -10,7 +10,6 @@ import pytest
 from talking_head.toolkit import pose
 from talking_head.toolkit import face_mesh as fm
 from talking_head.toolkit import media
-from talking_head.toolkit.sample import generate
 from talking_head.toolkit.sample.face import FaceRig, Pose
 
 
@@ -120,10 +119,9 @@ def test_frames_without_a_face_are_nan():
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def sample(shared_sample):
     """Per clip: ground truth, MediaPipe's mesh of the decoded frames (video mode), and the fit."""
-    out = tmp_path_factory.mktemp("pose_sample")
-    clips = generate(out, speakers=2, clips=1, seconds=4, seed=0, show_progress=False)
+    clips = shared_sample(speakers=2, clips=1, seconds=4, seed=0)  # tests/conftest.py
     result = []
     for clip in clips:
         with fm.FaceMeshDetector(video=True) as detector:

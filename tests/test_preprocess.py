@@ -143,6 +143,7 @@ def test_rerun_is_idempotent(built):
     assert before == {p: p.stat().st_mtime_ns for p in (built / "work" / "clips").rglob("*")}
 
 
+@pytest.mark.slow  # ~10 CPU s: a killed run and its resume
 def test_sigkill_and_resume_gives_the_same_dataset(built, tmp_path):
     out = tmp_path / "killed"
     # The raw sample is shared so both runs see the same input files.
@@ -166,6 +167,7 @@ def test_sigkill_and_resume_gives_the_same_dataset(built, tmp_path):
     _assert_same_rows(_rows(out), _rows(built))
 
 
+@pytest.mark.slow  # ~9 CPU s: starts a Ray cluster
 def test_ray_engine_gives_the_same_rows(built, tmp_path):
     out = tmp_path / "ray"
     shutil.copytree(built / "raw_sample", out / "raw_sample")

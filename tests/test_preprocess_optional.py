@@ -58,6 +58,7 @@ def _place_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> int:
     return TINY_WAV2VEC2["hidden_size"]
 
 
+@pytest.mark.slow  # ~14 CPU s: FAN and a speech model per frame
 def test_landmarks68_and_speech_features_in_the_dataset(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     _place_fan(monkeypatch)
     width = _place_wav2vec2(monkeypatch)

@@ -14,6 +14,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from golden_files import GOLDEN, assert_unchanged, leaderboard_values
 from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce
 from talking_head.leaderboards.runs import RUN_FILE, dataset_fingerprint, leaderboard_from_runs
 from talking_head.toolkit.cli import app
@@ -87,6 +88,14 @@ def test_the_leaderboard_holds_every_row_with_its_provenance(first, work) -> Non
         assert check["trained_beat_floors"] == (trained < floors)
     # The sample's promise: ground truth < every trained model < every floor baseline, on M-LMD and F-LMD.
     assert all(c["ground_truth_best"] and c["trained_beat_floors"] for c in checks.values()), checks
+
+
+def test_the_leaderboard_equals_the_golden_file(first, work) -> None:
+    """Every row, value and stable provenance entry (weights and dataset hashes included) of the sample's
+    leaderboard is what the code gave before the refactor (tests/golden_files.py)."""
+    board = leaderboard_values((work / "leaderboard" / "leaderboard.csv").read_text(encoding="utf-8"))
+    golden = leaderboard_values((GOLDEN / "reproduce_sample.leaderboard.csv").read_text(encoding="utf-8"))
+    assert_unchanged(board, golden, "leaderboard.csv")
 
 
 def test_run_directories_are_self_describing(first, work) -> None:

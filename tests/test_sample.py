@@ -95,6 +95,7 @@ def test_detected_mouth_opening_follows_ground_truth(sample_dir):
             assert np.corrcoef(eyes, truth["blink"])[0, 1] < -0.5
 
 
+@pytest.mark.slow  # ~30 CPU s: generates the sample twice more
 def test_same_seed_same_sample_other_seed_differs(sample_dir, tmp_path):
     again = tmp_path / "again"
     generate(again, speakers=2, clips=2, seconds=SECONDS, seed=7, show_progress=False)
