@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= outputs/reproduce/sample
 
-.PHONY: demo test test-fast bench env clean
+.PHONY: demo test test-fast bench lint env clean
 
 # The environment is rebuilt when the pinned set or the package definition changes.
 # --no-deps installs exactly the pinned set: the three OpenCV wheels other packages ask
@@ -27,14 +27,21 @@ demo: env
 #   test       every acceptance test, trainings included; no benchmarks
 #   test-fast  no training, no slow test, no benchmark: for iteration
 #   bench      every benchmark module, timed (the memory benchmark at full length; it also runs, short, in test)
+# Two pytest-xdist workers, one per core; the tests sharing the session's tiny trainings run on one of them.
+XDIST := -n 2 --dist loadgroup
+
 test: env
-	$(BIN)/python -m pytest tests -m "not bench"
+	$(BIN)/python -m pytest tests -m "not bench" $(XDIST)
 
 test-fast: env
-	$(BIN)/python -m pytest tests -m "not train and not slow and not bench"
+	$(BIN)/python -m pytest tests -m "not train and not slow and not bench" $(XDIST)
 
 bench: env
 	$(BIN)/python -m pytest $(wildcard tests/test_benchmark_*.py) --benchmark-enable
+
+# The layer contract (docs/architecture.md, "Layers"): stages import only the shared core, never each other.
+lint: env
+	$(BIN)/lint-imports --no-cache .importlinter
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

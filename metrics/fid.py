@@ -12,7 +12,7 @@ One obvious entry point for each job::
         metric.update(ref, real=True)                        # or metric.update_reference(ref)
     metric.compute()                                         # {"fid", "num_frames_generated", ...}
 
-What is reproduced (metrics.md section 1.1): features are pytorch-fid's pool3 activations
+What is reproduced (docs/metrics-reference.md#pytorch-fid): features are pytorch-fid's pool3 activations
 (:mod:`metrics.inception`: uint8/255, bilinear 299 resize, 2x-1, FID Inception, fp32 with TF32
 off); statistics are the mean and the unbiased covariance (``np.cov``, N-1) in float64; the
 distance is ``|mu1-mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrtm(S1 S2)``.
@@ -33,7 +33,7 @@ What differs, on purpose, and why the numbers still agree:
   complex values and pytorch-fid raises "Imaginary component". On well-conditioned input it
   agrees with pytorch-fid to ~1e-12 relative.
 
-The video protocol (metrics.md section 1.4) changes the number and is therefore explicit and
+The video protocol (docs/metrics-reference.md#fid-from-videos) changes the number and is therefore explicit and
 recorded by every ``config()``: full frame or a crop box per frame, an optional pre-resize (the
 model always resizes to 299 itself), frame rate, frame step and count, and pooling over all videos
 (one FID per method, the Wav2Lip convention) versus one FID per video pair.

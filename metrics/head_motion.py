@@ -1,4 +1,4 @@
-"""Head motion: pose diversity, cross-sample diversity and Beat Align (metrics.md section 4).
+"""Head motion: pose diversity, cross-sample diversity and Beat Align (docs/metrics-reference.md#head-motion).
 
 Pose is (yaw, pitch, roll) in degrees, the convention of :mod:`toolkit.pose` (yaw > 0 nose to
 image right, pitch > 0 nose down, roll > 0 clockwise). Every function takes either

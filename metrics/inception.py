@@ -7,7 +7,7 @@ One obvious entry point::
     feats = model.extract(frames)                       # (N, H, W, 3) uint8 RGB -> (N, 2048) float32
 
 What it reproduces (pytorch-fid ``InceptionV3([3])`` with ``resize_input=True``,
-``normalize_input=True``, ``use_fid_inception=True``; see docs/research metrics.md section 1.1):
+``normalize_input=True``, ``use_fid_inception=True``; see docs/metrics-reference.md#pytorch-fid):
 
 * input: RGB, float in [0, 1] (``ToTensor``: uint8 / 255 in float32), NCHW;
 * ``F.interpolate(x, (299, 299), mode="bilinear", align_corners=False)``, no antialias;

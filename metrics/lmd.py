@@ -2,7 +2,7 @@
 
 One entry point, :func:`lmd` (and its streaming twin :class:`LandmarkDistance`), on landmark arrays
 of a generated and a reference video, frame by frame. Published LMD numbers come from scripts that
-disagree on every knob (metrics.md section 3), so each is a named, frozen :class:`LMDPreset`:
+disagree on every knob (docs/metrics-reference.md#lmd-variants), so each is a named, frozen :class:`LMDPreset`:
 
 ``atvgnet``  ATVGnet (Chen et al., CVPR'19, ``code/evaluation_matrix.py``): 68 points, mouth = 48-67,
              face = all 68; each set minus its own centroid; per frame the SUM over points of the L2

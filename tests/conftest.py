@@ -17,8 +17,13 @@ TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if TRAINING_FIXTURES & fixtures:
             item.add_marker(pytest.mark.train)
+        if "tiny_runs" in fixtures:
+            # With pytest-xdist (`make test` runs two workers) every user of the session's tiny trainings goes to
+            # one worker, so each stage is trained once; everything else spreads over both.
+            item.add_marker(pytest.mark.xdist_group("tiny_runs"))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Peak memory of `toolkit evaluate` does not grow with video length.
 
-The issue's criterion: a 5-minute clip costs no more than a 10-second one, within 10%. Each length is
+The criterion: a 5-minute clip costs no more than a 10-second one, within 10%. Each length is
 scored in a fresh process (its peak resident set, ``ru_maxrss``, is the number), on the built-in
 sample looped to the length at 256x256, 25 fps, the same video as generated and reference.
 

@@ -1,7 +1,7 @@
 """DreamHead A2L (baselines/dreamhead/a2l_diffusion.py): acceptance on held-out sample clips, samplers,
 classifier-free guidance, long audio, save/load, bad input, and the wav2vec 2.0 encoder.
 
-Acceptance (issue 5): trained with the `tiny` config (fixed seed, well under 3 CPU minutes), the generated
+Acceptance: trained with the `tiny` config (fixed seed, well under 3 CPU minutes), the generated
 mouth landmarks of the test-split clips beat the mean-landmark baseline (P-bar repeated) on mouth LMD
 (the `dense` preset: MediaPipe lips, centred, % of the inter-ocular distance) by at least 30%, and the
 generated mouth opening correlates with the ground truth at r >= 0.5 on every clip.

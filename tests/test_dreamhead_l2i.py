@@ -1,7 +1,7 @@
 """DreamHead L2I (baselines/dreamhead/l2i_diffusion.py): acceptance on held-out sample clips, sampling,
 save/load, the latent path with a created Stable Diffusion VAE, the paper config, and bad input.
 
-Acceptance (issue 5): trained with the `tiny` config as shipped (fixed seed, under 3 CPU minutes), given
+Acceptance: trained with the `tiny` config as shipped (fixed seed, under 3 CPU minutes), given
 the ground-truth landmarks of a held-out (test split) clip and its first frame as the reference, the
 generated frames' mouth region is closer to the ground truth (PSNR) than the reference frame's mouth is,
 on every test clip. The mouth region of a frame is the bounding box of its ground-truth MediaPipe lip

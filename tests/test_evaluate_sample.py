@@ -1,4 +1,4 @@
-"""The issue's end-to-end check: `toolkit evaluate` on the built-in sample's preprocessed test split,
+"""End-to-end check: `toolkit evaluate` on the built-in sample's preprocessed test split,
 against itself and against a perturbed copy (blurred frames, audio shifted by 0.2 s).
 
 Every metric runs on real code with weight files created by tests/weights_factory.py (random values,

@@ -107,7 +107,7 @@ def test_identical_inputs_give_zero(preset):
 
 
 def _atvgnet_port(real_videos, fake_videos) -> float:
-    """ATVGnet code/evaluation_matrix.py's LMD as metrics.md section 3 describes it, loop for loop: per image
+    """ATVGnet code/evaluation_matrix.py's LMD (docs/metrics-reference.md#lmd-variants), loop for loop: per image
     the 20 mouth points minus their centroid (sum / 20), per frame pair the sum over points of the L2
     distance, then sum(dis) / N over all frame pairs."""
     dis = []

@@ -80,8 +80,12 @@ def _run(metric: Metric, videos) -> list[dict]:
     return rows
 
 
+# FID and CSIM push every frame through Inception / iResNet-100 on the CPU three times (minutes): `make test` only.
+HEAVY = {"fid", "csim"}
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")  # FID on 60 frames warns that it is biased; expected here
-@pytest.mark.parametrize("name", list(registry.REGISTRY))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in registry.REGISTRY])
 def test_registered_metric_follows_the_contract(name, videos, all_weights):
     _, _, pairs = videos
     entry = registry.REGISTRY[name]

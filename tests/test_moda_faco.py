@@ -1,6 +1,6 @@
 """MODA stage 2 (baselines/moda/faco_net.py): FaCo-Net composes the full mesh from lips and eyes.
 
-Acceptance (issue 6): trained with the shipped `tiny` config (at most 3 CPU minutes), the full mesh composed
+Acceptance: trained with the shipped `tiny` config (at most 3 CPU minutes), the full mesh composed
 from the ground-truth lips and eyes of the held-out clips is closer to the ground truth than the
 mean-mesh baseline, on all points and on the points it has to infer (neither lips nor eyes).
 """

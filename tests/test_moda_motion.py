@@ -1,7 +1,7 @@
 """MODA stage 1 (baselines/moda/moda_net.py): acceptance on held-out sample clips, the dual attention's
 masks and encodings, the release/fixed switch, long audio, save/load and the wav2vec 2.0 encoder.
 
-Acceptance (issue 6): trained with the shipped `tiny` config (fixed seed, at most 3 CPU minutes), the
+Acceptance: trained with the shipped `tiny` config (fixed seed, at most 3 CPU minutes), the
 generated mouth of the test-split clips beats the mean-mesh baseline on mouth LMD (the `dense` preset) by
 at least 30%, the generated mouth opening correlates with the ground truth at r >= 0.5, and two samples
 for the same audio differ in head motion (cross-sample pose diversity > 0) while their lips stay within

@@ -1,6 +1,6 @@
 """DreamHead stage 1: audio-to-landmark (A2L) diffusion over windows of canonical dense landmarks.
 
-DreamHead (Hong et al., arXiv 2409.10281, Fig. 2a; papers.md section 1.3) denoises a window of l frames of
+DreamHead (arXiv 2409.10281, Fig. 2a; docs/reference-models.md#a2l-diffusion) denoises a window of l frames of
 dense landmarks P_t^[i-l:i] conditioned on the audio window A^[i-l:i] and the speaker's mean landmarks
 P-bar, with a network ``Projection-In -> N x (Temporal Unit, Mapping Unit) -> Projection-Out``. Only the
 figure and the abstract are known; everything else here is an assumption, named in the config files

@@ -1,7 +1,8 @@
 """DreamHead A2L's trainable audio encoder over per-frame audio contexts (:mod:`baselines.audio`).
 
 DreamHead's figure shows a raw-waveform audio window A^[i-l:i]; the feature extractor is not published
-(papers.md 1.3). The front-ends (``audio.encoder``: mel, wav2vec2, hubert) are in :mod:`baselines.audio`;
+(docs/reference-models.md#what-is-not-published). The front-ends (``audio.encoder``: mel, wav2vec2,
+hubert) are in :mod:`baselines.audio`;
 the speech models are frozen here (MODA fine-tunes its transformer; frozen is the assumption for
 DreamHead: cheap, and no audio model weights in our checkpoints).
 """

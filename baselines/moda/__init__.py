@@ -1,6 +1,6 @@
 """MODA (Liu et al., ICCV 2023, "Mapping-Once Audio-driven Portrait Animation with Dual Attentions").
 
-Three stages, each trained on its own (papers.md section 2):
+Three stages, each trained on its own (docs/reference-models.md#the-three-stages):
 
 ``motion``    (:mod:`baselines.moda.moda_net`): audio + the speaker's mean mesh -> lip, eye, head and
               torso motion in one pass, through the dual attention (aligned transformer decoder and

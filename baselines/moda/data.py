@@ -1,7 +1,7 @@
 """What MODA's stages read from a preprocessed dataset: the semantic point sets, per-speaker means and
 per-clip motion (canonical meshes, head poses, shoulder points, audio).
 
-Units (one convention, papers.md 2.3 warns of the release's two): meshes are the dataset's
+Units (one convention; the release mixes two, docs/reference-models.md#data-and-units): meshes are the dataset's
 ``canonical_landmarks`` (head pose removed, 512-px canonical units); head motion is the dataset's 7-number
 ``pose`` (yaw, pitch, roll in degrees, tx, ty, tz in crop pixels, scale); shoulder points are crop pixels
 (:mod:`baselines.moda.torso`). Every target is a displacement from the speaker's mean over its training

@@ -1,5 +1,5 @@
 """MODA stage 2: FaCo-Net, the facial composer. Lip and eye motion + the speaker's mean mesh -> the full
-478-point mesh of the frame (papers.md 2.5).
+478-point mesh of the frame (docs/reference-models.md#faco-net).
 
 Per-frame MLPs, no temporal modelling, no BatchNorm, LeakyReLU(0.2), as in the release::
 

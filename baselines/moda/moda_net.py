@@ -1,5 +1,5 @@
 """MODA stage 1: the MODA network. Audio + the speaker's mean mesh -> lip, eye, head and torso motion of
-every frame in one forward pass ("mapping once"), through the dual attention (papers.md 2.4).
+every frame in one forward pass ("mapping once"), through the dual attention (docs/reference-models.md#moda-network).
 
 ::
 
@@ -21,7 +21,7 @@ every frame in one forward pass ("mapping once"), through the dual attention (pa
 * Temporal VAE ("ProbAttn"): transformer encoder -> mu, logvar -> z -> transformer decoder with the tiled
   subject code + audio as its queries.
 
-The released code has three defects (papers.md 2.4); ``faithful_to_release: false`` (default) fixes them and
+Three release defects (docs/reference-models.md#release-defects): ``faithful_to_release: false`` (default) fixes them and
 ``true`` reproduces them, so both can be trained and compared:
 
 ==================  ===========================================  ============================================
@@ -271,7 +271,7 @@ class TemporalVAE(nn.Module):
 
 
 class MODANetwork(nn.Module):
-    """Audio head, subject head, dual attention and the four heads (papers.md 2.4)."""
+    """Audio head, subject head, dual attention and the four heads (docs/reference-models.md#moda-network)."""
 
     def __init__(self, config: dict, audio_context: tuple[int, int]):
         super().__init__()

@@ -1,4 +1,4 @@
-"""MODA stage 3: the temporal-guided renderer (papers.md 2.6; the release's ``models/render_model.py``,
+"""MODA stage 3: the temporal-guided renderer (docs/reference-models.md#renderer; the release's ``models/render_model.py``,
 ``render_G.py``, ``render_D.py``, ``datasets/render_dataset.py``).
 
 One model per identity turns a drawn face mesh into a photo of that person:

@@ -1,6 +1,6 @@
 """MODA's torso representation: 18 shoulder points per frame (9 per side), derived from the frame itself.
 
-MODA (papers.md 2.3, step 5) segments the frame with a BiSeNet face-parsing model and fits 9 points per
+MODA (docs/reference-models.md#torso-points) segments the frame with a BiSeNet face-parsing model and fits 9 points per
 shoulder to the cloth/background boundary. No face-parsing weights can be fetched here, so the toolkit
 derives the same 18 points without a learned model, from the colour difference to the background:
 
