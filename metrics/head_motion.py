@@ -135,7 +135,7 @@ class PoseDiversity(PerVideoRows):
     """
 
     name = "pose"
-    direction = registry.entry(name).direction
+    direction = registry.entry(name).direction  # the registry is the one place for directions
 
     def __init__(self) -> None:
         self.reset()
