@@ -14,11 +14,16 @@ results' provenance. Class attributes say what a metric is: ``name`` (its regist
 summary.json key), ``direction`` ("higher", "lower" or None: a statistic to compare with the ground
 truth) and ``consumes`` (which of :data:`INPUTS` the runner must prepare for it).
 
+The library classes fed one whole video per call (``LSE``, ``LandmarkDistance``, ``PoseDiversity``,
+``CrossSampleDiversity``, ``BeatAlign``, ``BlinkRate``) keep the same rule through :class:`PerVideoRows`:
+``update(...)`` returns nothing, ``per_video()`` gives each video's values, ``compute()`` a dict.
+
 This module imports no torch, so the registry and the command line can read it cheaply.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -128,6 +133,20 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):  # items are never changed in place, only appended
         return list(value)
     return value  # numbers, None
+
+
+class PerVideoRows:
+    """Per-video values of a library class that takes one whole video per ``update``: the class appends
+    each video's dict to ``_per_video_rows`` (and empties it in ``reset``); ``update`` returns nothing,
+    so there is one way to read them."""
+
+    _per_video_rows: list[dict[str, Any]]
+
+    def per_video(self, start: int = 0) -> list[dict[str, Any]]:
+        """One dict per video, in update order, from the `start`-th on (negative: counted from the end, as
+        a slice, so ``per_video(-1)[0]`` is the last video's without copying the others). Copies: the
+        caller may change them without changing the metric."""
+        return [copy.deepcopy(row) for row in self._per_video_rows[start:]]
 
 
 class PerFrameMeans(Metric):

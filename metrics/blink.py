@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from talking_head.metrics import registry
+from talking_head.metrics.base import PerVideoRows
 from talking_head.metrics.both_sides import BothSides
 
 __all__ = [
@@ -177,7 +179,7 @@ def _video(ear: np.ndarray, preset: BlinkPreset) -> dict[str, Any]:
             "threshold": float(threshold), "open_ear": open_ear}
 
 
-class BlinkRate:
+class BlinkRate(PerVideoRows):
     """Streaming blink statistics: ``update(landmarks)`` per video, ``compute()`` over all of them.
 
     `landmarks`: (T, 68, 2|3) for ``ear68``, (T, 478|468, 2|3) MediaPipe meshes for ``mesh``, at `fps`.
@@ -187,7 +189,13 @@ class BlinkRate:
     * ``blink_rate_video_mean``: mean over videos of each video's rate;
     * ``mean_duration_s`` / ``mean_duration_frames``: mean length of all blinks (NaN without blinks);
     * ``blinks``, ``videos``, ``videos_excluded`` (no valid frame), ``frames_used``, ``frames_excluded``.
+
+    ``per_video()``: per video its ``blinks``, ``runs`` ([start, stop) frame ranges), ``blink_rate``,
+    ``mean_duration_s``, ``threshold``, ``open_ear`` and frame counts.
     """
+
+    name = "blink"
+    direction = registry.entry(name).direction  # the registry is the one place for directions
 
     def __init__(self, preset: str | BlinkPreset = "mesh", fps: float = 25.0) -> None:
         if fps <= 0:
@@ -200,12 +208,13 @@ class BlinkRate:
         self._durations: list[int] = []
         self._rates: list[float] = []
         self._counts = {"blinks": 0, "videos": 0, "videos_excluded": 0, "frames_used": 0, "frames_excluded": 0}
+        self._per_video_rows = []
 
-    def update(self, landmarks: np.ndarray) -> dict[str, Any]:
-        """Add one video; returns its blinks (``runs``: [start, stop) frame ranges), rate and threshold."""
-        return self.update_ear(eye_aspect_ratio(check_layout(landmarks, self.preset)))
+    def update(self, landmarks: np.ndarray) -> None:
+        """Add one video (its blinks, rate and threshold: ``per_video()``)."""
+        self.update_ear(eye_aspect_ratio(check_layout(landmarks, self.preset)))
 
-    def update_ear(self, ear: np.ndarray) -> dict[str, Any]:
+    def update_ear(self, ear: np.ndarray) -> None:
         """Add one video given its per-frame eye aspect ratio (T,) (NaN: no face), e.g. gathered chunk by
         chunk with ``eye_aspect_ratio``; the same as :meth:`update` on the landmarks."""
         ear = np.asarray(ear, dtype=np.float64)
@@ -226,7 +235,7 @@ class BlinkRate:
             row["blink_rate"] = float("nan")
             c["videos_excluded"] += 1
         row["mean_duration_s"] = float(np.mean(durations)) / self.fps if durations else float("nan")
-        return row
+        self._per_video_rows.append(row)
 
     def compute(self) -> dict[str, Any]:
         c = self._counts
@@ -248,14 +257,16 @@ class BlinkRate:
 def blinks(landmarks: np.ndarray, preset: str | BlinkPreset = "mesh", fps: float = 25.0) -> dict[str, Any]:
     """Blink statistics of one video (see :class:`BlinkRate`)."""
     metric = BlinkRate(preset, fps)
-    row = metric.update(landmarks)
+    metric.update(landmarks)
+    row = metric.per_video()[0]
     return {**metric.compute(), "runs": row["runs"], "threshold": row["threshold"], "open_ear": row["open_ear"]}
 
 
 class BlinkVideos(BothSides):
     """Blink rate of the generated videos and of the references, from the runner's meshes."""
 
-    name, direction, keys = "blink", None, ("blink_rate",)
+    name, direction = BlinkRate.name, BlinkRate.direction
+    keys = ("blink_rate",)
 
     def make(self, fps: float) -> BlinkRate:
         return BlinkRate("mesh", fps=fps)
@@ -264,4 +275,5 @@ class BlinkVideos(BothSides):
         return eye_aspect_ratio(meshes)  # (n,)
 
     def add_video(self, metric: BlinkRate, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
-        return metric.update_ear(per_frame.reshape(-1))
+        metric.update_ear(per_frame.reshape(-1))
+        return metric.per_video(-1)[0]

@@ -50,7 +50,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
-from talking_head.metrics.base import AUDIO, LANDMARKS, Chunk, Metric, VideoInfo
+from talking_head.metrics import registry
+from talking_head.metrics.base import AUDIO, LANDMARKS, Chunk, Metric, PerVideoRows, VideoInfo
 from talking_head.metrics.both_sides import BothSides
 from talking_head.toolkit import face_mesh
 
@@ -122,13 +123,19 @@ def _video_std(motion: np.ndarray) -> tuple[np.ndarray, int, int]:
     return std, used, len(angles) - used
 
 
-class PoseDiversity:
+class PoseDiversity(PerVideoRows):
     """Streaming pose diversity: ``update(pose_or_mesh)`` per video, ``compute()`` mean over videos per angle.
+
+    ``per_video()``: per video ``yaw_std``, ``pitch_std``, ``roll_std`` (NaN with fewer than 2 frames
+    with a pose), ``frames_used``, ``frames_excluded``.
 
     ``compute()``: ``yaw_std``, ``pitch_std``, ``roll_std`` (degrees, mean over videos of the per-video
     std over time), ``mean_std`` (their mean), ``videos``, ``videos_excluded`` (fewer than 2 frames with
     a pose), ``frames_used``, ``frames_excluded``.
     """
+
+    name = "pose"
+    direction = registry.entry(name).direction  # the registry is the one place for directions
 
     def __init__(self) -> None:
         self.reset()
@@ -136,8 +143,9 @@ class PoseDiversity:
     def reset(self) -> None:
         self._stds: list[np.ndarray] = []
         self._counts = {"videos": 0, "videos_excluded": 0, "frames_used": 0, "frames_excluded": 0}
+        self._per_video_rows = []
 
-    def update(self, motion: np.ndarray) -> dict[str, Any]:
+    def update(self, motion: np.ndarray) -> None:
         std, used, excluded = _video_std(motion)
         self._counts["videos"] += 1
         self._counts["frames_used"] += used
@@ -146,7 +154,8 @@ class PoseDiversity:
             self._stds.append(std)
         else:
             self._counts["videos_excluded"] += 1
-        return {**{f"{a}_std": float(s) for a, s in zip(ANGLES, std)}, "frames_used": used, "frames_excluded": excluded}
+        self._per_video_rows.append({**{f"{a}_std": float(s) for a, s in zip(ANGLES, std)}, "frames_used": used,
+                                     "frames_excluded": excluded})
 
     def compute(self) -> dict[str, Any]:
         mean = np.mean(self._stds, axis=0) if self._stds else np.full(3, np.nan)
@@ -195,15 +204,19 @@ def _pairwise(samples: Sequence[np.ndarray]) -> tuple[list[float], int, int, int
     return distances, used, excluded, empty
 
 
-class CrossSampleDiversity:
+class CrossSampleDiversity(PerVideoRows):
     """Streaming cross-sample diversity: ``update(samples)`` per audio with K >= 2 pose sequences
     (list of (T, >=3) poses or (T, 478, 3) meshes, or one (K, T, >=3) array) from different seeds.
 
     Per audio: mean over the K(K-1)/2 pairs of the mean over frames of ||(yaw, pitch, roll)_i -
     (yaw, pitch, roll)_j|| (degrees; frames where either has no pose are left out and counted).
     ``compute()``: ``diversity`` (mean over audios), ``pairs``, ``pairs_excluded`` (no common frame),
-    ``frames_used``/``frames_excluded`` (pair-frames), ``audios``.
+    ``frames_used``/``frames_excluded`` (pair-frames), ``audios``. ``per_video()``: per audio (one
+    update), ``diversity``, ``pairs``, ``pairs_excluded``.
     """
+
+    name = "diversity"
+    direction = registry.entry(name).direction
 
     def __init__(self) -> None:
         self.reset()
@@ -212,8 +225,9 @@ class CrossSampleDiversity:
         self._values: list[float] = []
         self._counts = {"audios": 0, "audios_excluded": 0, "pairs": 0, "pairs_excluded": 0,
                         "frames_used": 0, "frames_excluded": 0}
+        self._per_video_rows = []
 
-    def update(self, samples: Sequence[np.ndarray] | np.ndarray) -> dict[str, Any]:
+    def update(self, samples: Sequence[np.ndarray] | np.ndarray) -> None:
         distances, used, excluded, empty = _pairwise(samples)
         value = float(np.mean(distances)) if distances else float("nan")
         c = self._counts
@@ -226,7 +240,7 @@ class CrossSampleDiversity:
             self._values.append(value)
         else:
             c["audios_excluded"] += 1
-        return {"diversity": value, "pairs": len(distances), "pairs_excluded": empty}
+        self._per_video_rows.append({"diversity": value, "pairs": len(distances), "pairs_excluded": empty})
 
     def compute(self) -> dict[str, Any]:
         value = float(np.mean(self._values)) if self._values else float("nan")
@@ -350,7 +364,7 @@ def beat_align_score(audio_beat_frames: np.ndarray, motion_beat_frames: np.ndarr
     return float(np.mean(np.exp(-nearest / 2.0 / variance)))
 
 
-class BeatAlign:
+class BeatAlign(PerVideoRows):
     """Streaming Beat Align: ``update(motion, audio)`` per video, ``compute()`` mean over videos.
 
     `motion`: pose (T, >=3) or meshes (T, 478, 3) (``source="pose"``: velocity of yaw, pitch, roll), or
@@ -358,7 +372,11 @@ class BeatAlign:
     or pass precomputed ``audio_beats=`` (video frame indices) instead.
     ``compute()``: ``beat_align``, ``videos``, ``videos_excluded`` (no audio beat inside the motion),
     ``videos_without_motion_beats`` (scored 0), ``frames_interpolated`` (missing poses filled linearly).
+    ``per_video()``: per video ``beat_align``, ``audio_beats``, ``motion_beats``, ``frames_interpolated``.
     """
+
+    name = "beat_align"
+    direction = registry.entry(name).direction
 
     def __init__(self, fps: float = 25.0, *, source: MotionSource = "pose", percussive: bool = PERCUSSIVE,
                  sigma: float = VELOCITY_SIGMA, variance: float = BEAT_VARIANCE) -> None:
@@ -376,9 +394,10 @@ class BeatAlign:
     def reset(self) -> None:
         self._scores: list[float] = []
         self._counts = {"videos": 0, "videos_excluded": 0, "videos_without_motion_beats": 0, "frames_interpolated": 0}
+        self._per_video_rows = []
 
     def update(self, motion: np.ndarray, audio: np.ndarray | str | PathLike[str] | None = None, *,
-               sample_rate: int = 16000, audio_beats: np.ndarray | None = None) -> dict[str, Any]:
+               sample_rate: int = 16000, audio_beats: np.ndarray | None = None) -> None:
         if (audio is None) == (audio_beats is None):
             raise ValueError("give exactly one of audio and audio_beats")
         velocity, missing = motion_velocity(motion, self.source)
@@ -398,8 +417,8 @@ class BeatAlign:
             self._scores.append(score)
             if len(m_beats) == 0:
                 c["videos_without_motion_beats"] += 1
-        return {"beat_align": score, "audio_beats": len(a_beats), "motion_beats": len(m_beats),
-                "frames_interpolated": missing}
+        self._per_video_rows.append({"beat_align": score, "audio_beats": len(a_beats), "motion_beats": len(m_beats),
+                                     "frames_interpolated": missing})
 
     def compute(self) -> dict[str, Any]:
         return {"beat_align": float(np.mean(self._scores)) if self._scores else float("nan"), **self._counts}
@@ -422,7 +441,9 @@ def beat_align(motion: np.ndarray, audio: np.ndarray | str | PathLike[str] | Non
                sample_rate: int = 16000, fps: float = 25.0, audio_beats: np.ndarray | None = None,
                **kwargs: Any) -> dict[str, Any]:
     """Beat Align of one video (see :class:`BeatAlign`); returns its score and beat counts."""
-    return BeatAlign(fps, **kwargs).update(motion, audio, sample_rate=sample_rate, audio_beats=audio_beats)
+    metric = BeatAlign(fps, **kwargs)
+    metric.update(motion, audio, sample_rate=sample_rate, audio_beats=audio_beats)
+    return metric.per_video()[0]
 
 
 # -- for the runner -------------------------------------------------------------------------------------
@@ -431,7 +452,8 @@ def beat_align(motion: np.ndarray, audio: np.ndarray | str | PathLike[str] | Non
 class PoseVideos(BothSides):
     """Pose diversity of the generated videos and of the references, from the runner's meshes."""
 
-    name, direction, keys = "pose", None, ("yaw_std", "pitch_std", "roll_std")
+    name, direction = PoseDiversity.name, PoseDiversity.direction
+    keys = ("yaw_std", "pitch_std", "roll_std")
 
     def make(self, fps: float) -> Any:
         return PoseDiversity()
@@ -442,7 +464,8 @@ class PoseVideos(BothSides):
     def add_video(self, metric: Any, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
         if len(per_frame) == 0:  # a video without frames is not counted (PoseDiversity rejects empty input)
             return {f"{angle}_std": float("nan") for angle in ANGLES}
-        return metric.update(per_frame)
+        metric.update(per_frame)
+        return metric.per_video(-1)[0]
 
 
 def beat_sample_rate(fps: float) -> int:
@@ -455,7 +478,8 @@ def beat_sample_rate(fps: float) -> int:
 class BeatAlignVideos(PoseVideos):
     """Bailando's Beat Align of head motion (yaw, pitch, roll velocity) to each video's own audio."""
 
-    name, direction, keys = "beat_align", "higher", ("beat_align",)
+    name, direction = BeatAlign.name, BeatAlign.direction
+    keys = ("beat_align",)
     consumes = frozenset({LANDMARKS, AUDIO})
 
     def make(self, fps: float) -> Any:
@@ -467,7 +491,8 @@ class BeatAlignVideos(PoseVideos):
         from talking_head.toolkit import media  # as in audio_beats: the motion metrics import no media stack
 
         rate = beat_sample_rate(fps)
-        return metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
+        metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
+        return metric.per_video(-1)[0]
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "audio": "each video's own audio track, at a whole number of samples per frame"}
@@ -477,7 +502,7 @@ class DiversityVideos(Metric):
     """Cross-sample diversity: the head poses of the samples generated for one clip's audio
     (``<clip_id>.sample<k>``), compared pairwise. Clips with a single video do not count."""
 
-    name, direction = "diversity", "higher"
+    name, direction = CrossSampleDiversity.name, CrossSampleDiversity.direction
     consumes = frozenset({LANDMARKS})
 
     def __init__(self, device: str = "cpu") -> None:
@@ -503,13 +528,15 @@ class DiversityVideos(Metric):
 
     def compute(self) -> dict[str, Any]:
         self.metric.reset()
-        per_clip = {}
+        clips = []
         for clip, samples in sorted(self._samples.items()):
             if len(samples) < 2:
                 continue
             poses = [samples[k] for k in sorted(samples)]
             n = min(len(p) for p in poses)  # samples of one audio have its length; trim encoder padding
-            per_clip[clip] = self.metric.update([p[:n] for p in poses])["diversity"]
+            self.metric.update([p[:n] for p in poses])
+            clips.append(clip)
+        per_clip = {clip: row["diversity"] for clip, row in zip(clips, self.metric.per_video())}  # one row per update
         out = self.metric.compute()
         out["per_clip"] = per_clip
         if not per_clip:

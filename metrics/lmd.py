@@ -52,7 +52,7 @@ from typing import Any, Iterable, Literal, Sequence
 import numpy as np
 
 from talking_head.metrics import registry
-from talking_head.metrics.base import LANDMARKS, PAIRED_FRAMES, Chunk, Metric, VideoInfo
+from talking_head.metrics.base import LANDMARKS, PAIRED_FRAMES, Chunk, Metric, PerVideoRows, VideoInfo
 from talking_head.toolkit import face_mesh
 
 __all__ = [
@@ -452,7 +452,7 @@ class VideoDistances:
         return {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in self._parts.items()}
 
 
-class LandmarkDistance:
+class LandmarkDistance(PerVideoRows):
     """Streaming M-LMD and F-LMD (and their LMD-v) over many video pairs.
 
     ``update(generated, reference)`` takes one video pair's landmark arrays (T, P, 2|3);
@@ -467,8 +467,12 @@ class LandmarkDistance:
 
     plus ``frames_used``/``frames_excluded``, ``velocity_pairs_used``/``_excluded`` and ``videos``.
     `truncate`: when the two sides differ in length, compare the common first frames and count the rest
-    in ``frames_truncated`` (default: raise).
+    in ``frames_truncated`` (default: raise). ``per_video()``: per video pair its ``mouth_lmd``,
+    ``face_lmd``, ``mouth_lmd_v``, ``face_lmd_v``, ``frames_used`` and ``frames_excluded``.
     """
+
+    name = "lmd"
+    direction = registry.entry(name).direction  # the registry is the one place for directions
 
     def __init__(self, preset: str | LMDPreset = DEFAULT_PRESET, *, detector: str | LandmarkExtractor | None = None,
                  truncate: bool = False) -> None:
@@ -486,9 +490,10 @@ class LandmarkDistance:
         self._video_means: dict[tuple[str, bool], list[float]] = {(r, v): [] for r in REGIONS for v in (False, True)}
         self._counts = {"frames_used": 0, "frames_excluded": 0, "velocity_pairs_used": 0,
                         "velocity_pairs_excluded": 0, "frames_truncated": 0, "videos": 0, "videos_without_frames": 0}
+        self._per_video_rows = []
 
-    def update(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-        """Add one video pair; returns its own per-region values."""
+    def update(self, generated: np.ndarray, reference: np.ndarray) -> None:
+        """Add one video pair (its own per-region values: ``per_video()``)."""
         generated, reference = np.asarray(generated), np.asarray(reference)
         truncated = 0
         if self.truncate and generated.ndim >= 1 and reference.ndim >= 1 and len(generated) != len(reference):
@@ -498,10 +503,10 @@ class LandmarkDistance:
         video = VideoDistances(self.preset)
         video.add(generated, reference)
         self._counts["frames_truncated"] += truncated
-        return self.add_video(video)
+        self.add_video(video)
 
-    def add_video(self, video: "VideoDistances") -> dict[str, Any]:
-        """Add one video pair whose landmarks were fed chunk by chunk to `video`; returns its values."""
+    def add_video(self, video: "VideoDistances") -> None:
+        """Add one video pair whose landmarks were fed chunk by chunk to `video` (its values: ``per_video()``)."""
         if video.preset != self.preset:
             raise ValueError(f"video distances use preset {video.preset.name!r}, this metric {self.preset.name!r}")
         rows = {}
@@ -524,9 +529,9 @@ class LandmarkDistance:
             if n:
                 self._sums[(region, velocity)] += float(np.nansum(per_frame))
                 self._video_means[(region, velocity)].append(value)
-        return out
+        self._per_video_rows.append(out)
 
-    def update_frames(self, generated_frames: Any, reference_frames: Any, fps: float = 25.0) -> dict[str, Any]:
+    def update_frames(self, generated_frames: Any, reference_frames: Any, fps: float = 25.0) -> None:
         """Extract landmarks of both videos (arrays, iterables of RGB uint8 frames, or paths), then update."""
         if self.detector == "dlib":
             raise ValueError("dlib is not available to extract landmarks; pass dlib landmark arrays to update()")
@@ -546,7 +551,7 @@ class LandmarkDistance:
             finally:
                 if own:
                     extractor.close()
-        return self.update(*sides)
+        self.update(*sides)
 
     def compute(self) -> dict[str, Any]:
         c = self._counts
@@ -579,7 +584,7 @@ class LMDVideos(Metric):
     the 68-point presets (atvgnet, vico) run FAN on the paired frames (the generated ones resized to the
     reference size, so both are in the same pixel units)."""
 
-    name, direction = "lmd", "lower"
+    name, direction = LandmarkDistance.name, LandmarkDistance.direction
     consumes = frozenset({LANDMARKS})
     ROW_KEYS = ("mouth_lmd", "face_lmd", "mouth_lmd_v", "face_lmd_v")
 
@@ -606,7 +611,8 @@ class LMDVideos(Metric):
 
     def end_video(self) -> dict[str, Any]:
         assert self._video is not None
-        row = self.metric.add_video(self._video)
+        self.metric.add_video(self._video)
+        row = self.metric.per_video(-1)[0]
         self._video = None
         return {k: row[k] for k in self.ROW_KEYS}
 

@@ -5,7 +5,7 @@ One obvious entry point per job::
     model  = SyncNet.from_pretrained("cpu")
     result = score_crops(crops, audio_int16, model)       # one face track (224x224 crops, 25 fps)
     result = score_video("clip.mp4", model)                # a crop video (or whole frames, resize_to_224)
-    lse = LSE(model); lse.update("vid", [(crops, audio)]); lse.compute("mocha")   # a data set
+    lse = LSE(model); lse.update("vid", [(crops, audio)]); lse.compute("mocha")   # a data set (lse.per_video())
 
 The score of one track (joonson/syncnet_python ``SyncNetInstance.evaluate``; the same in the
 syncnet-python 0.2.3 wheel and in Wav2Lip's ``SyncNetInstance_calc_scores.py``):
@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from talking_head.metrics import registry
-from talking_head.metrics.base import AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, VideoInfo
+from talking_head.metrics.base import AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, PerVideoRows, VideoInfo
 from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.metrics.mfcc import mfcc
 from talking_head.metrics.syncnet import CROP_SIZE, MFCC_WINDOW, WINDOW_FRAMES, SyncNet
@@ -403,7 +403,7 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
-class LSE:
+class LSE(PerVideoRows):
     """Streaming LSE over a data set: per-track rows, aggregated by a preset at ``compute``.
 
     ``update(video_id, tracks)``: ``tracks`` is a list with one entry per face track of the video,
@@ -415,7 +415,15 @@ class LSE:
 
     ``min_track`` is the face-track pipeline's knob (tracks shorter than this were never produced);
     it is not applied here, only recorded in ``config()`` for provenance.
+
+    ``per_video()``: per ``update`` (one video), ``video_id``, ``tracks`` (the rows added, one per scored
+    track: ``offset``, ``lse_d``, ``lse_c``, ``num_windows``, ``mdist``), ``num_tracks``, ``failures`` and
+    ``reason`` (why it has no scored track, else None), before any preset's per-video rule
+    (:meth:`video_result`).
     """
+
+    name = "lse"
+    direction = registry.entry(name).direction  # the registry is the one place for directions
 
     def __init__(
         self,
@@ -445,9 +453,10 @@ class LSE:
     def reset(self) -> None:
         self.rows: list[dict[str, Any]] = []  # one per scored track
         self.videos: dict[str, dict[str, Any]] = {}  # video_id -> {"num_tracks", "failures", "reason"}
+        self._per_video_rows = []
 
-    def update(self, video_id: str, tracks: Sequence[Any], reason: Optional[str] = None) -> list[dict[str, Any]]:
-        """Add one video's tracks; returns the rows added. A video id may be added once."""
+    def update(self, video_id: str, tracks: Sequence[Any], reason: Optional[str] = None) -> None:
+        """Add one video's tracks (the rows added: ``per_video()``). A video id may be added once."""
         video_id = str(video_id)
         if video_id in self.videos:
             raise ValueError(f"video {video_id!r} was already added")
@@ -480,7 +489,7 @@ class LSE:
             reason = reason or ("; ".join(failures) if failures else "no face track")
         self.videos[video_id] = {"num_tracks": len(added), "failures": failures, "reason": None if added else reason}
         self.rows.extend(added)
-        return added
+        self._per_video_rows.append({"video_id": video_id, "tracks": added, **self.videos[video_id]})
 
     def video_result(self, video_id: str, preset: Preset = DEFAULT_PRESET) -> Optional[dict[str, Any]]:
         """One video's value under a preset's per-video rule (None when it has no scored track);
@@ -504,7 +513,7 @@ class LSE:
         return {"video_id": video_id, "lse_d": d, "lse_c": c, "offset": off, "offsets": offsets,
                 "num_tracks": len(rows)}
 
-    def _per_video(self, preset: str) -> list[dict[str, Any]]:
+    def _video_results(self, preset: str) -> list[dict[str, Any]]:
         found = (self.video_result(video_id, preset) for video_id in self.videos)
         return [result for result in found if result is not None]
 
@@ -522,7 +531,7 @@ class LSE:
         if preset == "wav2lip_real":
             items = [dict(r) for r in self.rows]
         else:
-            items = self._per_video(preset)
+            items = self._video_results(preset)
         return {
             "preset": preset,
             "lse_d": _mean([i["lse_d"] for i in items]),
@@ -575,7 +584,7 @@ class LSEVideos(Metric):
     build :class:`metrics.lse_track.LSETrackVideos` instead.
     """
 
-    name, direction = "lse", "higher"
+    name, direction = LSE.name, LSE.direction
     consumes = frozenset({GENERATED_FRAMES, AUDIO})
     SIDES = ("generated", "reference")
 

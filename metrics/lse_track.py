@@ -953,8 +953,8 @@ class LSETrackVideos(LSEVideos):
     def _record(self, side: str, result: TrackResult) -> dict[str, Any]:
         assert self._video is not None
         metric, video_id = self.sides[side], self._video.pair.video_id
-        tracks = metric.update(video_id, [(t.crops, t.audio) for t in result.tracks], reason=result.reason)
-        values: dict[str, Any] = {"lse_tracks": len(tracks)}
+        metric.update(video_id, [(t.crops, t.audio) for t in result.tracks], reason=result.reason)
+        values: dict[str, Any] = {"lse_tracks": metric.per_video(-1)[0]["num_tracks"]}
         per_video = metric.video_result(video_id, self.preset)  # the preset's per-video rule, kept in LSE
         if per_video is None:
             self._video.warnings.append(f"LSE {side}: {metric.videos[video_id]['reason']}")

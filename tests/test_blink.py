@@ -107,9 +107,10 @@ def test_blink_rate_and_duration_hand_computed():
     metric.reset()
     assert metric.compute()["videos"] == 0 and np.isnan(metric.compute()["blink_rate"])
     # The EAR gathered chunk by chunk (what `toolkit evaluate` keeps of long videos) gives the same row.
-    by_ear = B.BlinkRate("ear68", fps=FPS).update_ear(np.concatenate([B.eye_aspect_ratio(gappy[s : s + 8])
-                                                                       for s in range(0, len(gappy), 8)]))
-    by_marks = B.BlinkRate("ear68", fps=FPS).update(gappy)
+    streamed, whole = B.BlinkRate("ear68", fps=FPS), B.BlinkRate("ear68", fps=FPS)
+    streamed.update_ear(np.concatenate([B.eye_aspect_ratio(gappy[s : s + 8]) for s in range(0, len(gappy), 8)]))
+    whole.update(gappy)
+    (by_ear,), (by_marks,) = streamed.per_video(), whole.per_video()
     assert by_ear.pop("runs") == by_marks.pop("runs") == [(10, 13), (30, 35)]
     assert by_ear == pytest.approx(by_marks)
 

@@ -40,7 +40,7 @@ def test_pose_diversity_hand_computed():
     assert out["mean_std"] == pytest.approx(2.5 / 3)
     assert (out["videos"], out["frames_used"], out["frames_excluded"], out["videos_excluded"]) == (2, 8, 1, 0)
     metric = H.PoseDiversity()
-    assert metric.update(a)["yaw_std"] == pytest.approx(1.0)
+    assert metric.update(a) is None and metric.per_video()[0]["yaw_std"] == pytest.approx(1.0)
     metric.update(np.full((3, 3), np.nan))  # no pose at all: excluded, counted
     assert metric.compute()["yaw_std"] == pytest.approx(1.0) and metric.compute()["videos_excluded"] == 1
     assert metric.config()["std_ddof"] == 0 and metric.weights_provenance() == {}
@@ -96,7 +96,8 @@ def test_cross_sample_diversity_hand_computed():
     metric = H.CrossSampleDiversity()
     values = []
     for spread in (0.5, 1.0, 2.0):
-        values.append(metric.update([base + spread * rng.normal(0, 1, base.shape) for _ in range(4)])["diversity"])
+        metric.update([base + spread * rng.normal(0, 1, base.shape) for _ in range(4)])
+        values.append(metric.per_video(-1)[0]["diversity"])
     assert values[0] < values[1] < values[2]
     out = metric.compute()
     assert out["diversity"] == pytest.approx(np.mean(values)) and out["audios"] == 3 and out["pairs"] == 18
@@ -164,7 +165,8 @@ def test_beat_align_is_one_on_matching_beats_and_falls_with_the_shift():
     still = np.zeros((50, 3))
     still[:, 0] = np.arange(50)
     metric = H.BeatAlign()
-    assert metric.update(still, audio_beats=[10, 20])["beat_align"] == 0.0
+    metric.update(still, audio_beats=[10, 20])
+    assert metric.per_video()[0]["beat_align"] == 0.0
     metric.update(motion, audio_beats=[500])  # no audio beat inside the motion: undefined, excluded
     metric.update(motion, audio_beats=beats)
     out = metric.compute()
@@ -218,8 +220,9 @@ def test_beat_align_on_the_sample(sample):
     np.testing.assert_array_equal(from_file, H.audio_beats(audio, SR, FPS))
     assert len(from_file) >= 5 and from_file.max() < clip.num_frames
     metric = H.BeatAlign(FPS)
-    detected = metric.update(meshes, audio, sample_rate=SR)  # meshes -> fit_pose -> angles
-    true = metric.update(truth["pose"], audio_beats=from_file)
+    metric.update(meshes, audio, sample_rate=SR)  # meshes -> fit_pose -> angles
+    metric.update(truth["pose"], audio_beats=from_file)
+    detected, true = metric.per_video()
     for row in (detected, true):
         assert 0.0 <= row["beat_align"] <= 1.0 and row["audio_beats"] == len(from_file) and row["motion_beats"] > 0
     assert metric.compute()["beat_align"] == pytest.approx((detected["beat_align"] + true["beat_align"]) / 2)

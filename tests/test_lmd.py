@@ -172,12 +172,14 @@ def test_chunked_video_distances_equal_whole_arrays():
     gen[6] = np.nan  # excluded frames on a chunk boundary and inside one
     ref[15, 50] = np.nan
     whole = L.LandmarkDistance("vico")
-    expected = whole.update(gen, ref)
+    whole.update(gen, ref)
+    (expected,) = whole.per_video()
     chunked = L.LandmarkDistance("vico")
     video = L.VideoDistances("vico")
     for start in range(0, len(gen), 7):
         video.add(gen[start : start + 7], ref[start : start + 7])
-    got = chunked.add_video(video)
+    chunked.add_video(video)
+    (got,) = chunked.per_video()
     assert got == pytest.approx(expected, nan_ok=True)
     assert chunked.compute() == pytest.approx(whole.compute(), nan_ok=True)
     for (region, velocity), per_frame in video.per_frame().items():
@@ -205,7 +207,8 @@ def test_streaming_pools_frames_and_averages_videos():
     gen_b[:, 48:68] += (4.0, 0.0)  # vico mouth: 2 px per frame
     gen_b[3] = np.nan  # excluded
     metric = L.LandmarkDistance("vico")
-    row = metric.update(gen_a, ref_a)
+    metric.update(gen_a, ref_a)
+    row = metric.per_video()[0]
     assert row["mouth_lmd"] == pytest.approx(1.0) and row["frames_used"] == 2
     metric.update(gen_b, ref_b)
     metric.update(np.full((3, 68, 2), np.nan), _faces68(3))  # a video without any valid frame
@@ -294,7 +297,8 @@ def test_mediapipe_landmarks_on_the_sample(sample):
     generated = frames.copy()
     generated[10] = 0
     metric = L.LandmarkDistance("dense")
-    row = metric.update_frames(generated, frames)
+    metric.update_frames(generated, frames)
+    (row,) = metric.per_video()
     assert row["frames_excluded"] == 1 and row["frames_used"] == 39
     assert metric.compute()["mouth_lmd"] < 1.0  # the same frames: only the tracker's jitter
     assert metric.config()["extractor"]["detector"] == "mediapipe" and metric.weights_provenance() == {}

@@ -322,7 +322,8 @@ def test_presets_aggregate_hand_made_tracks() -> None:
 def test_streaming_scores_tracks_and_records_failures(data, model) -> None:
     crops, audio = data["crops"][:12], data["audio16"][: 12 * 640]
     lse = LSE(model, on_error="exclude")
-    rows = lse.update("v1", [(crops, audio)])
+    lse.update("v1", [(crops, audio)])
+    rows = lse.per_video()[0]["tracks"]
     direct = score_crops(crops, audio, model)
     assert rows[0]["lse_d"] == direct["lse_d"] and rows[0]["lse_c"] == direct["lse_c"]
     assert len(rows[0]["mdist"]) == 31
