@@ -1,6 +1,17 @@
 """Every model that ``toolkit train``, ``toolkit generate``, ``toolkit evaluate --model`` and the
 leaderboard know, declared in one place.
 
+Usage::
+
+    from talking_head.baselines import registry
+
+    registry.names()                         # ["dreamhead", "moda", "ground-truth", ...]
+    spec = registry.get_trained("dreamhead")  # ModelSpec: stages ("a2l", "l2i"), configs, pipeline
+    spec.pipeline_class()                    # DreamHeadPipeline
+
+Entries
+-------
+
 Two kinds of entries:
 
 :class:`ModelSpec`

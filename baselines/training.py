@@ -1,5 +1,17 @@
 """The training loop every baseline stage shares (DreamHead A2L / L2I, later MODA), read top to bottom.
 
+Usage::
+
+    from talking_head.baselines.dreamhead import STAGES, load_config
+    from talking_head.baselines.training import train
+
+    config = load_config("tiny", "a2l", ["training.steps=50"])
+    result = train(STAGES["a2l"], config, "data/sample", "runs/dh/a2l")   # what `toolkit train` runs
+    result.step, result.last_loss            # weights in runs/dh/a2l/model.safetensors
+
+The loop
+--------
+
     toolkit train dreamhead --stage a2l --config tiny --dataset data/sample --out runs/dh
     accelerate launch -m talking_head.toolkit.cli train dreamhead --stage l2i --config paper --dataset data/hdtf --out runs/dh
 

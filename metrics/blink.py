@@ -1,5 +1,17 @@
 """Blinks from the eye aspect ratio (EAR): blink count, rate per second and mean duration.
 
+Usage::
+
+    from talking_head.metrics.blink import blinks
+    from talking_head.metrics.lmd import extract_landmarks
+
+    mesh = extract_landmarks("generated.mp4")        # (T, 478, 3) MediaPipe mesh
+    result = blinks(mesh, preset="mesh", fps=25.0)
+    result["blinks"], result["blink_rate"], result["mean_duration_s"]
+
+Definition
+----------
+
 EAR (Soukupova & Cech, CVWW 2016) of one eye with contour points p1..p6 (p1, p4 the corners, p2, p3
 on the upper lid, p6, p5 below them on the lower lid)::
 

@@ -1,5 +1,16 @@
 """Head motion: pose diversity, cross-sample diversity and Beat Align (docs/metrics-reference.md#head-motion).
 
+Usage::
+
+    from talking_head.metrics.head_motion import pose_diversity, cross_sample_diversity, beat_align
+
+    pose_diversity([pose_a, pose_b])["mean_std"]     # (T, 3) yaw, pitch, roll in degrees, one per video
+    cross_sample_diversity([seed0, seed1, seed2])["diversity"]  # K samples for one audio
+    beat_align(pose_a, "audio.wav", fps=25.0)["beat_align"]
+
+Definitions
+-----------
+
 Pose is (yaw, pitch, roll) in degrees, the convention of :mod:`toolkit.pose` (yaw > 0 nose to
 image right, pitch > 0 nose down, roll > 0 clockwise). Every function takes either
 

@@ -1,5 +1,17 @@
 """Landmark distance: M-LMD (mouth) and F-LMD (face), and LMD-v on landmark velocities.
 
+Usage::
+
+    from talking_head.metrics.lmd import lmd, extract_landmarks
+
+    gen = extract_landmarks("generated.mp4")         # (T, 478, 3) MediaPipe mesh
+    ref = extract_landmarks("reference.mp4")
+    lmd(gen, ref)["lmd"]                             # M-LMD, preset "dense", in % of the IOD
+    lmd(gen, ref, region="face")["lmd_v"]            # F-LMD-v, on landmark velocities
+
+Fidelity notes
+--------------
+
 One entry point, :func:`lmd` (and its streaming twin :class:`LandmarkDistance`), on landmark arrays
 of a generated and a reference video, frame by frame. Published LMD numbers come from scripts that
 disagree on every knob (docs/metrics-reference.md#lmd-variants), so each is a named, frozen :class:`LMDPreset`:

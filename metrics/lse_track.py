@@ -1,5 +1,17 @@
 """The LSE face-track crop pipeline: SyncNet's ``run_pipeline`` on frames decoded once, in memory.
 
+Usage::
+
+    from talking_head.metrics.lse_track import track_video
+    from talking_head.metrics.lse import compute_lse
+
+    result = track_video("clip.mp4")                 # face tracks: 224x224 RGB crops + their audio
+    tracks = [(t.crops, t.audio) for t in result.tracks]
+    compute_lse({"clip": tracks})["lse_d"]           # and ["lse_c"]
+
+How it matches the reference
+----------------------------
+
 LSE-C / LSE-D are scored on 224x224 face crops that the reference makes with
 ``run_pipeline.py`` (joonson/syncnet_python) or its packaged copy ``syncnet_pipeline.py``
 (syncnet-python 0.2.3, from MoChaBench): S3FD on every 25 fps frame, PySceneDetect shot cuts, greedy

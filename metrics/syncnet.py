@@ -1,5 +1,17 @@
 """SyncNet v2 (the network behind LSE-D / LSE-C) in plain torch.
 
+Usage::
+
+    from talking_head.metrics.syncnet import SyncNet
+
+    model = SyncNet.from_pretrained("cpu")           # registry name "syncnet" (syncnet_v2.model)
+    lip = model.forward_lip(clips)                   # (N, 3, 5, 224, 224) BGR 0..255 -> (N, 1024)
+    aud = model.forward_aud(mfcc)                    # (N, 1, 13, 20) MFCCs -> (N, 1024)
+    dist = (lip - aud).norm(dim=1)                   # small = in sync
+
+Fidelity notes
+--------------
+
 The architecture is syncnet_python's ``SyncNetModel.S(num_layers_in_fc_layers=1024)``
 (joonson/syncnet_python, identical in the ``syncnet-python`` 0.2.3 wheel), with the same parameter
 names (``netcnnaud.0.weight`` ...), so ``syncnet_v2.model`` loads into it unchanged.

@@ -1,5 +1,17 @@
 """HDTF (Zhang et al., CVPR 2021): the official annotation files -> one ClipSource per talking interval.
 
+Usage::
+
+    from pathlib import Path
+    from talking_head.preprocessing.hdtf import download, hdtf_clips
+
+    failures = download(Path("HDTF/HDTF_dataset"), Path("HDTF/raw"))      # yt-dlp; one line per failure
+    clips, problems = hdtf_clips(Path("HDTF/HDTF_dataset"), Path("HDTF/raw"))
+    clips[0].clip_id, clips[0].start, clips[0].end, clips[0].crop_box     # "RD_Radio11_000", 30.0, 60.0, ...
+
+Annotations, names and splits
+-----------------------------
+
 The dataset is distributed as YouTube links plus text annotations (github.com/MRzzm/HDTF, folder
 ``HDTF_dataset/``); the user downloads the raw videos (:func:`download`, or any other way) and
 :func:`hdtf_clips` says which interval of which video is which clip and how to crop it. The

@@ -1,5 +1,16 @@
 """VoxCeleb2 (Chung et al., Interspeech 2018): the official mp4 release -> one ClipSource per utterance.
 
+Usage::
+
+    from pathlib import Path
+    from talking_head.preprocessing.voxceleb2 import voxceleb2_clips
+
+    clips, problems = voxceleb2_clips(Path("vox2"), split="test")   # the extracted official archives
+    clips[0].clip_id, clips[0].speaker, clips[0].split             # "id00017_<video_id>_00001", "id00017", "test"
+
+Layout and metadata
+-------------------
+
 Layout of the official archives once extracted (``vox2_dev_mp4_parta*`` and ``vox2_test_mp4.zip``;
 the txt archives ``vox2_{dev,test}_txt.zip`` mirror it with ``txt`` for ``mp4``)::
 

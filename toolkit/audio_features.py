@@ -1,5 +1,16 @@
 """Audio features aligned to video frames: Wav2Lip's 80-bin log-mel, and wav2vec 2.0 / HuBERT hidden states.
 
+Usage::
+
+    from talking_head.toolkit.audio_features import log_mel, mel_window, SpeechFeatureExtractor
+
+    mel = log_mel(wav)                                       # 16 kHz mono -> (N, 80), 80 mel frames/s
+    window = mel_window(mel, start_frame=10, num_frames=5, fps=25.0)   # (16, 80), Wav2Lip's window
+    hubert = SpeechFeatureExtractor("hubert")(wav, fps=25.0)  # (T, 768) at video frame times
+
+Fidelity notes
+--------------
+
 Log-mel
     :func:`log_mel` is Wav2Lip's ``audio.melspectrogram`` (Rudrabha/Wav2Lip ``audio.py`` with the defaults
     of its ``hparams.py``), re-implemented with the settings Wav2Lip actually ran under (``librosa==0.7.0``,

@@ -1,5 +1,15 @@
 """Optional 68-point facial landmarks with face-alignment's 2D-FAN-4 (``--landmarks68``), from boxes we already have.
 
+Usage::
+
+    from talking_head.toolkit.landmarks68 import Landmarks68, available
+
+    if available():                      # both checkpoints present and verified
+        points = Landmarks68(device="cpu")(frames, boxes)  # (n, H, W, 3) RGB, (n, 4) x1 y1 x2 y2 -> (n, 68, 2)
+
+Fidelity notes
+--------------
+
 face-alignment 1.5.0's ``FaceAlignment(LandmarksType.TWO_D, ...)`` constructor loads two checkpoints:
 
 * the landmark network ``2DFAN4-11f355bf06.pth.tar`` (registry entry ``fan-2d``): through

@@ -1,5 +1,17 @@
 """Head pose and canonical (frontalised) landmarks from MediaPipe's 478-point face mesh.
 
+Usage::
+
+    from talking_head.toolkit.pose import fit_pose, to_frame
+
+    fit = fit_pose(mesh)                 # (T, 478, 3) FaceMeshDetector landmarks, pixels
+    fit.pose                             # (T, 7) yaw, pitch, roll (degrees), tx, ty, tz, scale
+    fit.canonical                        # (T, 478, 3) frontalised landmarks: expression without head motion
+    to_frame(fit.canonical, fit.pose)    # back to the input's pixel frame
+
+Method
+------
+
 Each frame's mesh is fitted to a fixed canonical face by a similarity transform (rotation, uniform
 scale, translation) on rigid points only: Umeyama's closed-form least squares in 3D, refined by a few
 Gauss-Newton steps in which MediaPipe's less reliable z counts DEPTH_WEIGHT of x and y. The transform

@@ -1,5 +1,16 @@
 """Every pretrained file the toolkit uses, in one table, and the only way the code loads them.
 
+Usage::
+
+    from talking_head.toolkit import weights
+
+    weights.verify("syncnet").status     # "ok", "unpinned", "missing" or "corrupt" (size, sha256)
+    weights.fetch("syncnet")             # download unless a usable copy is present; returns its path
+    state = weights.load_torch("syncnet")  # verified, then torch.load(weights_only=True)
+
+Details
+-------
+
 Each entry says where the file comes from (URL, size, sha256), which library or metric consumes it,
 and where it lives on disk. Files are looked up where the consuming library itself looks, so a file
 that is already there (downloaded earlier by that library, or copied in by hand on an offline

@@ -1,5 +1,17 @@
 """DreamHead stage 1: audio-to-landmark (A2L) diffusion over windows of canonical dense landmarks.
 
+Usage::
+
+    from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
+
+    model = A2LDiffusion.from_pretrained("runs/dh/a2l")   # a `toolkit train dreamhead --stage a2l` run
+    contexts = model.audio_contexts(wav)                  # 16 kHz float mono -> one context per video frame
+    out = model.generate(contexts, mean_landmarks, seed=0)  # P-bar: (478, 3) canonical px
+    out.landmarks                                         # (T, 478, 3) canonical landmarks
+
+Design notes
+------------
+
 DreamHead (arXiv 2409.10281, Fig. 2a; docs/reference-models.md#a2l-diffusion) denoises a window of l frames of
 dense landmarks P_t^[i-l:i] conditioned on the audio window A^[i-l:i] and the speaker's mean landmarks
 P-bar, with a network ``Projection-In -> N x (Temporal Unit, Mapping Unit) -> Projection-Out``. Only the

@@ -1,5 +1,16 @@
 """DreamHead stage 2: landmark-to-image (L2I) diffusion.
 
+Usage::
+
+    from talking_head.baselines.dreamhead.l2i_diffusion import L2IDiffusion
+
+    model = L2IDiffusion.from_pretrained("runs/dh/l2i")   # a `toolkit train dreamhead --stage l2i` run
+    frames = model.generate_frames(reference_frame, landmarks)  # (H, W, 3) uint8 RGB, (T, 478, 3) px
+    frames.shape                                          # (T, H, W, 3) uint8
+
+Design notes
+------------
+
 A denoiser generates frame i of a talking head from (Hong et al. 2024, arXiv 2409.10281, Fig. 2b):
 
 * the reference frame I_ref (frame i - tau) and its landmark rendering I^P_ref,

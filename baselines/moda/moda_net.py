@@ -1,6 +1,18 @@
 """MODA stage 1: the MODA network. Audio + the speaker's mean mesh -> lip, eye, head and torso motion of
 every frame in one forward pass ("mapping once"), through the dual attention (docs/reference-models.md#moda-network).
 
+Usage::
+
+    from talking_head.baselines.moda.moda_net import MODANet, clip_subjects
+
+    model = MODANet.from_pretrained("runs/moda/motion")   # a `toolkit train moda --stage motion` run
+    clips, subjects = clip_subjects("data/sample")        # each speaker's means, by speaker id
+    motions = model.generate(wav, subjects[speaker], num_samples=2, seed=0)  # 16 kHz float mono
+    motions[0].lips, motions[0].pose, motions[0].torso    # (T, 40, 3), (T, 7), (T, 18, 3)
+
+Design notes
+------------
+
 ::
 
     s_a = AudioHead(audio)                      (B, T, d)   per-frame audio features

@@ -1,6 +1,17 @@
 """MODA stage 3: the temporal-guided renderer (docs/reference-models.md#renderer; the release's ``models/render_model.py``,
 ``render_G.py``, ``render_D.py``, ``datasets/render_dataset.py``).
 
+Usage::
+
+    from talking_head.baselines.moda.renderer import TemporalRenderer
+
+    model = TemporalRenderer.from_pretrained("runs/moda/renderer")  # one identity's trained renderer
+    frames = model.render(reference_frame, meshes, torso, frame_indices=range(len(meshes)))
+    frames.shape                         # (T, S, S, 3) uint8, like the (S, S, 3) reference crop
+
+Design notes
+------------
+
 One model per identity turns a drawn face mesh into a photo of that person:
 
     input (19 channels, images in [-1, 1], at ``resolution``):

@@ -1,5 +1,15 @@
 """MODA's torso representation: 18 shoulder points per frame (9 per side), derived from the frame itself.
 
+Usage::
+
+    from talking_head.baselines.moda.torso import clip_shoulders, draw_shoulders
+
+    torso = clip_shoulders(frames, meshes)   # (T, H, W, 3) uint8 RGB, (T, 478, 3) px -> (T, 18, 3)
+    image = draw_shoulders(frames[0].copy(), torso[0])   # two white polylines
+
+Method
+------
+
 MODA (docs/reference-models.md#torso-points) segments the frame with a BiSeNet face-parsing model and fits 9 points per
 shoulder to the cloth/background boundary. No face-parsing weights can be fetched here, so the toolkit
 derives the same 18 points without a learned model, from the colour difference to the background:
