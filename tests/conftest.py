@@ -15,6 +15,7 @@ import pytest
 TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks this adds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))

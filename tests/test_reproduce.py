@@ -91,8 +91,8 @@ def test_the_leaderboard_holds_every_row_with_its_provenance(first, work) -> Non
 
 
 def test_the_leaderboard_equals_the_golden_file(first, work) -> None:
-    """Every row, value and stable provenance entry (weights and dataset hashes included) of the sample's
-    leaderboard is what the code gave before the refactor (tests/golden_files.py)."""
+    """Every row, value and stable provenance entry of the sample's leaderboard is what the code gave before
+    the refactor (tests/golden_files.py; run ids and file hashes follow the temporary folders, so they are left out)."""
     board = leaderboard_values((work / "leaderboard" / "leaderboard.csv").read_text(encoding="utf-8"))
     golden = leaderboard_values((GOLDEN / "reproduce_sample.leaderboard.csv").read_text(encoding="utf-8"))
     assert_unchanged(board, golden, "leaderboard.csv")
