@@ -12,19 +12,47 @@ import pytest
 
 # A test that needs one of these fixtures (directly or through another fixture) trains a reference model
 # or builds the dataset the trainings use: minutes of CPU. It is marked `train` at collection.
+#
+# `make test` runs two pytest-xdist workers, each a separate session, with `--dist loadfile` (a module's
+# tests stay on one worker, so module fixtures are built once). What several modules share (the sample
+# clips, the preprocessed sample, the tiny trainings) is built once per run through `build_once` into
+# `shared_dir`, whichever worker asks first; the other waits for it and reads the files.
 TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks this adds
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if TRAINING_FIXTURES & fixtures:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.train)
-        if "tiny_runs" in fixtures:
-            # With pytest-xdist (`make test` runs two workers) every user of the session's tiny trainings goes to
-            # one worker, so each stage is trained once; everything else spreads over both.
-            item.add_marker(pytest.mark.xdist_group("tiny_runs"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder every pytest-xdist worker of this run sees (each worker has its own base temp below it)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base if worker_id == "master" else base.parent) / "shared"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def build_once(folder: Path, build) -> Path:
+    """`build(folder)` unless this run already built `folder`, in this worker or another one.
+
+    Workers wait for each other on a lock file; a build that raised leaves no marker, so the next
+    request starts it again from an empty folder.
+    """
+    import shutil
+
+    from filelock import FileLock
+
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder
 
 
 @pytest.fixture
@@ -45,21 +73,17 @@ def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_sample(tmp_path_factory: pytest.TempPathFactory):
+def shared_sample(shared_dir: Path):
     """`shared_sample(speakers=, clips=, seconds=, seed=)`: the clips `toolkit.sample.generate` writes with those
-    arguments, generated once per session and shared by every module that asks for the same arguments.
+    arguments, generated once per run and shared by every module that asks for the same arguments.
     Tests read these files and never write into their folder."""
-    from talking_head.toolkit.sample import generate
-
-    made = {}
+    from talking_head.toolkit.sample import generate, load_sample
 
     def clips_of(*, speakers: int, clips: int, seconds: float, seed: int):
         key = (speakers, clips, repr(seconds), seed)  # 4 and 4.0 stay apart: the call is repeated exactly
-        if key not in made:
-            folder = tmp_path_factory.getbasetemp() / "samples" / "_".join(map(str, key))
-            made[key] = generate(folder, speakers=speakers, clips=clips, seconds=seconds, seed=seed,
-                                 show_progress=False)
-        return list(made[key])
+        folder = build_once(shared_dir / "samples" / "_".join(map(str, key)), lambda out: generate(
+            out, speakers=speakers, clips=clips, seconds=seconds, seed=seed, show_progress=False))
+        return load_sample(folder)
 
     return clips_of
 
@@ -80,7 +104,7 @@ def meshed_sample(shared_sample):
 
 
 @pytest.fixture(scope="session")
-def preprocessed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def preprocessed_sample(shared_dir: Path) -> Path:
     """A preprocessed dataset of the built-in sample: 2 speakers x 3 clips x 5 s, 256-px crops, seed 0; the
     last clip of each speaker is the test split (held out), the other four are train. The training tests
     of the reference models share it (about a minute to build)."""
@@ -88,11 +112,12 @@ def preprocessed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from talking_head.preprocessing.pipeline import PreprocessConfig
     from talking_head.preprocessing.runner import preprocess
 
-    root = tmp_path_factory.mktemp("preprocessed_sample")
-    sources, _ = sample_clips(root / "raw", speakers=2, clips=3, seconds=5.0, seed=0)
-    _, summary = preprocess(sources, root / "dataset", PreprocessConfig(size=256), show_progress=False)
-    assert not summary.failed, summary.failed
-    return root / "dataset"
+    def build(root: Path) -> None:
+        sources, _ = sample_clips(root / "raw", speakers=2, clips=3, seconds=5.0, seed=0)
+        _, summary = preprocess(sources, root / "dataset", PreprocessConfig(size=256), show_progress=False)
+        assert not summary.failed, summary.failed
+
+    return build_once(shared_dir / "preprocessed_sample", build) / "dataset"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +134,8 @@ def one_torch_thread():
 
 class TinyRuns:
     """Every stage of both reference models, trained with its tiny config exactly as shipped on
-    `preprocessed_sample`, each at most once per session (on first request, with one torch thread).
+    `preprocessed_sample`, each at most once per run (on first request, with one torch thread, in whichever
+    worker asks first).
 
     Run folders are laid out as ``toolkit train`` writes them, ``root/<model>/<stage>/``, so a model's
     folder works with ``toolkit generate --checkpoint`` and ``toolkit reproduce``. The acceptance tests of
@@ -117,38 +143,50 @@ class TinyRuns:
     sample` does.
     """
 
+    RECORD = "tiny_run.json"  # the TrainResult and the CPU seconds, for workers that did not train
+
     def __init__(self, root: Path, dataset: Path):
         self.root, self.dataset = root, dataset
-        self.trained: dict[tuple[str, str], tuple[Path, object, float]] = {}
 
     def run_dir(self, model: str) -> Path:
         return self.root / model
 
     def stage(self, model: str, stage: str):
         """(run folder, TrainResult, CPU seconds the training took) of `model`'s `stage`."""
+        import json
+
+        from talking_head.baselines.training import TrainResult
+
+        run_dir = build_once(self.root / model / stage, lambda folder: self._train(model, stage, folder))
+        record = json.loads((run_dir / self.RECORD).read_text())
+        cpu = record.pop("cpu_seconds")
+        return run_dir, TrainResult(run_dir=run_dir, **record), cpu
+
+    def _train(self, model: str, stage: str, run_dir: Path) -> None:
         import importlib
+        import json
         import time
 
         import torch
 
         from talking_head.baselines import training
 
-        if (model, stage) not in self.trained:
-            package = importlib.import_module(f"talking_head.baselines.{model}")
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                started = time.process_time()
-                result = training.train(package.STAGES[stage], package.load_config("tiny", stage), self.dataset,
-                                        self.root / model / stage, show_progress=False)
-                cpu = time.process_time() - started
-            finally:
-                torch.set_num_threads(threads)
-            print(f"tiny {model} {stage}: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
-            self.trained[(model, stage)] = (self.root / model / stage, result, cpu)
-        return self.trained[(model, stage)]
+        package = importlib.import_module(f"talking_head.baselines.{model}")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            started = time.process_time()
+            result = training.train(package.STAGES[stage], package.load_config("tiny", stage), self.dataset,
+                                    run_dir, show_progress=False)
+            cpu = time.process_time() - started
+        finally:
+            torch.set_num_threads(threads)
+        print(f"tiny {model} {stage}: {result.step} steps, {cpu:.0f} CPU s, last loss {result.last_loss:.4f}")
+        (run_dir / self.RECORD).write_text(json.dumps(
+            {"step": result.step, "resumed_from": result.resumed_from, "last_loss": result.last_loss,
+             "seconds": result.seconds, "cpu_seconds": cpu}))
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(preprocessed_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
-    return TinyRuns(tmp_path_factory.mktemp("tiny_runs"), preprocessed_sample)
+def tiny_runs(preprocessed_sample: Path, shared_dir: Path) -> TinyRuns:
+    return TinyRuns(shared_dir / "tiny_runs", preprocessed_sample)
