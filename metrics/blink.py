@@ -3,7 +3,7 @@
 Usage::
 
     from talking_head.metrics.blink import blinks
-    from talking_head.metrics.lmd import extract_landmarks
+    from talking_head.metrics.landmark_extraction import extract_landmarks
 
     mesh = extract_landmarks("generated.mp4")        # (T, 478, 3) MediaPipe mesh
     result = blinks(mesh, preset="mesh", fps=25.0)

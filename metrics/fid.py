@@ -37,6 +37,10 @@ The video protocol (docs/metrics-reference.md#fid-from-videos) changes the numbe
 recorded by every ``config()``: full frame or a crop box per frame, an optional pre-resize (the
 model always resizes to 299 itself), frame rate, frame step and count, and pooling over all videos
 (one FID per method, the Wav2Lip convention) versus one FID per video pair.
+
+Modules: the Fréchet distance and the running statistics are :mod:`metrics.frechet`; the video protocol
+(which frames, crop, resize) is :mod:`metrics.fid_protocol`; this module holds the model side, the
+statistics cache and the entry points, and re-exports the names above.
 """
 
 from __future__ import annotations
@@ -45,21 +49,19 @@ import dataclasses
 import hashlib
 import json
 import os
-import queue
-import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, VideoInfo, restore, snapshot
+from talking_head.metrics.fid_protocol import (
+    RESIZE_INTERPOLATIONS, Crop, PathLike, VideoProtocol, as_protocol, prefetch, protocol_frames, video_list,
+)
+from talking_head.metrics.frechet import FrechetResult, RunningStatistics, Statistics, frechet_distance
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
-from talking_head.toolkit.fileio import atomic_path
-from talking_head.toolkit.media import VIDEO_EXTENSIONS
 
 __all__ = [
     "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
@@ -69,238 +71,11 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------- constants
 DEFAULT_BATCH_SIZE = 50  # pytorch-fid --batch-size default
-# Pre-resize filters (OpenCV on uint8, as a frame dump resized before pytorch-fid would be).
-# "bilinear" is cv2.resize's default, what talking-head scripts use when they save face crops.
-RESIZE_INTERPOLATIONS = {
-    "bilinear": cv2.INTER_LINEAR,
-    "area": cv2.INTER_AREA,
-    "bicubic": cv2.INTER_CUBIC,
-    "lanczos": cv2.INTER_LANCZOS4,
-    "nearest": cv2.INTER_NEAREST,
-}
 CACHE_VERSION = 1  # bump when the cached statistics would change for the same key
-_CHUNK = 16  # frames decoded per chunk (toolkit.media's default)
-_PREFETCH = 2  # decoded chunks kept ready while the model runs
-
-PathLike = Union[str, "os.PathLike[str]"]
-Box = Sequence[float]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
-CropFn = Callable[[str, int, np.ndarray], Optional[Box]]
-Crop = Union[None, Box, CropFn, Mapping[PathLike, np.ndarray]]
 
 
 class SmallSampleWarning(UserWarning):
     """A side has fewer frames than feature dimensions: its covariance is rank-deficient."""
-
-
-# ---------------------------------------------------------------------------------- Fréchet distance
-@dataclass(frozen=True)
-class FrechetResult:
-    """``fid = mean_term + trace_sigma1 + trace_sigma2 - 2 * trace_covmean``, with diagnostics.
-
-    ``rank_sigma1``: eigenvalues of sigma1 above the rank tolerance (the subspace the product is
-    evaluated in). ``eigenvalues_zeroed``: how many of the ``dim`` eigenvalues of ``S1^1/2 S2 S1^1/2``
-    were counted as 0 (S1's null space, plus round-off that came out negative or below tolerance);
-    ``min_eigenvalue``: the most negative eigenvalue seen (its size shows the round-off level).
-    """
-
-    fid: float
-    mean_term: float
-    trace_sigma1: float
-    trace_sigma2: float
-    trace_covmean: float
-    dim: int
-    rank_sigma1: int
-    eigenvalues_zeroed: int
-    min_eigenvalue: float
-    method: str = "eigvalsh(S1^1/2 S2 S1^1/2), float64"
-
-    def __float__(self) -> float:
-        return self.fid
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _as_float64(name: str, value: Any, ndim: int) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or Inf")
-    return arr
-
-
-def frechet_distance(
-    mu1: Any,
-    sigma1: Any,
-    mu2: Any,
-    sigma2: Any,
-    device: str | torch.device | None = None,
-    backend: str = "auto",
-) -> FrechetResult:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
-
-    ``tr sqrtm(S1 S2)`` equals the sum of the square roots of the eigenvalues of the symmetric PSD
-    matrix ``S1^1/2 S2 S1^1/2`` (similar to ``S1 S2``). ``S1^1/2 = U diag(sqrt l) U^T`` from
-    ``eigh(S1)``; the product is formed in S1's eigenbasis, restricted to eigenvalues above
-    ``max(l) * d * eps`` (numpy's matrix-rank tolerance), so an exactly rank-deficient S1 contributes
-    no round-off from its null space. ``backend="auto"``: NumPy's LAPACK on CPU (faster there than
-    torch's), ``torch.linalg`` in float64 on a CUDA ``device``; "numpy" / "torch" force one.
-    Raises ValueError on mismatched shapes or non-finite input.
-    """
-    if backend not in ("auto", "numpy", "torch"):
-        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
-    m1, m2 = _as_float64("mu1", mu1, 1), _as_float64("mu2", mu2, 1)
-    s1, s2 = _as_float64("sigma1", sigma1, 2), _as_float64("sigma2", sigma2, 2)
-    d = m1.shape[0]
-    if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
-        raise ValueError(
-            f"shapes do not match: mu1 {m1.shape}, sigma1 {s1.shape}, mu2 {m2.shape}, sigma2 {s2.shape}"
-        )
-    diff = m1 - m2
-    mean_term = float(diff @ diff)
-    s1 = (s1 + s1.T) / 2  # covariances are symmetric; remove round-off asymmetry
-    s2 = (s2 + s2.T) / 2
-    on_gpu = device is not None and torch.device(device).type != "cpu"
-    use_torch = backend == "torch" or (backend == "auto" and on_gpu)
-    device = device if device is not None else "cpu"
-    eps = np.finfo(np.float64).eps
-    if use_torch:
-        t1 = torch.as_tensor(s1, device=device)
-        t2 = torch.as_tensor(s2, device=device)
-        lam, vec = torch.linalg.eigh(t1)
-        lam, vec = lam.cpu().numpy(), vec
-    else:
-        lam, vec = np.linalg.eigh(s1)
-    tol1 = max(float(lam.max()), 0.0) * d * eps
-    keep = np.flatnonzero(lam > tol1)
-    if keep.size == 0:  # S1 == 0: the product is 0
-        ev = np.zeros(0)
-    elif use_torch:
-        idx = torch.as_tensor(keep, device=vec.device)
-        w = vec[:, idx] * torch.sqrt(torch.as_tensor(lam[keep], device=vec.device))
-        m = w.T @ t2 @ w
-        ev = torch.linalg.eigvalsh((m + m.T) / 2).cpu().numpy()
-    else:
-        w = vec[:, keep] * np.sqrt(lam[keep])
-        m = w.T @ s2 @ w
-        ev = np.linalg.eigvalsh((m + m.T) / 2)
-    tol2 = (float(np.abs(ev).max()) * ev.size * eps) if ev.size else 0.0
-    positive = ev > tol2
-    trace_covmean = float(np.sqrt(ev[positive]).sum())
-    tr1, tr2 = float(np.trace(s1)), float(np.trace(s2))
-    return FrechetResult(
-        fid=mean_term + tr1 + tr2 - 2.0 * trace_covmean,
-        mean_term=mean_term,
-        trace_sigma1=tr1,
-        trace_sigma2=tr2,
-        trace_covmean=trace_covmean,
-        dim=d,
-        rank_sigma1=int(keep.size),
-        eigenvalues_zeroed=int(ev.size - positive.sum()) + int(d - keep.size),
-        min_eigenvalue=float(min(ev.min(), 0.0)) if ev.size else 0.0,
-    )
-
-
-# --------------------------------------------------------------------------------------- statistics
-@dataclass
-class Statistics:
-    """Mean (d,) and unbiased covariance (d, d) of ``count`` feature vectors, float64.
-
-    ``save``/``load`` use ``.npz`` with keys ``mu`` and ``sigma`` (pytorch-fid's ``--save-stats``
-    layout, so pytorch-fid can read the file) plus ``count`` and a JSON ``meta`` string. ``count`` is
-    -1 for a file without one (pytorch-fid's own ``--save-stats`` files).
-    """
-
-    mu: np.ndarray
-    sigma: np.ndarray
-    count: int
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: PathLike) -> Path:
-        """Write atomically (a reader sees the old file or the complete new one)."""
-        dest = Path(path)
-        with atomic_path(dest) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, mu=self.mu, sigma=self.sigma, count=np.int64(self.count),
-                         meta=np.array(json.dumps(self.meta, sort_keys=True, default=str)))
-        return dest
-
-    @classmethod
-    def load(cls, path: PathLike) -> "Statistics":
-        with np.load(path, allow_pickle=False) as data:
-            mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
-            count = int(data["count"]) if "count" in data.files else -1  # pytorch-fid files carry no count
-            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-            raise ValueError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
-        return cls(mu=mu, sigma=sigma, count=count, meta=meta)
-
-
-class RunningStatistics:
-    """Streaming mean and covariance of feature vectors: float64 sums, constant memory.
-
-    Keeps ``sum(x - c)`` and ``sum((x - c)(x - c)^T)`` with ``c`` the mean of the first batch: the
-    same covariance as ``np.cov`` on all rows, without the cancellation of raw second moments.
-    Sums live on ``device`` (where the features are produced).
-    """
-
-    def __init__(self, dim: int = FEATURE_DIM, device: str | torch.device = "cpu") -> None:
-        self.dim = dim
-        self.device = torch.device(device)
-        self.reset()
-
-    def reset(self) -> None:
-        self.count = 0
-        self._shift: torch.Tensor | None = None
-        self._sum = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        self._outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
-
-    def update(self, features: torch.Tensor | np.ndarray) -> None:
-        """Add an (N, dim) batch of feature vectors."""
-        x = torch.as_tensor(features).to(self.device, torch.float64)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"features must be (N, {self.dim}), got shape {tuple(x.shape)}")
-        if x.shape[0] == 0:
-            return
-        if self._shift is None:
-            self._shift = x.mean(0)
-        x = x - self._shift
-        self._sum += x.sum(0)
-        self._outer += x.T @ x
-        self.count += x.shape[0]
-
-    def add_statistics(self, stats: Statistics) -> None:
-        """Merge precomputed statistics (e.g. cached reference statistics) as if their frames were added."""
-        if stats.count < 2:
-            raise ValueError(f"statistics need a frame count >= 2 to be merged, got {stats.count}")
-        mu = torch.as_tensor(stats.mu, dtype=torch.float64, device=self.device)
-        sigma = torch.as_tensor(stats.sigma, dtype=torch.float64, device=self.device)
-        if mu.shape != (self.dim,) or sigma.shape != (self.dim, self.dim):
-            raise ValueError(f"statistics are {tuple(mu.shape)}/{tuple(sigma.shape)}, expected dim {self.dim}")
-        if self._shift is None:
-            self._shift = mu.clone()
-        n, delta = stats.count, mu - self._shift
-        self._sum += n * delta
-        self._outer += (n - 1) * sigma + n * torch.outer(delta, delta)
-        self.count += n
-
-    def statistics(self, meta: dict[str, Any] | None = None) -> Statistics:
-        """Mean and unbiased covariance (N-1, as ``np.cov``) of everything added so far."""
-        n = self.count
-        if n < 2:
-            raise ValueError(f"need at least 2 frames for a covariance, got {n}")
-        assert self._shift is not None
-        mean_shifted = self._sum / n
-        sigma = (self._outer - n * torch.outer(mean_shifted, mean_shifted)) / (n - 1)
-        sigma = (sigma + sigma.T) / 2
-        mu = self._shift + mean_shifted
-        return Statistics(mu=mu.cpu().numpy(), sigma=sigma.cpu().numpy(), count=n, meta=dict(meta or {}))
-
 
 def _sample_warning(side: str, count: int, dim: int = FEATURE_DIM) -> str | None:
     if count >= dim:
@@ -526,263 +301,6 @@ class FIDVideos(Metric):
     def reset(self) -> None:
         self.metric.reset()
 
-
-# ------------------------------------------------------------------------------------ video protocol
-def _box_digest(boxes: Mapping[PathLike, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(boxes, key=lambda k: os.fspath(k)):
-        arr = np.ascontiguousarray(np.asarray(boxes[key], dtype=np.float64))
-        digest.update(os.fspath(key).encode() + b"\0" + str(arr.shape).encode() + arr.tobytes())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class VideoProtocol:
-    """How frames are taken from videos for FID. Every field changes the number.
-
-    * ``fps``: rate the videos are read at (``ffmpeg -r`` semantics, see toolkit.media); None keeps
-      every decoded frame.
-    * ``frame_step`` / ``max_frames``: use output frames ``0, step, 2*step, ...``, at most
-      ``max_frames`` of them per video (None: all).
-    * ``crop``: None (full frame); one box ``(x0, y0, x1, y1)`` for every frame (pixels, x1/y1
-      exclusive, clipped to the frame); a mapping ``video path -> (T, 4) boxes`` with one row per
-      output frame (a NaN row skips that frame, e.g. no face found); or a callable
-      ``crop(path, frame_index, frame) -> box or None`` (None skips the frame). A callable cannot
-      be fingerprinted: give it a ``crop_id`` naming its behaviour (needed for caching).
-    * ``resize``: None (frames go to the model as they are; it resizes to 299 bilinearly), or an
-      int / ``(width, height)`` pre-resize done on uint8 with OpenCV's ``resize_interpolation``, as
-      if the frames had been saved at that size before running pytorch-fid.
-    * ``pooled``: True pools all frames of all videos into one set (one FID per method, as Wav2Lip
-      and most papers); False gives one FID per (generated, reference) video pair and their mean.
-    """
-
-    fps: float | None = None
-    frame_step: int = 1
-    max_frames: int | None = None
-    crop: Crop = None
-    crop_id: str | None = None
-    resize: int | tuple[int, int] | None = None
-    resize_interpolation: str = "bilinear"
-    pooled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.fps is not None and not (isinstance(self.fps, (int, float)) and self.fps > 0):
-            raise ValueError(f"fps must be a positive number or None, got {self.fps!r}")
-        if not isinstance(self.frame_step, int) or self.frame_step < 1:
-            raise ValueError(f"frame_step must be an int >= 1, got {self.frame_step!r}")
-        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
-            raise ValueError(f"max_frames must be an int >= 1 or None, got {self.max_frames!r}")
-        if self.resize_interpolation not in RESIZE_INTERPOLATIONS:
-            raise ValueError(
-                f"resize_interpolation must be one of {sorted(RESIZE_INTERPOLATIONS)}, got {self.resize_interpolation!r}"
-            )
-        if self.resize is not None:
-            size = (self.resize, self.resize) if isinstance(self.resize, int) else tuple(self.resize)
-            if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-                raise ValueError(f"resize must be a positive int or (width, height) of positive ints, got {self.resize!r}")
-        crop = self.crop
-        if crop is not None and not callable(crop) and not isinstance(crop, Mapping):
-            box = np.asarray(crop, dtype=np.float64)
-            if box.shape != (4,) or not np.isfinite(box).all():
-                raise ValueError(f"crop box must be 4 finite numbers (x0, y0, x1, y1), got {crop!r}")
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise ValueError(f"crop box {crop!r} is empty: need x1 > x0 and y1 > y0")
-
-    @property
-    def resize_size(self) -> tuple[int, int] | None:
-        """(width, height) of the pre-resize, or None."""
-        if self.resize is None:
-            return None
-        return (self.resize, self.resize) if isinstance(self.resize, int) else (int(self.resize[0]), int(self.resize[1]))
-
-    def crop_config(self) -> Any:
-        crop = self.crop
-        if crop is None:
-            return "full_frame"
-        if isinstance(crop, Mapping):
-            return {"per_frame_boxes_sha256": _box_digest(crop), "videos": len(crop)}
-        if callable(crop):
-            name = f"{getattr(crop, '__module__', '?')}.{getattr(crop, '__qualname__', type(crop).__name__)}"
-            return {"callable": name, "crop_id": self.crop_id}
-        return {"box": [float(v) for v in crop]}
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "fps": "native" if self.fps is None else float(self.fps),
-            "frame_step": self.frame_step,
-            "max_frames": self.max_frames,
-            "crop": self.crop_config(),
-            "pre_resize": None if self.resize is None else list(self.resize_size),  # type: ignore[arg-type]
-            "pre_resize_interpolation": None if self.resize is None else f"cv2 {self.resize_interpolation}",
-            "pooled": self.pooled,
-            "frames": "decoded in memory (PyAV, RGB24), lossless, no image dump",
-        }
-
-
-def _protocol(params: VideoProtocol | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> VideoProtocol:
-    if params is None:
-        base = VideoProtocol()
-    elif isinstance(params, VideoProtocol):
-        base = params
-    elif isinstance(params, Mapping):
-        base = VideoProtocol(**params)
-    else:
-        raise ValueError(f"params must be a VideoProtocol, a dict of its fields or None, got {type(params).__name__}")
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(VideoProtocol)})
-    if unknown:
-        raise ValueError(f"unknown protocol parameter(s) {unknown}; known: {[f.name for f in dataclasses.fields(VideoProtocol)]}")
-    return dataclasses.replace(base, **overrides) if overrides else base
-
-
-def _video_list(paths: PathLike | Iterable[PathLike], what: str) -> list[str]:
-    """A video file, a directory of videos (sorted), or an iterable of files."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out: list[str] = []
-    for p in paths:
-        p = os.fspath(p)
-        if os.path.isdir(p):
-            found = sorted(str(f) for f in Path(p).iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-            if not found:
-                raise ValueError(f"{what}: directory {p} holds no video files ({', '.join(VIDEO_EXTENSIONS)})")
-            out.extend(found)
-        else:
-            if not os.path.exists(p):
-                raise FileNotFoundError(f"{what}: no such file: {p}")
-            out.append(p)
-    if not out:
-        raise ValueError(f"{what}: no videos given")
-    return out
-
-
-def _boxes_for(crop: Mapping[PathLike, np.ndarray], path: str) -> np.ndarray:
-    for key in crop:
-        if os.fspath(key) == path:
-            return np.asarray(crop[key], dtype=np.float64)
-    resolved = os.path.realpath(path)
-    for key in crop:
-        if os.path.realpath(os.fspath(key)) == resolved:
-            return np.asarray(crop[key], dtype=np.float64)
-    raise ValueError(f"crop: no per-frame boxes for video {path}")
-
-
-def _apply_crop(frame: np.ndarray, box: Any, path: str, index: int) -> np.ndarray | None:
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
-    if b.shape != (4,):
-        raise ValueError(f"{path}: frame {index}: crop box must be (x0, y0, x1, y1), got {box!r}")
-    if not np.isfinite(b).all():
-        return None  # no box (e.g. no face detected): skip the frame
-    h, w = frame.shape[:2]
-    x0, y0, x1, y1 = (int(v) for v in np.rint(b))
-    x0, x1 = max(x0, 0), min(x1, w)
-    y0, y1 = max(y0, 0), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"{path}: frame {index}: crop box {b.tolist()} lies outside the {w}x{h} frame")
-    return frame[y0:y1, x0:x1]
-
-
-def _protocol_frames(path: str, protocol: VideoProtocol, threads: int | None, counts: dict[str, int]) -> Iterator[list[np.ndarray]]:
-    """Yield lists of frames of one video after frame selection, crop and pre-resize."""
-    from talking_head.toolkit.media import VideoReader
-
-    reader = VideoReader(path, fps=protocol.fps, threads=threads)
-    total = len(reader)
-    wanted = len(range(0, total, protocol.frame_step))
-    if protocol.max_frames is not None:
-        wanted = min(wanted, protocol.max_frames)
-    last = (wanted - 1) * protocol.frame_step  # index of the last frame used
-    crop, boxes = protocol.crop, None
-    if isinstance(crop, Mapping):
-        boxes = _boxes_for(crop, path)
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) != total:
-            raise ValueError(
-                f"crop: boxes for {path} have shape {boxes.shape}, expected ({total}, 4): one box per frame at "
-                f"fps={protocol.fps or 'native'}"
-            )
-    size = protocol.resize_size
-    flag = RESIZE_INTERPOLATIONS[protocol.resize_interpolation]
-    k = 0
-    try:
-        for chunk in reader.iter_chunks(_CHUNK):
-            out = []
-            for frame in chunk:
-                if k > last:
-                    break
-                if k % protocol.frame_step == 0:
-                    counts["selected"] += 1
-                    image: np.ndarray | None = frame
-                    if boxes is not None:
-                        image = _apply_crop(frame, boxes[k], path, k)
-                    elif callable(crop):
-                        box = crop(path, k, frame)
-                        image = None if box is None else _apply_crop(frame, box, path, k)
-                    elif crop is not None:
-                        image = _apply_crop(frame, crop, path, k)
-                    if image is None:
-                        counts["skipped"] += 1
-                    else:
-                        if size is not None and (image.shape[1], image.shape[0]) != size:
-                            image = cv2.resize(np.ascontiguousarray(image), size, interpolation=flag)
-                        out.append(image)
-                k += 1
-            if out:
-                yield out
-            if k > last:
-                break
-    finally:
-        reader.close()
-
-
-class _Raised:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _prefetch(make: Callable[[], Iterator[Any]], depth: int = _PREFETCH) -> Iterator[Any]:
-    """Run an iterator in a thread, ``depth`` items ahead, so decoding overlaps the model."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        iterator = None
-        try:
-            iterator = make()
-            for item in iterator:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as err:  # handed to the consumer, re-raised there
-            put(_Raised(err))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=work, name="fid-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 def video_statistics(
     paths: PathLike | Iterable[PathLike],
     fps: float | None = None,
@@ -815,7 +333,7 @@ def video_statistics(
         None, 1, None, None, None, "bilinear", True
     ):
         raise ValueError("video_statistics: pass either protocol= or the individual protocol knobs, not both")
-    videos = _video_list(paths, "video_statistics")
+    videos = video_list(paths, "video_statistics")
     if model is None:
         model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
     elif device is not None:
@@ -830,7 +348,7 @@ def video_statistics(
         for path in group:
             counts = {"selected": 0, "skipped": 0}
             before = acc.count
-            for frames in _prefetch(lambda path=path, counts=counts: _protocol_frames(path, protocol, threads, counts)):
+            for frames in prefetch(lambda path=path, counts=counts: protocol_frames(path, protocol, threads, counts)):
                 acc.add(frames)
             per_video.append({"path": path, "frames": acc.count - before, "skipped": counts["skipped"]})
         acc.flush()
@@ -902,10 +420,10 @@ def cached_statistics(
     With ``pooled=False`` each video is cached on its own and a list is returned.
     A callable crop must carry a ``crop_id`` (its code cannot be fingerprinted).
     """
-    protocol = _protocol(params, {})
+    protocol = as_protocol(params, {})
     if callable(protocol.crop) and not isinstance(protocol.crop, Mapping) and not protocol.crop_id:
         raise ValueError("cached_statistics: a callable crop needs crop_id (a name for what it does) to be cached")
-    videos = _video_list(paths, "cached_statistics")
+    videos = video_list(paths, "cached_statistics")
     if model is None:
         model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
     elif device is not None:
@@ -959,9 +477,9 @@ def fid_from_videos(
     "frechet", "config", "weights"}``. ``pooled=False`` pairs the i-th generated with the i-th
     reference video: ``"fid"`` is the mean of the per-pair FIDs listed in ``"per_video"``.
     """
-    proto = _protocol(None, protocol)
-    generated = _video_list(generated_paths, "generated videos")
-    reference = _video_list(reference_paths, "reference videos")
+    proto = as_protocol(None, protocol)
+    generated = video_list(generated_paths, "generated videos")
+    reference = video_list(reference_paths, "reference videos")
     if not proto.pooled and len(generated) != len(reference):
         raise ValueError(
             f"pooled=False pairs videos one to one, but got {len(generated)} generated and {len(reference)} reference"

@@ -100,7 +100,7 @@ _BUILT_IN = (
                                       description="identity similarity (ArcFace cosine)"),)),
     MetricEntry("niqe", _M + "niqe:NIQEVideos", "NIQE", "lower", "no-reference image quality",
                 columns=(ResultColumn("niqe", "niqe", "NIQE", "lower", description="no-reference image quality"),)),
-    MetricEntry("beat_align", _M + "head_motion:BeatAlignVideos", "Beat Align", "higher",
+    MetricEntry("beat_align", _M + "beat_align:BeatAlignVideos", "Beat Align", "higher",
                 "head motion beats aligned to the audio's (Bailando)", default_run=False),
     MetricEntry("diversity", _M + "head_motion:DiversityVideos", "Diversity", "higher",
                 "head-pose diversity across samples drawn for one clip's audio", default_run=False),

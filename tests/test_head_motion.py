@@ -1,4 +1,4 @@
-"""talking_head.metrics.head_motion: pose diversity, cross-sample diversity and Beat Align.
+"""talking_head.metrics.head_motion (pose diversity, cross-sample diversity) and metrics.beat_align (Beat Align).
 
 Hand-computed values on small pose arrays, Beat Align against a literal port of Bailando's formula,
 audio beats on a click track, and pose diversity recovered by MediaPipe on the rendered sample.
@@ -11,6 +11,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
+from talking_head.metrics import beat_align as B
 from talking_head.metrics import head_motion as H
 from talking_head.toolkit import pose
 from talking_head.toolkit import media
@@ -135,10 +136,10 @@ def test_beat_align_matches_bailando_port():
         if len(music) == 0:
             continue
         expected = _bailando_ba(music, motion)
-        out = H.beat_align(joints, audio_beats=beats_all, source="points")
+        out = B.beat_align(joints, audio_beats=beats_all, source="points")
         assert out["beat_align"] == pytest.approx(expected, rel=1e-12), trial
         assert out["motion_beats"] == len(motion[0]) and out["audio_beats"] == len(music)
-        np.testing.assert_array_equal(H.motion_beats(H.motion_velocity(joints, "points")[0]), motion[0])
+        np.testing.assert_array_equal(B.motion_beats(B.motion_velocity(joints, "points")[0]), motion[0])
 
 
 def _periodic_pose(period: int = 20, phase: int = 7, frames: int = 201) -> np.ndarray:
@@ -152,19 +153,19 @@ def _periodic_pose(period: int = 20, phase: int = 7, frames: int = 201) -> np.nd
 
 def test_beat_align_is_one_on_matching_beats_and_falls_with_the_shift():
     motion = _periodic_pose()
-    velocity, _ = H.motion_velocity(motion)
-    beats = H.motion_beats(velocity)
+    velocity, _ = B.motion_velocity(motion)
+    beats = B.motion_beats(velocity)
     assert list(beats[1:]) == list(range(27, 200, 20))  # the first minimum is pulled by the border
-    assert H.beat_align(motion, audio_beats=beats)["beat_align"] == 1.0
+    assert B.beat_align(motion, audio_beats=beats)["beat_align"] == 1.0
     interior = np.arange(27, 180, 20)
-    scores = [H.beat_align(motion, audio_beats=interior + shift)["beat_align"] for shift in range(11)]
+    scores = [B.beat_align(motion, audio_beats=interior + shift)["beat_align"] for shift in range(11)]
     assert scores[0] == 1.0
     np.testing.assert_allclose(scores, np.exp(-np.arange(11) ** 2 / 18.0), rtol=1e-12)  # 3-frame Gaussian
     assert np.all(np.diff(scores) < 0)
     # No motion beat at all (constant speed): nothing is matched.
     still = np.zeros((50, 3))
     still[:, 0] = np.arange(50)
-    metric = H.BeatAlign()
+    metric = B.BeatAlign()
     metric.update(still, audio_beats=[10, 20])
     assert metric.per_video()[0]["beat_align"] == 0.0
     metric.update(motion, audio_beats=[500])  # no audio beat inside the motion: undefined, excluded
@@ -178,7 +179,7 @@ def test_missing_frames_are_interpolated_and_counted():
     motion = _periodic_pose()
     gappy = motion.copy()
     gappy[50] = np.nan
-    out = H.beat_align(gappy, audio_beats=np.arange(27, 180, 20))
+    out = B.beat_align(gappy, audio_beats=np.arange(27, 180, 20))
     assert out["frames_interpolated"] == 1 and np.isfinite(out["beat_align"])
 
 
@@ -199,27 +200,27 @@ def test_audio_beats_are_video_frames():
     audio = _click_track(clicks, 8.0)
     found = {}
     for percussive in (True, False):
-        found[percussive] = beats = H.audio_beats(audio, SR, FPS, percussive=percussive)
+        found[percussive] = beats = B.audio_beats(audio, SR, FPS, percussive=percussive)
         assert len(beats) >= 10
         nearest = np.abs(beats[:, None] - clicks[None]).min(axis=1)
         assert nearest.max() <= 2 and (nearest == 0).sum() >= 9, (percussive, beats)
     # int16 samples are accepted and scaled like float ones.
-    as_int16 = H.audio_beats((audio * 32767).astype(np.int16), SR, FPS, percussive=False)
+    as_int16 = B.audio_beats((audio * 32767).astype(np.int16), SR, FPS, percussive=False)
     np.testing.assert_array_equal(as_int16, found[False])
     # A motion slowing down on every click scores ~1 against them.
     motion = _periodic_pose(period=15, phase=10)
-    assert H.beat_align(motion, audio_beats=found[True])["beat_align"] > 0.9
+    assert B.beat_align(motion, audio_beats=found[True])["beat_align"] > 0.9
     with pytest.raises(ValueError, match="whole number"):
-        H.audio_beats(audio, SR, 30.0)  # 533.3 samples per frame
+        B.audio_beats(audio, SR, 30.0)  # 533.3 samples per frame
 
 
 def test_beat_align_on_the_sample(sample):
     clip, truth, meshes = sample
     audio = media.read_audio(clip.audio, sample_rate=SR)
-    from_file = H.audio_beats(clip.audio, SR, FPS)
-    np.testing.assert_array_equal(from_file, H.audio_beats(audio, SR, FPS))
+    from_file = B.audio_beats(clip.audio, SR, FPS)
+    np.testing.assert_array_equal(from_file, B.audio_beats(audio, SR, FPS))
     assert len(from_file) >= 5 and from_file.max() < clip.num_frames
-    metric = H.BeatAlign(FPS)
+    metric = B.BeatAlign(FPS)
     metric.update(meshes, audio, sample_rate=SR)  # meshes -> fit_pose -> angles
     metric.update(truth["pose"], audio_beats=from_file)
     detected, true = metric.per_video()
@@ -245,14 +246,14 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="same length"):
         H.cross_sample_diversity([np.zeros((5, 3)), np.zeros((6, 3))])
     with pytest.raises(ValueError, match="exactly one"):
-        H.beat_align(np.zeros((10, 3)))
+        B.beat_align(np.zeros((10, 3)))
     with pytest.raises(ValueError, match="at least 2 frames"):
-        H.beat_align(np.zeros((1, 3)), audio_beats=[0])
+        B.beat_align(np.zeros((1, 3)), audio_beats=[0])
     with pytest.raises(ValueError, match="'pose' or 'points'"):
-        H.BeatAlign(source="joints")
+        B.BeatAlign(source="joints")
     with pytest.raises(ValueError, match=r"\(T, J, D\)"):
-        H.beat_align(np.zeros((10, 3)), audio_beats=[1], source="points")
+        B.beat_align(np.zeros((10, 3)), audio_beats=[1], source="points")
     with pytest.raises(ValueError, match="mono"):
-        H.audio_beats(np.zeros((2, 100), np.float32))
+        B.audio_beats(np.zeros((2, 100), np.float32))
     with pytest.raises(ValueError, match="empty"):
-        H.audio_beats(np.zeros(0, np.float32))
+        B.audio_beats(np.zeros(0, np.float32))

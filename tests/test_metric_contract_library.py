@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from talking_head.metrics import registry
+from talking_head.metrics.beat_align import BeatAlign
 from talking_head.metrics.blink import BlinkRate
-from talking_head.metrics.head_motion import BeatAlign, CrossSampleDiversity, PoseDiversity
+from talking_head.metrics.head_motion import CrossSampleDiversity, PoseDiversity
 from talking_head.metrics.lmd import LandmarkDistance
 from talking_head.metrics.lse import LSE
 from talking_head.metrics.results import plain

@@ -90,13 +90,13 @@ from talking_head.baselines import checkpoint
 from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
                                  to_frame)
 from talking_head.baselines.mesh_render import render_mesh
+from talking_head.baselines.moda.renderer_networks import MultiscalePatchGAN, ResUNetGenerator, VGG19Features, gram
 from talking_head.baselines.moda.torso import clip_torso, draw_shoulders
 from talking_head.toolkit import dataset as schema
 
 MODEL_NAME = "moda"
 STAGE = "renderer"
 SKIP_PREFIXES = ("vgg.",)  # the frozen VGG19 comes from the weights registry, never from checkpoints
-VGG_WEIGHTS = "vgg19"  # registry entry (toolkit/weights.py)
 ALL_SPEAKERS = "all"  # data.speaker value: one renderer trained on every speaker of the train split
 
 # Temporal positional encoding (the release's RenderDataset.positional_encoding, nerf-pytorch's form):
@@ -112,14 +112,8 @@ MOUTH_DILATION = 45 / 512  # dilation square side as a fraction of the image sid
 IMAGE_CHANNELS = 3
 D_REAL_WEIGHT = 0.666  # the release's lambda_real: D = 0.666 real + 0.334 fake
 STYLE_GRAM_SCALE = 3e7  # the release's StyleLoss multiplies the Gram MSE by 30 000 000
-VGG_TAPS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19().features
 VGG_LAYER_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0)  # the release's VGGLoss.weights (pix2pixHD: 1/32, 1/16, 1/8, 1/4, 1)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 INIT_STD = 0.02  # the release's init_net(init_type="normal", init_gain=0.02)
-LEAKY_SLOPE = 0.2  # PatchGAN's LeakyReLU
-D_KERNEL, D_PADDING = 4, 2  # pix2pixHD's PatchGAN: 4 x 4 kernels, padding ceil(3 / 2)
-D_MAX_CHANNELS = 512  # PatchGAN's channel cap
 EXTRA_TERMS = ("g_gan", "l1", "mouth_l1", "vgg", "style", "fm", "d_real", "d_fake")
 
 # Every key a stage config must have (the shipped configs say why each value was chosen).
@@ -183,159 +177,6 @@ def mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     cv2.fillPoly(mask, [fixed], 1, cv2.LINE_8, 4)
     side = 2 * int(round(MOUTH_DILATION * size / 2)) + 1  # 45 at 512, 7 at 64: odd, so centred
     return cv2.dilate(mask, np.ones((side, side), np.uint8))
-
-
-# ------------------------------------------------------------------------------------- generator
-class _ResidualBlock(nn.Module):
-    """conv-BN-ReLU-conv-BN plus the input, then ReLU (the release's ResidualBlock)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.block(x))
-
-
-class _Level(nn.Module):
-    """One ResUNet level (the release's ResUnetSkipConnectionBlock_small): down (3x3 stride-2 conv, BN, ReLU,
-    residual block), the inner levels, up (nearest x2, 3x3 conv, BN, ReLU, residual block); the output is
-    the input concatenated with the up path (the skip connection), except at the outermost level."""
-
-    def __init__(self, outer: int, inner: int, in_channels: int | None = None, inner_level: "_Level | None" = None,
-                 outermost: bool = False):
-        super().__init__()
-        in_channels = outer if in_channels is None else in_channels
-        innermost = inner_level is None
-        self.outermost = outermost
-        down: list[nn.Module] = [nn.Conv2d(in_channels, inner, 3, 2, 1, bias=False)]
-        if not (outermost or innermost):  # the release normalises neither the first nor the last down conv
-            down.append(nn.BatchNorm2d(inner))
-        down += [nn.ReLU(inplace=True), _ResidualBlock(inner)]
-        up_in = inner if innermost else 2 * inner  # inner levels return [x, up(x)]
-        up: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest"),
-                               nn.Conv2d(up_in, outer, 3, 1, 1, bias=False)]
-        if not outermost:  # the outermost up conv goes straight to tanh
-            up += [nn.BatchNorm2d(outer), nn.ReLU(inplace=True), _ResidualBlock(outer)]
-        self.model = nn.Sequential(*down, *([inner_level] if inner_level is not None else []), *up)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
-
-
-class ResUNetGenerator(nn.Module):
-    """MODA's RenderGenerator_normal: a ResUNet of `n_downsample` levels with min(ngf * 2^k, max_channels)
-    channels at level k (the release: ngf, 2, 4, 8 ngf, then 8 ngf), BatchNorm, ReLU, tanh output."""
-
-    def __init__(self, in_channels: int, out_channels: int, ngf: int, n_downsample: int, max_channels: int):
-        super().__init__()
-        if n_downsample < 2:
-            raise ValueError(f"generator.n_downsample must be >= 2, got {n_downsample}")
-        widths = [min(ngf * 2**k, max_channels) for k in range(n_downsample)]
-        level = None
-        for k in reversed(range(1, n_downsample)):  # built from the innermost level outwards
-            level = _Level(widths[k - 1], widths[k], inner_level=level)
-        self.model = _Level(out_channels, widths[0], in_channels=in_channels, inner_level=level, outermost=True)
-        self.widths = widths
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.model(x))
-
-
-# --------------------------------------------------------------------------------- discriminator
-class PatchGAN(nn.Module):
-    """pix2pixHD's NLayerDiscriminator with InstanceNorm; ``forward`` returns every layer's output (the
-    last is the patch prediction), for feature matching."""
-
-    def __init__(self, in_channels: int, ndf: int, n_layers: int):
-        super().__init__()
-        layers = [nn.Sequential(nn.Conv2d(in_channels, ndf, D_KERNEL, 2, D_PADDING), nn.LeakyReLU(LEAKY_SLOPE, True))]
-        channels = ndf
-        for n in range(1, n_layers + 1):  # n_layers - 1 stride-2 layers, then one stride-1 layer
-            previous, channels = channels, min(channels * 2, D_MAX_CHANNELS)
-            layers.append(nn.Sequential(nn.Conv2d(previous, channels, D_KERNEL, 2 if n < n_layers else 1, D_PADDING),
-                                        nn.InstanceNorm2d(channels), nn.LeakyReLU(LEAKY_SLOPE, True)))
-        layers.append(nn.Sequential(nn.Conv2d(channels, 1, D_KERNEL, 1, D_PADDING)))
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return features
-
-
-class MultiscalePatchGAN(nn.Module):
-    """`num_D` PatchGANs on the input at 1x, 1/2, 1/4 ... scale (3x3 average pooling, stride 2)."""
-
-    def __init__(self, in_channels: int, ndf: int, n_layers: int, num_D: int):
-        super().__init__()
-        self.nets = nn.ModuleList(PatchGAN(in_channels, ndf, n_layers) for _ in range(num_D))
-        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        out = []
-        for k, net in enumerate(self.nets):
-            if k:
-                x = self.downsample(x)
-            out.append(net(x))
-        return out
-
-
-# ------------------------------------------------------------------------------------------ VGG
-class VGG19Features(nn.Module):
-    """Frozen torchvision VGG19 ``features`` up to relu5_1, on ImageNet-normalised input; ``forward`` on
-    images in [-1, 1] returns the activations at :data:`VGG_TAPS`."""
-
-    def __init__(self):
-        super().__init__()
-        import torchvision
-
-        self.features = torchvision.models.vgg19().features[: VGG_TAPS[-1] + 1]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    @classmethod
-    def from_registry(cls, name: str = VGG_WEIGHTS) -> "VGG19Features":
-        """Load registry entry `name` (verified, ``torch.load(weights_only=True)``); a missing file raises
-        WeightsMissingError naming ``toolkit weights fetch vgg19``."""
-        from talking_head.toolkit import weights
-
-        state = weights.load_torch(name)  # require() (missing / corrupt errors), then weights_only load
-        net = cls()
-        keep = {f"features.{k}" for k in net.features.state_dict()}
-        trunk = {k[len("features."):]: v for k, v in state.items() if k in keep}
-        try:
-            net.features.load_state_dict(trunk, strict=True)
-        except RuntimeError as err:
-            raise weights.WeightsCorruptError(f"{weights.weights_file(name)} is not a torchvision VGG19 "
-                                              f"checkpoint: {str(err).splitlines()[0]}") from None
-        return net
-
-    def train(self, mode: bool = True) -> "VGG19Features":
-        return super().train(False)  # frozen: always in inference mode
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = ((x + 1) / 2 - self.mean) / self.std
-        taps = []
-        for index, layer in enumerate(self.features):
-            h = layer(h)
-            if index in VGG_TAPS:
-                taps.append(h)
-        return taps
-
-
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Per-image Gram matrices (N, C, C) of (N, C, H, W) features, normalised by C * H * W."""
-    n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 # ------------------------------------------------------------------------------------------ model

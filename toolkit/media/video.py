@@ -1,0 +1,401 @@
+"""Reading video: the demuxed frame index, VideoReader (streaming and random access) and read_video."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, Optional
+
+import av
+import av.error
+import numpy as np
+
+from talking_head.toolkit.media.cfr import rescale_q, ffmpeg_cfr_indices
+from talking_head.toolkit.media.constants import DEFAULT_CHUNK_SIZE, DEFAULT_FPS, PathLike, Rate
+from talking_head.toolkit.media.containers import as_rate, open_container, reason, select_video_stream
+from talking_head.toolkit.media.errors import MediaError, NoVideoFramesError, TruncatedMediaError, UnsupportedCodecError
+
+
+@dataclass
+class _VideoIndex:
+    """Source frames in presentation order, from demuxing (no decoding)."""
+
+    pts: np.ndarray  # int64, stream time base
+    durations: np.ndarray  # int64, each frame's duration as ffmpeg's rate conversion sees it
+    seek_key: np.ndarray  # int64, per frame: index into keys of the keyframe to decode from
+    keys: list[tuple[int, int, Optional[int]]]  # keyframes in decode order: (pts, dts, byte pos)
+    time_base: Fraction
+    start_time: int  # container start time, microseconds
+    single_stream: bool  # input has one stream: ffmpeg then uses "vscfr"
+
+
+def _build_index(path: str, container: "av.container.InputContainer", stream) -> _VideoIndex:
+    """Read every packet header of ``stream`` once (no decoding) and index the frames."""
+    keys: list[tuple[int, int, Optional[int]]] = []
+    frames: list[tuple[int, int, int]] = []  # (pts, packet duration, key index)
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the empty packet PyAV appends to flush the decoder
+            continue
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None:
+            raise MediaError(path, "video packets carry no timestamps (raw elementary stream?); remux it first")
+        if packet.is_keyframe or not keys:
+            keys.append((ts, packet.dts if packet.dts is not None else ts, packet.pos))
+        if packet.is_discard:  # outside the edit list: decoded for reference, never shown
+            continue
+        k = len(keys) - 1
+        while k > 0 and keys[k][0] > ts:  # open GOP: leading frames need the previous keyframe
+            k -= 1
+        frames.append((ts, packet.duration or 0, k))
+    frames.sort(key=lambda f: f[0])  # decode order -> presentation order
+    pts = np.array([f[0] for f in frames], dtype=np.int64)
+    return _VideoIndex(
+        pts=pts,
+        durations=_frame_durations([f[1] for f in frames], stream),
+        seek_key=np.array([f[2] for f in frames], dtype=np.int64),
+        keys=keys,
+        time_base=stream.time_base,
+        start_time=container.start_time or 0,
+        single_stream=len(container.streams) == 1,
+    )
+
+
+def _frame_durations(packet_durations: list[int], stream) -> np.ndarray:
+    """Frame durations as ffmpeg's filter graph sees them: the packet duration, or, when the
+    container gives none (e.g. MPEG-TS), one frame at the guessed frame rate (buffersink rate)."""
+    rate = stream.guessed_rate
+    fallback = rescale_q(1, 1 / Fraction(rate), stream.time_base) if rate else 0
+    return np.array([d if d > 0 else fallback for d in packet_durations], dtype=np.int64)
+
+
+class VideoReader:
+    """Frames of a video as RGB uint8 (H, W, 3), resampled to ``fps`` like ``ffmpeg -r fps``.
+
+    ``fps=None`` keeps every decoded frame (native rate). The frame count comes from the demuxed
+    packets, never from the container header. Display rotation (phone videos) is applied the way
+    ffmpeg does by default, so H and W may be swapped relative to the coded size.
+
+    ``iter_frames`` / ``iter_chunks`` decode sequentially with constant memory; ``read_window``
+    seeks to the keyframe at or before the window and decodes only what it needs. Both give the
+    same frames. Readers can be pickled (e.g. into DataLoader workers); files reopen lazily.
+
+    ``threads``: decoder threads. None lets FFmpeg choose (frame and slice threads, one per core);
+    a process pool that already keeps every core busy passes 1. The pixels are the same either way.
+    """
+
+    def __init__(self, path: PathLike, fps: Optional[Rate] = DEFAULT_FPS, threads: Optional[int] = None) -> None:
+        self.path = os.fspath(path)
+        self._rate = None if fps is None else as_rate(fps)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be None or >= 1, got {threads}")
+        self._threads = threads
+        self._container = self._stream = None  # kept open between read_window calls
+        self._seek_by_dts = 0  # seek to keyframes by pts (mp4, mkv, avi) or by dts (MPEG-TS)
+        container, stream = self._window_input()
+        try:
+            self._init_index(container, stream)
+        except BaseException:
+            self.close()
+            raise
+
+    def _init_index(self, container, stream) -> None:
+        with self._errors():
+            self._index = _build_index(self.path, container, stream)
+        index = self._index
+        if len(index.pts) == 0:
+            raise NoVideoFramesError(self.path, "the video stream has no frames")
+        if self._rate is None:
+            self._source_of = np.arange(len(index.pts), dtype=np.int64)
+        else:
+            self._source_of = ffmpeg_cfr_indices(
+                index.pts, index.durations, index.time_base, self._rate, index.start_time, index.single_stream
+            )
+        self._used = np.zeros(len(index.pts), dtype=bool)
+        self._used[self._source_of] = True
+        self._slot_of_pts = {p: j for j, p in enumerate(index.pts.tolist())}
+        self._native_rate = stream.average_rate or stream.guessed_rate
+        # Decode the first frame now: it proves the stream decodes and fixes the output shape.
+        first = self._decode_sources([0])[0]
+        self.height, self.width = first.shape[:2]
+
+    # -- sizes -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._source_of)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of output frames at the target fps."""
+        return len(self._source_of)
+
+    @property
+    def fps(self) -> Optional[float]:
+        """Output frame rate (the source's average rate when reading natively)."""
+        rate = self._rate if self._rate is not None else self._native_rate
+        return float(rate) if rate else None
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), self.height, self.width, 3)
+
+    @property
+    def source_indices(self) -> np.ndarray:
+        """For each output frame, the index of the source frame (presentation order) it shows."""
+        view = self._source_of.view()
+        view.flags.writeable = False
+        return view
+
+    # -- sequential reading --------------------------------------------------------------
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Yield every output frame (H, W, 3) in order; each is a separate array."""
+        source_of = self._source_of.tolist()
+        for k, image in enumerate(self._iter_images()):
+            repeated = k + 1 < len(source_of) and source_of[k + 1] == source_of[k]
+            yield image.copy() if repeated else image  # callers may modify what they get
+
+    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[np.ndarray]:
+        """Yield consecutive (n, H, W, 3) arrays of at most ``chunk_size`` output frames."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        total, done = len(self), 0
+        chunk, filled = None, 0
+        for image in self._iter_images():
+            if chunk is None:
+                chunk, filled = np.empty((min(chunk_size, total - done), *image.shape), np.uint8), 0
+            chunk[filled] = image
+            filled += 1
+            if filled == len(chunk):
+                done += filled
+                yield chunk
+                chunk = None
+
+    def read_all(self) -> np.ndarray:
+        """All output frames as one (T, H, W, 3) array."""
+        out = np.empty(self.shape, dtype=np.uint8)
+        for k, image in enumerate(self._iter_images()):
+            out[k] = image
+        return out
+
+    def _iter_images(self) -> Iterator[np.ndarray]:
+        """Output frames in order; a duplicated frame is yielded as the same array object."""
+        source_of, used, pts = self._source_of.tolist(), self._used.tolist(), self._index.pts.tolist()
+        container, stream = self._open()
+        k, j, image = 0, 0, None
+        try:
+            with self._errors():
+                for frame in self._decoded_frames(container, stream):
+                    if j >= len(pts) or frame.pts != pts[j]:
+                        raise self._mismatch(frame.pts, j)
+                    while k < len(source_of) and source_of[k] < j:  # repeats of the previous frame
+                        yield image
+                        k += 1
+                    image = self._to_rgb(frame) if used[j] else None
+                    j += 1
+        finally:
+            container.close()
+        if j < len(pts):
+            raise self._mismatch(None, j)
+        while k < len(source_of):
+            yield image
+            k += 1
+
+    # -- random access -------------------------------------------------------------------
+
+    def read_window(self, start: int, length: int) -> np.ndarray:
+        """Output frames ``start .. start+length-1`` as (length, H, W, 3), equal to that slice of
+        :meth:`read_all`, decoding only from the keyframe at or before the window."""
+        if length < 0 or start < 0 or start + length > len(self):
+            raise IndexError(f"{self.path}: window [{start}, {start + length}) outside 0..{len(self)}")
+        out = np.empty((length, self.height, self.width, 3), dtype=np.uint8)
+        if length == 0:
+            return out
+        wanted = self._source_of[start : start + length]
+        images = self._decode_sources(np.unique(wanted).tolist())
+        for k, j in enumerate(wanted.tolist()):
+            out[k] = images[j]
+        return out
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"{self.path}: frame {k} outside 0..{len(self)}")
+        return self.read_window(k % len(self), 1)[0]
+
+    def _decode_sources(self, sources: list[int]) -> dict[int, np.ndarray]:
+        """Decode the given source frames (sorted indices): seek to the keyframe at or before the
+        first one and decode forward.
+
+        Demuxers disagree on what a seek timestamp means (mp4/mkv/avi land exactly on the keyframe
+        given its pts, MPEG-TS given its dts), so each landing is checked against the keyframe's
+        byte position; if it is late, try the dts, then the previous keyframe, then the start.
+        """
+        key = int(self._index.seek_key[sources[0]])
+        mode = self._seek_by_dts  # whichever worked last time goes first
+        attempts = [(key, mode), (key, 1 - mode), (key - 1, 1), (None, 0)] if key > 0 else [(0, mode), (None, 0)]
+        for key, by_dts in attempts:
+            found = self._decode_from(key, by_dts, sources)
+            if found is not None:
+                if key:
+                    self._seek_by_dts = by_dts
+                return found
+        raise MediaError(self.path, "could not decode the requested frames (damaged stream?)")
+
+    def _decode_from(self, key: Optional[int], by_dts: int, sources: list[int]) -> Optional[dict[int, np.ndarray]]:
+        index = self._index
+        wanted = set(sources)
+        last_pts = int(index.pts[sources[-1]])
+        found: dict[int, np.ndarray] = {}
+        with self._errors():
+            if key is None:  # from the very beginning: reopen, so nothing depends on seeking
+                self.close()
+                container, stream = self._window_input()
+                key_pos = None
+            else:
+                container, stream = self._window_input()
+                key_pos = index.keys[key][2]
+                container.seek(index.keys[key][by_dts], backward=True, any_frame=False, stream=stream)
+                stream.codec_context.flush_buffers()
+            for frame in self._decoded_frames(container, stream, expect_pos=key_pos):
+                if frame is None:  # the container landed after the keyframe
+                    return None
+                j = self._slot_of_pts.get(frame.pts)
+                if j is None:
+                    raise self._mismatch(frame.pts, None)
+                if j in wanted:
+                    found[j] = self._to_rgb(frame)
+                if frame.pts >= last_pts:  # frames come out in presentation order
+                    return found if len(found) == len(wanted) else None
+        return None
+
+    # -- decoding helpers ------------------------------------------------------------------
+
+    def _window_input(self):
+        """The container kept open for random access (opened on first use)."""
+        if self._container is None:
+            self._container, self._stream = self._open()
+        return self._container, self._stream
+
+    def _open(self):
+        """Open the file and ready its video stream (each sequential pass has its own)."""
+        container = open_container(self.path)
+        try:
+            return container, self._video_stream(container)
+        except BaseException:
+            container.close()
+            raise
+
+    def _video_stream(self, container):
+        stream = select_video_stream(container)
+        if stream is None:
+            kinds = ", ".join(s.type for s in container.streams) or "none"
+            raise NoVideoFramesError(self.path, f"no video stream (streams: {kinds})")
+        if stream.codec_context is None:
+            raise UnsupportedCodecError(
+                self.path,
+                f"no decoder for video stream #{stream.index} (unknown codec, or not in this FFmpeg build)",
+            )
+        for other in container.streams:
+            if other is not stream:
+                other.discard = av.stream.Discard.all  # do not even read their packets
+        if self._threads is None:
+            stream.thread_type = "AUTO"  # frame+slice threads: same pixels, several times faster
+        else:
+            stream.thread_count = self._threads
+        return stream
+
+    def _decoded_frames(self, container, stream, expect_pos: Optional[int] = None) -> Iterator:
+        """Decode frames of ``stream`` from the current position. Packets FFmpeg cannot decode
+        are skipped (as the ffmpeg CLI does); if nothing at all decodes, NoVideoFramesError.
+        With ``expect_pos``, yields a single None if the first packet lies after that byte."""
+        errors, decoded, first_error = 0, 0, None
+        for packet in container.demux(stream):
+            if expect_pos is not None:
+                if packet.pos is not None and packet.pos > expect_pos >= 0:
+                    yield None
+                    return
+                expect_pos = None
+            try:
+                frames = stream.decode(packet)
+            except av.error.DecoderNotFoundError:
+                raise
+            except (av.error.InvalidDataError, av.error.PatchWelcomeError) as exc:
+                errors += 1
+                first_error = first_error or reason(exc)
+                continue
+            for frame in frames:
+                decoded += 1
+                yield frame
+        if decoded == 0 and errors:
+            raise NoVideoFramesError(
+                self.path, f"none of the video packets could be decoded ({errors} errors, first: {first_error})"
+            )
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        # to_ndarray honours the stream's colour matrix and range: 8-bit 4:2:0 video gives exactly
+        # the pixels of `ffmpeg -pix_fmt rgb24`. Bicubic is ffmpeg's default scaler flag; it only
+        # matters when chroma must be resampled (e.g. 10-bit), where libswscale versions differ.
+        image = frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
+        rotation = frame.rotation or 0
+        turns = round(rotation / 90) % 4 if rotation % 90 == 0 else 0
+        if turns:  # ffmpeg's default autorotation for rotated (phone) videos
+            image = np.ascontiguousarray(np.rot90(image, turns))
+        expected = (getattr(self, "height", None), getattr(self, "width", None))
+        if expected[0] is not None and image.shape[:2] != expected:
+            raise MediaError(
+                self.path, f"frame size changes mid-stream ({image.shape[1]}x{image.shape[0]}, "
+                f"first frame {expected[1]}x{expected[0]}); not supported"
+            )
+        return image
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except MediaError:
+            raise
+        except av.error.DecoderNotFoundError as exc:
+            raise UnsupportedCodecError(self.path, f"no decoder for the video stream ({reason(exc)})") from None
+        except av.error.FFmpegError as exc:
+            raise TruncatedMediaError(self.path, f"truncated or corrupt video data ({reason(exc)})") from None
+
+    def _mismatch(self, got_pts: Optional[int], slot: Optional[int]) -> MediaError:
+        if got_pts is None:
+            return MediaError(
+                self.path, f"only {slot} of {len(self._index.pts)} video frames could be decoded (damaged stream)"
+            )
+        return MediaError(self.path, f"decoder returned a frame (pts {got_pts}) the container index does not list")
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_container"] = state["_stream"] = None  # files do not pickle; reopened on first use
+        return state
+
+    def __repr__(self) -> str:
+        return f"VideoReader({self.path!r}, fps={self.fps}, frames={len(self)}, size={self.width}x{self.height})"
+
+
+def read_video(path: PathLike, fps: Optional[Rate] = DEFAULT_FPS) -> np.ndarray:
+    """All frames of a video as (T, H, W, 3) uint8 RGB at ``fps`` (``None``: native rate)."""
+    with VideoReader(path, fps=fps) as reader:
+        return reader.read_all()

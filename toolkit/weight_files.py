@@ -1,0 +1,230 @@
+"""The table of every pretrained file the toolkit uses: where it comes from (URL, size, sha256), who
+consumes it, where it lives on disk, its licence.
+
+Usage::
+
+    from talking_head.toolkit.weight_files import REGISTRY, WeightFile
+
+    REGISTRY["syncnet"].url                # one entry per file; add a file here and nowhere else
+    WeightFile(name="my-net", ...)         # an entry outside the table, for private mirrors and tests
+
+Finding, verifying, downloading and loading these files is :mod:`toolkit.weights`, which re-exports both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Location = Literal["torch_hub", "hf_hub", "toolkit"]
+LOCATIONS: tuple[str, ...] = ("torch_hub", "hf_hub", "toolkit")
+
+HEX40 = re.compile(r"^[0-9a-f]{40}$")  # a full git commit (Hugging Face pins)
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One pretrained file (or, for ``hf_hub``, one model snapshot) the toolkit depends on."""
+
+    name: str  # registry key, e.g. "fid-inception"
+    description: str  # what it is and what it is for (shown in "missing" messages)
+    consumer: str  # the library / metric that loads it
+    url: str  # where `fetch` downloads it from (for hf_hub: the weights file's resolve URL)
+    filename: str  # file name on disk; for hf_hub the weights file's path inside the repo
+    size: int | None  # bytes, None when not published
+    sha256: str | None  # full hex digest, None when no trustworthy published digest exists
+    location: Location
+    license: str
+    sha256_prefix: str | None = None  # when only a prefix is known (torch hub's `<name>-<sha256[:8]>.pth`)
+    repo_id: str | None = None  # hf_hub only: "org/name"
+    revision: str = "main"  # hf_hub only: a commit hash (pinned) or a branch name
+    extra_files: tuple[str, ...] = ()  # hf_hub only: config files needed next to the weights (unpinned)
+    alternatives: tuple[str, ...] = ()  # hf_hub only: other accepted weights files (unpinned)
+
+    def __post_init__(self) -> None:
+        if self.location not in LOCATIONS:
+            raise ValueError(f"{self.name}: location must be one of {LOCATIONS}, not {self.location!r}")
+        if self.sha256 is not None and not (len(self.sha256) == 64 and _HEX.match(self.sha256)):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if self.sha256_prefix is not None:
+            if not _HEX.match(self.sha256_prefix):
+                raise ValueError(f"{self.name}: sha256_prefix must be lowercase hex")
+            if self.sha256 is not None and not self.sha256.startswith(self.sha256_prefix):
+                raise ValueError(f"{self.name}: sha256 does not start with sha256_prefix")
+        if self.size is not None and self.size <= 0:
+            raise ValueError(f"{self.name}: size must be positive or None")
+        if self.location == "hf_hub" and (not self.repo_id or "/" not in self.repo_id):
+            raise ValueError(f"{self.name}: hf_hub entries need repo_id='org/name'")
+        if self.location != "hf_hub" and (self.repo_id or self.extra_files or self.alternatives):
+            raise ValueError(f"{self.name}: repo_id/extra_files/alternatives only apply to hf_hub entries")
+
+
+# --------------------------------------------------------------------------------------------------
+# The table. Sources of the digests:
+#  * fid-inception, syncnet*, fan-*: published sha256 of the upstream files.
+#  * lpips-alexnet, vgg19: torchvision only publishes the 8-digit prefix in the file name (torch hub checks it).
+#  * wav2vec2 / hubert: the sha256 Hugging Face shows for the LFS object at the pinned commit.
+#  * arcface-r100: insightface publishes the file only through OneDrive/Baidu folders (no direct link,
+#    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
+#    DeepFakeApp/model) carry byte-identical copies (same LFS sha256 and size); that digest is pinned.
+# Hugging Face models are pinned to a commit so configs and weights cannot change under us.
+# --------------------------------------------------------------------------------------------------
+REGISTRY: dict[str, WeightFile] = {
+    e.name: e
+    for e in (
+        WeightFile(
+            name="fid-inception",
+            description="Inception-v3 ported from TensorFlow for FID (pytorch-fid's FID weights)",
+            consumer="pytorch-fid (FID / FVD-style image statistics)",
+            url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+            filename="pt_inception-2015-12-05-6726825d.pth",
+            size=95_628_359,
+            sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+            location="torch_hub",
+            license="Apache-2.0 (pytorch-fid); weights from TensorFlow's Inception-v3 (Apache-2.0)",
+        ),
+        WeightFile(
+            name="syncnet",
+            description="SyncNet v2 audio-visual sync network (LSE-C / LSE-D lip-sync metrics)",
+            consumer="syncnet-python (LSE-C, LSE-D)",
+            url="https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+            filename="syncnet_v2.model",
+            size=54_573_114,
+            sha256="961e8696f888fce4f3f3a6c3d5b3267cf5b343100b238e79b2659bff2c605442",
+            location="toolkit",
+            license="VGG (University of Oxford) research release; see the syncnet_python repository",
+        ),
+        WeightFile(
+            name="syncnet-s3fd",
+            description="S3FD face detector used by the SyncNet pipeline to crop faces",
+            consumer="syncnet-python (face tracking before LSE-C/LSE-D)",
+            url="https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+            filename="sfd_face.pth",
+            size=89_844_381,
+            sha256="d54a87c2b7543b64729c9a25eafd188da15fd3f6e02f0ecec76ae1b30d86c491",
+            location="toolkit",
+            license="S3FD (BSD-3-Clause port); distributed with syncnet_python",
+        ),
+        WeightFile(
+            name="fan-2d",
+            description="2D-FAN-4 facial landmark network (68 points)",
+            consumer="face-alignment (landmark distance LMD, face cropping)",
+            url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+            filename="2DFAN4-11f355bf06.pth.tar",
+            size=None,
+            sha256="11f355bf0693120222f5955ce3f9dc8fb5763ebb30a47d7906e509490d32e4aa",
+            location="torch_hub",
+            license="BSD-3-Clause (face-alignment)",
+        ),
+        WeightFile(
+            name="fan-s3fd",
+            description="S3FD face detector used by face-alignment",
+            consumer="face-alignment (face detection)",
+            url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
+            filename="s3fd-619a316812.pth",
+            size=None,
+            sha256="619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
+            location="torch_hub",
+            license="BSD-3-Clause (face-alignment)",
+        ),
+        WeightFile(
+            name="lpips-alexnet",
+            description="torchvision AlexNet (ImageNet) backbone under the LPIPS linear layers",
+            consumer="lpips (LPIPS, net='alex') via torchvision",
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            filename="alexnet-owt-7be5be79.pth",
+            size=None,
+            sha256=None,
+            sha256_prefix="7be5be79",
+            location="torch_hub",
+            license="BSD-3-Clause (torchvision)",
+        ),
+        WeightFile(
+            name="vgg19",
+            description="torchvision VGG19 (ImageNet); its features up to relu5_1 drive perceptual and style losses",
+            consumer="MODA renderer (VGG19 perceptual and style losses)",
+            url="https://download.pytorch.org/models/vgg19-dcbe5e52.pth",
+            filename="vgg19-dcbe5e52.pth",
+            size=None,
+            sha256=None,
+            sha256_prefix="dcbe5e52",
+            location="torch_hub",
+            license="BSD-3-Clause (torchvision)",
+        ),
+        WeightFile(
+            name="wav2vec2-base-960h",
+            description="wav2vec 2.0 base fine-tuned on LibriSpeech 960h (speech features for audio conditioning)",
+            consumer="transformers (Wav2Vec2Model / Wav2Vec2FeatureExtractor)",
+            url="https://huggingface.co/facebook/wav2vec2-base-960h/resolve/22aad52d435eb6dbaf354bdad9b0da84ce7d6156/model.safetensors",
+            filename="model.safetensors",
+            size=None,
+            sha256="8aa76ab2243c81747a1f832954586bc566090c83a0ac167df6f31f0fa917d74a",
+            location="hf_hub",
+            license="Apache-2.0",
+            repo_id="facebook/wav2vec2-base-960h",
+            revision="22aad52d435eb6dbaf354bdad9b0da84ce7d6156",
+            extra_files=("config.json", "preprocessor_config.json"),
+            alternatives=("pytorch_model.bin",),
+        ),
+        WeightFile(
+            name="hubert-base-ls960",
+            description="HuBERT base pre-trained on LibriSpeech 960h (speech features for audio conditioning)",
+            consumer="transformers (HubertModel)",
+            url="https://huggingface.co/facebook/hubert-base-ls960/resolve/e16f1b664ae8372daa0194c516e976dbae1f5b88/pytorch_model.bin",
+            filename="pytorch_model.bin",  # the repository's main branch has no safetensors file
+            size=None,
+            sha256="062249fffb353eab67547a2fbc129f7c31a2f459faf641b19e8fb007cc5c48ad",
+            location="hf_hub",
+            license="Apache-2.0",
+            repo_id="facebook/hubert-base-ls960",
+            revision="e16f1b664ae8372daa0194c516e976dbae1f5b88",
+            extra_files=("config.json", "preprocessor_config.json"),
+            alternatives=("model.safetensors",),
+        ),
+        WeightFile(
+            name="sd-vae-ft-mse",
+            description="Stable Diffusion kl-f8 VAE, decoder fine-tuned with MSE (latent space of diffusion baselines)",
+            consumer="diffusers (AutoencoderKL)",
+            url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/651c6dc459a3ae175a511e7086a28d7e8182ac0c/diffusion_pytorch_model.safetensors",
+            filename="diffusion_pytorch_model.safetensors",
+            size=None,
+            sha256=None,
+            location="hf_hub",
+            license="MIT",
+            repo_id="stabilityai/sd-vae-ft-mse",
+            revision="651c6dc459a3ae175a511e7086a28d7e8182ac0c",
+            extra_files=("config.json",),
+            alternatives=("diffusion_pytorch_model.bin",),
+        ),
+        WeightFile(
+            name="arcface-r100",
+            description=(
+                "ArcFace iResNet-100 trained on MS1MV3 (insightface arcface_torch ms1mv3_arcface_r100_fp16/backbone.pth),"
+                " identity embeddings for CSIM as in the ViCo challenge. Official copies: OneDrive/Baidu links in"
+                " https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch#model-zoo ;"
+                " the URL is a Hugging Face re-upload pinned to a commit"
+            ),
+            consumer="CSIM (identity cosine similarity, arcface_torch iresnet100)",
+            url="https://huggingface.co/camenduru/show/resolve/d95d9e7901b981d744390e052e05432499d3106c/models/arcface/ms1mv3_arcface_r100_fp16.pth",
+            filename="ms1mv3_arcface_r100_fp16/backbone.pth",
+            size=261_223_796,
+            sha256="a566a62357f0c55b679d9ff2f022a294486568be0c00665d39029d0e46a8109b",
+            location="toolkit",
+            license="insightface pretrained models: non-commercial research use only",
+        ),
+        WeightFile(
+            name="niqe-pristine",
+            description="NIQE pristine-image model parameters (mu/cov of natural-scene statistics)",
+            consumer="NIQE (BasicSR implementation)",
+            url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/master/basicsr/metrics/niqe_pris_params.npz",
+            filename="niqe_pris_params.npz",
+            size=None,
+            sha256=None,
+            location="toolkit",
+            license="Apache-2.0 (BasicSR)",
+        ),
+    )
+}
+
