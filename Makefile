@@ -27,9 +27,10 @@ demo: env
 #   test       every acceptance test, trainings included; no benchmarks
 #   test-fast  no training, no slow test, no benchmark: for iteration
 #   bench      every benchmark module, timed (the memory benchmark at full length; it also runs, short, in test)
-# Two pytest-xdist workers, one per core, each taking whole test modules; what modules share (sample clips,
-# the preprocessed sample, the tiny trainings) is built once per run (tests/conftest.py).
-XDIST := -n 2 --dist loadfile
+# Two pytest-xdist workers, one per core, each taking whole test modules in collection order (the heaviest
+# first, tests/conftest.py); what modules share (sample clips, the preprocessed sample, the tiny trainings)
+# is built once per run.
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test: env
 	$(BIN)/python -m pytest tests -m "not bench" $(XDIST)

@@ -20,11 +20,25 @@ import pytest
 TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 
 
+# The modules that cost most, in the order the two workers should start them (`make test` keeps collection
+# order with --no-loadscope-reorder; a free worker takes the next module). Heaviest first, so both workers
+# finish together; the trainings alternate with modules that need none, so a worker rarely waits for a
+# training the other one is running (tests/conftest.py, build_once); reproduce and the budget come after
+# every training has started. Every other module follows in its usual order.
+HEAVY_MODULES_FIRST = (
+    "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_dreamhead_a2l.py",
+    "test_moda_motion.py", "test_moda_faco.py", "test_benchmark_memory.py", "test_metric_contract.py",
+    "test_reproduce.py", "test_training_budget.py", "test_preprocess.py", "test_sample.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.train)
+    rank = {name: i for i, name in enumerate(HEAVY_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

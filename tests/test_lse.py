@@ -24,7 +24,7 @@ import torch
 from scipy.io import wavfile
 
 import weights_factory as factory
-from talking_head.metrics import lse as lse_mod
+from talking_head.metrics import lse_score
 from talking_head.metrics.lse import LSE, PRESETS, compute_lse, score_crops, score_video
 from talking_head.metrics import mfcc as mfcc_mod
 from talking_head.metrics.mfcc import mfcc
@@ -149,7 +149,7 @@ def test_matches_syncnet_instance_evaluate(data, model, ffmpeg_on_path, tmp_path
 
     # score_video's reference-exact path makes the same JPEGs (same ffmpeg, same command); its audio
     # (read_audio) is the reference's `ffmpeg ... -af aresample=async=1` WAV sample for sample.
-    np.testing.assert_array_equal(lse_mod._ffmpeg_jpeg_frames(str(data["crop_video"]), 25.0), jpeg_frames)
+    np.testing.assert_array_equal(lse_score._ffmpeg_jpeg_frames(str(data["crop_video"]), 25.0), jpeg_frames)
     np.testing.assert_array_equal(media.read_audio(data["crop_video"], dtype="int16"), wav)
 
     # Decoded straight from the mp4 (no JPEG round trip): documented drift, not an identity.
@@ -344,7 +344,7 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
     crops, audio = data["crops"], data["audio16"]
     expected = score_crops(crops, audio, model)
     for chunk in (3, 32):  # chunks shorter and longer than a window
-        scorer = lse_mod.StreamingScorer(model)
+        scorer = lse_score.StreamingScorer(model)
         for start in range(0, len(crops), chunk):
             scorer.add(crops[start : start + chunk])
         got = scorer.score(audio)
@@ -353,7 +353,7 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
         assert got["lse_d"] == pytest.approx(expected["lse_d"], abs=1e-4)
         assert got["lse_c"] == pytest.approx(expected["lse_c"], abs=1e-4)
     with pytest.raises(ValueError, match="too short"):
-        short = lse_mod.StreamingScorer(model)
+        short = lse_score.StreamingScorer(model)
         short.add(crops[:4])
         short.score(audio)
 
@@ -367,7 +367,7 @@ def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
     for frames, samples in cases:  # equal lengths, audio shorter, video shorter
         expected = score_crops(frames, samples, model)
         for chunk in (3, 16):
-            scorer = lse_mod.StreamingScorer(model, samples)
+            scorer = lse_score.StreamingScorer(model, samples)
             held = 0
             for start in range(0, len(frames), chunk):
                 scorer.add(frames[start : start + chunk])
@@ -377,7 +377,7 @@ def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
             np.testing.assert_allclose(got["mdist"], expected["mdist"], rtol=1e-5, atol=1e-5)
             assert got["lse_d"] == pytest.approx(expected["lse_d"], abs=1e-4)
             assert got["lse_c"] == pytest.approx(expected["lse_c"], abs=1e-4)
-            assert held <= 2 * lse_mod.VSHIFT + chunk + 1, (held, len(frames))
-    assert len(crops) > 4 * lse_mod.VSHIFT  # long enough for the bound to mean something
+            assert held <= 2 * lse_score.VSHIFT + chunk + 1, (held, len(frames))
+    assert len(crops) > 4 * lse_score.VSHIFT  # long enough for the bound to mean something
     with pytest.raises(ValueError, match="already given"):
-        lse_mod.StreamingScorer(model, audio).score(audio)
+        lse_score.StreamingScorer(model, audio).score(audio)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from talking_head.metrics import face_tracks, scene_cuts
 from talking_head.metrics import lse_track as lt
 from talking_head.metrics import s3fd
 from talking_head.toolkit import media
@@ -170,13 +171,13 @@ def test_scene_detection_matches_pyscenedetect(tmp_path, sample) -> None:
     from scenedetect.video_manager import VideoManager
 
     for frames, expected in ((sample["frames"][0], [(0, 60)]), (sample["two_shot_frames"], [(0, 60), (60, 120)])):
-        ours = lt.SceneDetector()
+        ours = scene_cuts.SceneDetector()
         ours.update(frames)
         assert ours.scenes() == expected
         # PySceneDetect's detector on the same frames, downscaled as its SceneManager does (512 -> 256).
         detector, cuts = ContentDetector(), []
         for i, frame in enumerate(frames):
-            small = cv2.resize(np.ascontiguousarray(frame[..., ::-1]), lt.downscale_size(512, 512),
+            small = cv2.resize(np.ascontiguousarray(frame[..., ::-1]), scene_cuts.downscale_size(512, 512),
                                interpolation=cv2.INTER_LINEAR)
             cuts += detector.process_frame(i, small)
             assert detector._frame_score == ours.scores[i]
@@ -192,7 +193,7 @@ def test_scene_detection_matches_pyscenedetect(tmp_path, sample) -> None:
     video.start()
     manager.detect_scenes(frame_source=video)
     reference = [(a.frame_num, b.frame_num) for a, b in manager.get_scene_list()]
-    capture, ours = cv2.VideoCapture(str(avi)), lt.SceneDetector()
+    capture, ours = cv2.VideoCapture(str(avi)), scene_cuts.SceneDetector()
     while True:
         ok, image = capture.read()
         if not ok:
@@ -313,7 +314,7 @@ def test_audio_cut_matches_ffmpeg_for_any_span(tmp_path) -> None:
     for first, last in ((0, 74), (7, 40), (13, 80)):  # the last one runs past the end of the audio
         start, end = first / 25, (last + 1) / 25
         lt._ffmpeg("-i", str(tmp_path / "a.wav"), "-ss", "%.3f" % start, "-to", "%.3f" % end, str(tmp_path / "b.wav"))
-        a, b = lt.audio_sample_range(start, end, 16000, len(audio))
+        a, b = face_tracks.audio_sample_range(start, end, 16000, len(audio))
         assert np.array_equal(wavfile.read(tmp_path / "b.wav")[1], audio[a:b])
 
 
