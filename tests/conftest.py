@@ -6,9 +6,18 @@ tests marked train, slow or bench; `make test` leaves out only bench; `make benc
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
+
+# Each pytest-xdist worker gets its share of the cores for OpenMP (torch): more threads than cores only spin
+# and turn into system time. Set here, before any test module imports torch; an explicit setting wins.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+if _WORKERS:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 # A test that needs one of these fixtures (directly or through another fixture) trains a reference model
 # or builds the dataset the trainings use: minutes of CPU. It is marked `train` at collection.
@@ -23,7 +32,7 @@ TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 # The modules that cost most, in the order the two workers should start them (`make test` keeps collection
 # order with --no-loadscope-reorder; a free worker takes the next module). Heaviest first, so both workers
 # finish together; the trainings alternate with modules that need none, so a worker rarely waits for a
-# training the other one is running (tests/conftest.py, build_once); reproduce and the budget come after
+# training the other one is running (build_once, below); reproduce and the budget come after
 # every training has started. Every other module follows in its usual order.
 HEAVY_MODULES_FIRST = (
     "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_dreamhead_a2l.py",
@@ -32,7 +41,7 @@ HEAVY_MODULES_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # the train marks must be there before `-m` deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
@@ -56,10 +65,6 @@ def build_once(folder: Path, build) -> Path:
     Workers wait for each other on a lock file; a build that raised leaves no marker, so the next
     request starts it again from an empty folder.
     """
-    import shutil
-
-    from filelock import FileLock
-
     with FileLock(f"{folder}.lock"):
         if not (folder / ".built").exists():
             shutil.rmtree(folder, ignore_errors=True)
