@@ -16,7 +16,14 @@ $(VENV)/.installed: requirements.lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-env: $(VENV)/.installed
+# Reference files a registry package ships and some tests compare against, fetched at set-up so that the
+# tests use no network: the basicsr 1.4.2 source distribution (NIQE's code and pristine parameters).
+REFERENCES := $(VENV)/references
+BASICSR_SDIST := $(REFERENCES)/basicsr-1.4.2.tar.gz
+$(BASICSR_SDIST): $(VENV)/.installed
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d $(REFERENCES) basicsr==1.4.2
+
+env: $(VENV)/.installed $(BASICSR_SDIST)
 
 # The whole chain on the built-in sample: preprocess, train both models (tiny configs), generate, score every
 # row (with ground truth and the floor baselines), print the leaderboard. Finished steps are reused.

@@ -29,7 +29,8 @@ including its float32 arithmetic:
    coefficients -> (alpha, mean of the two betas), and for each of the four neighbour products
    (shifts (0,1), (1,0), (1,1), (1,-1), circular) -> (alpha, AGGD mean, beta_left, beta_right).
    Between scales the image is halved by MATLAB's ``imresize(I, 0.5)`` (bicubic with
-   antialiasing), ported below as :func:`matlab_imresize` and applied to ``I / 255`` as BasicSR does.
+   antialiasing), ported below as :func:`matlab_imresize` and applied to ``I / 255`` as BasicSR does,
+   in the same float32 torch operations (a sum in another order can flip an AGGD grid choice).
 5. Fit a Gaussian to the 36-d block features (``nanmean``, covariance of the NaN-free rows) and
    return ``sqrt((mu_p - mu_d) pinv((S_p + S_d) / 2) (mu_p - mu_d)^T)`` against the pristine
    model ``mu_pris_param`` (1, 36), ``cov_pris_param`` (36, 36).
@@ -38,9 +39,10 @@ A clip's NIQE is the mean of its frames' NIQE. Blocks without negative or positi
 coefficients (flat areas) give NaN features, dropped as in BasicSR; a frame whose blocks are all
 flat scores NaN.
 
-The pristine parameters are BasicSR's ``niqe_pris_params.npz`` (registry ``niqe-pristine``,
-loaded with ``weights.load_numpy``), converted by BasicSR from the MATLAB release's
-``modelparameters.mat``. MATLAB's newer built-in ``niqe()`` (Image Processing Toolbox) uses a
+The pristine parameters are BasicSR's ``niqe_pris_params.npz`` (registry ``niqe-pristine``, pinned to
+the file of the basicsr 1.4.2 source distribution, loaded with ``weights.load_numpy``), converted by
+BasicSR from the MATLAB release's ``modelparameters.mat``. With that file, per-frame NIQE equals
+BasicSR's own ``calculate_niqe`` (tests/test_niqe_basicsr.py runs both on the sample's frames). MATLAB's newer built-in ``niqe()`` (Image Processing Toolbox) uses a
 different model and is not what is reproduced here.
 """
 
@@ -52,6 +54,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+import torch
 from scipy import ndimage
 from scipy.special import gamma
 
@@ -85,38 +88,51 @@ _R_GAMMA = np.square(gamma(_RECIPROCAL * 2)) / (gamma(_RECIPROCAL) * gamma(_RECI
 
 
 # ------------------------------------------------------------------------------ MATLAB imresize port
-def _cubic(x: np.ndarray) -> np.ndarray:
+# MATLAB's imresize as BasicSR ports it (basicsr/utils/matlab_functions.py), down to the float32 arithmetic:
+# the weights come from float32 torch tensors and each output line is one torch ``mv`` over the same
+# slices of a symmetrically padded image, so the sums round as BasicSR's do (a sum in another order can
+# flip a choice of the AGGD grid search, which moves NIQE).
+def _cubic(x: torch.Tensor) -> torch.Tensor:
     """MATLAB's bicubic kernel (Keys, a = -0.5)."""
-    ax = np.abs(x)
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    ax = torch.abs(x)
+    ax2, ax3 = ax ** 2, ax ** 3
+    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1).type_as(ax)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) * (ax <= 2)).type_as(ax)
     return near + far
 
 
-def _contributions(in_len: int, out_len: int, scale: float, antialiasing: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Weights (out_len, K) and 0-based source indices (out_len, K) of MATLAB's imresize along one axis."""
+def _contributions(in_len: int, out_len: int, scale: float, antialiasing: bool) -> tuple[torch.Tensor, list[int], int, int]:
+    """Along one axis: float32 weights (out_len, K), each output's first source index in the padded
+    line, and how many samples are mirrored before and after the line."""
     width = CUBIC_KERNEL_WIDTH
     shrink = scale < 1 and antialiasing
     if shrink:
         width /= scale  # a stretched kernel interpolates and low-pass filters at once
-    x = np.arange(1, out_len + 1, dtype=np.float64)  # 1-based output coordinates
-    u = x / scale + 0.5 * (1 - 1 / scale)  # output pixel centre in input coordinates
-    left = np.floor(u - width / 2)
-    taps = int(math.ceil(width)) + 2
-    index = left[:, None] + np.arange(taps)[None, :]  # 1-based
-    distance = u[:, None] - index
+    u = torch.linspace(1, out_len, out_len) / scale + 0.5 * (1 - 1 / scale)  # output centres, 1-based input coordinates
+    left = torch.floor(u - width / 2)
+    taps = math.ceil(width) + 2
+    index = left.view(-1, 1) + torch.linspace(0, taps - 1, taps).view(1, -1)  # 1-based
+    distance = u.view(-1, 1) - index
     w = scale * _cubic(distance * scale) if shrink else _cubic(distance)
-    w = w / w.sum(axis=1, keepdims=True)
+    w = w / torch.sum(w, 1).view(-1, 1)
     # MATLAB drops all-zero columns. BasicSR only tests the first and last column (dropping one that has
     # any zero); for NIQE's 0.5 both rules drop exactly the two outer, all-zero columns.
-    keep = np.any(w != 0, axis=0)
-    w, index = w[:, keep], index[:, keep]
-    # symmetric boundary, MATLAB's aux = [1:in, in:-1:1] indexed modulo 2*in
-    m = np.mod(index.astype(np.int64) - 1, 2 * in_len)
-    return w, np.where(m < in_len, m, 2 * in_len - 1 - m)
+    keep = torch.any(w != 0, dim=0)
+    w, index = w[:, keep].contiguous(), index[:, keep]
+    before = int(-index.min()) + 1
+    after = max(int(index.max()) - in_len, 0)
+    return w, [int(i) for i in index[:, 0] + before - 1], before, after
 
 
+def _mirrored(planes: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor:
+    """`planes` with `before` / `after` samples mirrored at the ends of `dim`: MATLAB's symmetric border,
+    ``[1:n, n:-1:1]`` indexed modulo 2n (so it also covers pads longer than the line)."""
+    n = planes.shape[dim]
+    m = torch.remainder(torch.arange(-before, n + after), 2 * n)
+    return planes.index_select(dim, torch.where(m < n, m, 2 * n - 1 - m))
+
+
+@torch.no_grad()
 def matlab_imresize(image: np.ndarray, scale: float, antialiasing: bool = True) -> np.ndarray:
     """MATLAB ``imresize(image, scale)`` with the default bicubic kernel, for (H, W) or (H, W, C).
 
@@ -129,15 +145,25 @@ def matlab_imresize(image: np.ndarray, scale: float, antialiasing: bool = True) 
         raise ValueError(f"matlab_imresize expects a non-empty (H, W) or (H, W, C) array, got shape {img.shape}")
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    out = img
-    for axis in (0, 1):
-        n_in = out.shape[axis]
-        w, idx = _contributions(n_in, int(math.ceil(n_in * scale)), scale, antialiasing)
-        moved = np.moveaxis(out, axis, 0)  # (n_in, ...)
-        gathered = moved[idx]  # (n_out, K, ...)
-        w32 = w.astype(np.float32).reshape(w.shape + (1,) * (moved.ndim - 1))
-        out = np.moveaxis((gathered * w32).sum(axis=1, dtype=np.float32), 0, axis)
-    return out
+    planes = torch.from_numpy(np.ascontiguousarray(np.moveaxis(img.reshape(img.shape[:2] + (-1,)), -1, 0)))
+    for dim in (1, 2):  # (C, H, W): rows, then columns
+        n_in = planes.shape[dim]
+        n_out = int(math.ceil(n_in * scale))
+        w, first, before, after = _contributions(n_in, n_out, scale, antialiasing)
+        padded = _mirrored(planes, dim, before, after)
+        shape = list(planes.shape)
+        shape[dim] = n_out
+        out = torch.empty(shape, dtype=torch.float32)
+        taps = w.shape[1]
+        for i in range(n_out):
+            for c in range(planes.shape[0]):
+                if dim == 1:
+                    out[c, i, :] = padded[c, first[i]:first[i] + taps, :].transpose(0, 1).mv(w[i])
+                else:
+                    out[c, :, i] = padded[c, :, first[i]:first[i] + taps].mv(w[i])
+        planes = out
+    out = np.moveaxis(planes.numpy(), 0, -1)
+    return out[..., 0] if img.ndim == 2 else out
 
 
 # ------------------------------------------------------------------------------------------ model

@@ -1,14 +1,15 @@
 """talking_head.metrics.niqe: the MATLAB imresize port against hand-computed values, the AGGD fit against known
 distributions, and NIQE behaviour with a pristine model fitted here.
 
-BasicSR's real ``niqe_pris_params.npz`` cannot be downloaded, so the tests write a parameter file
-with the real keys and shapes (mu (1, 36), cov (36, 36), gaussian_window (7, 7)) fitted on clean
-frames of the synthetic talking-head sample, at the registry's destination ("niqe-pristine").
-Agreement with BasicSR / MATLAB on the real parameter file is NOT tested here (neither is available).
+These tests write a parameter file with the real keys and shapes (mu (1, 36), cov (36, 36),
+gaussian_window (7, 7)) fitted on clean frames of the synthetic talking-head sample, at the registry's
+destination ("niqe-pristine", unpinned for it). Agreement with BasicSR's own ``calculate_niqe`` on
+BasicSR's real parameter file is tests/test_niqe_basicsr.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+import weights_factory as factory
 from talking_head.metrics.niqe import (
     NIQE, WEIGHTS_NAME, _aggd, fit_mvg, gaussian_window, matlab_imresize, niqe, niqe_features, to_y,
 )
@@ -42,13 +44,11 @@ def pristine(frames) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def params(pristine) -> dict[str, np.ndarray]:
-    """The model written where weights.load_numpy('niqe-pristine') reads (an isolated cache per test)."""
-    values = pristine
-    target = w.destination(WEIGHTS_NAME)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(target, **values)
-    return values
+def params(pristine, monkeypatch) -> dict[str, np.ndarray]:
+    """The model written where weights.load_numpy('niqe-pristine') reads (an isolated cache per test), with
+    the registry entry unpinned for it (the pin is BasicSR's file: tests/test_niqe_basicsr.py)."""
+    factory.place(monkeypatch, WEIGHTS_NAME, arrays=pristine)
+    return pristine
 
 
 # ------------------------------------------------------------------------------- MATLAB imresize
@@ -152,11 +152,15 @@ def test_provenance_and_config(params):
     assert cfg["crop_border"] == 4 and cfg["convert_to"] == "y" and cfg["block_size"] == 96
 
 
-def test_parameter_file_is_checked():
+def test_parameter_file_is_checked(monkeypatch):
     target = w.destination(WEIGHTS_NAME)
     with pytest.raises(w.WeightsMissingError, match="niqe_pris_params.npz"):
         NIQE()
     target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(target, mu_pris_param=np.zeros((1, 36)), cov_pris_param=np.eye(36), gaussian_window=gaussian_window())
+    with pytest.raises(w.WeightsCorruptError, match="wrong sha256"):  # not BasicSR's file
+        NIQE()
+    monkeypatch.setitem(w.REGISTRY, WEIGHTS_NAME, dataclasses.replace(w.REGISTRY[WEIGHTS_NAME], sha256=None, size=None))
     np.savez(target, mu_pris_param=np.zeros((1, 36)), cov_pris_param=np.eye(36))
     with pytest.raises(w.WeightsCorruptError, match="gaussian_window"):
         NIQE()

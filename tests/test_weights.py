@@ -122,7 +122,8 @@ def test_registry_entries_are_well_formed() -> None:
     assert w.REGISTRY["fid-inception"].size == 95_628_359
     assert w.REGISTRY["syncnet"].size == 54_573_114
     assert w.REGISTRY["lpips-alexnet"].sha256 is None and w.REGISTRY["lpips-alexnet"].sha256_prefix == "7be5be79"
-    assert w.REGISTRY["sd-vae-ft-mse"].sha256 is None and w.REGISTRY["niqe-pristine"].sha256 is None
+    assert w.REGISTRY["sd-vae-ft-mse"].sha256 is None
+    assert w.REGISTRY["niqe-pristine"].size == 11_850  # basicsr 1.4.2's file: tests/test_niqe_basicsr.py
 
 
 def test_entry_validation_rejects_bad_digests() -> None:
@@ -539,12 +540,12 @@ runner = CliRunner()
 
 
 def test_cli_list_shows_every_registry_entry(isolated_caches: Path) -> None:
-    write(isolated_caches / "weights" / "niqe_pris_params.npz", b"some bytes")
+    write(isolated_caches / "weights" / "niqe_pris_params.npz", b"some bytes")  # not BasicSR's file
     result = runner.invoke(cli.app, ["list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for name in w.REGISTRY:
         assert name in result.stdout
-    assert "unpinned" in result.stdout and "missing" in result.stdout
+    assert "corrupt" in result.stdout and "missing" in result.stdout
     narrow = runner.invoke(cli.app, ["list"], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0 and all(name in narrow.stdout for name in w.REGISTRY)
     long = runner.invoke(cli.app, ["list", "--long"], env={"COLUMNS": "2000"})
@@ -563,15 +564,16 @@ def test_cli_path_exit_codes(isolated_caches: Path) -> None:
     assert unknown.exit_code == 2 and "unknown weights name" in unknown.stderr
 
 
-def test_cli_verify_exit_codes(isolated_caches: Path) -> None:
+def test_cli_verify_exit_codes(isolated_caches: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     everything = runner.invoke(cli.app, ["verify"], env={"COLUMNS": "200"})
     assert everything.exit_code == 0, everything.output  # all missing, none named: reported, not an error
     assert "missing" in everything.stdout
     named_missing = runner.invoke(cli.app, ["verify", "syncnet"])
     assert named_missing.exit_code == 1 and w.REGISTRY["syncnet"].url in named_missing.stderr
 
-    write(isolated_caches / "weights" / "niqe_pris_params.npz", b"npz?")
-    unpinned = runner.invoke(cli.app, ["verify", "niqe-pristine"], env={"COLUMNS": "200"})
+    monkeypatch.setitem(w.REGISTRY, "test-unpinned", toolkit_entry("test-unpinned", filename="unpinned.npz"))
+    write(isolated_caches / "weights" / "unpinned.npz", b"npz?")
+    unpinned = runner.invoke(cli.app, ["verify", "test-unpinned"], env={"COLUMNS": "200"})
     assert unpinned.exit_code == 0 and "unpinned" in unpinned.stdout
 
     write(isolated_caches / "weights" / "sfd_face.pth", b"not the detector")

@@ -69,6 +69,7 @@ class WeightFile:
 #  * arcface-r100: insightface publishes the file only through OneDrive/Baidu folders (no direct link,
 #    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
 #    DeepFakeApp/model) carry byte-identical copies (same LFS sha256 and size); that digest is pinned.
+#  * niqe-pristine: the sha256 of the file in the basicsr 1.4.2 source distribution (tests/test_niqe_basicsr.py).
 # Hugging Face models are pinned to a commit so configs and weights cannot change under us.
 # --------------------------------------------------------------------------------------------------
 REGISTRY: dict[str, WeightFile] = {
@@ -218,10 +219,10 @@ REGISTRY: dict[str, WeightFile] = {
             name="niqe-pristine",
             description="NIQE pristine-image model parameters (mu/cov of natural-scene statistics)",
             consumer="NIQE (BasicSR implementation)",
-            url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/master/basicsr/metrics/niqe_pris_params.npz",
+            url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
             filename="niqe_pris_params.npz",
-            size=None,
-            sha256=None,
+            size=11_850,
+            sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
             location="toolkit",
             license="Apache-2.0 (BasicSR)",
         ),
