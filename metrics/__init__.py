@@ -18,6 +18,7 @@ _EXPORTS = {
     "blink": ("BlinkRate", "BlinkVideos", "blinks"),
     "csim": ("CSIM", "CSIMVideos"),
     "fid": ("FID", "FIDVideos", "fid_from_videos"),
+    "kid": ("KID", "KIDVideos", "kid_from_features"),
     "head_motion": ("PoseDiversity", "PoseVideos", "pose_diversity", "CrossSampleDiversity", "DiversityVideos",
                     "cross_sample_diversity"),
     "beat_align": ("BeatAlign", "BeatAlignVideos"),

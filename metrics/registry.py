@@ -65,6 +65,9 @@ _BUILT_IN = (
     MetricEntry("fid", _M + "fid:FIDVideos", "FID", "lower", "Frechet Inception Distance, frames pooled over all videos",
                 columns=(ResultColumn("fid", "fid", "FID", "lower",
                                       description="Frechet Inception Distance to the reference frames"),)),
+    MetricEntry("kid", _M + "kid:KIDVideos", "KID", "lower", "Kernel Inception Distance (torch-fidelity), frames pooled",
+                default_run=False,
+                columns=(ResultColumn("kid", "kid", "KID", "lower", description="Kernel Inception Distance to the reference frames"),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
                 defaults={"preset": "wav2lip_lrs"},
                 columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)"),
@@ -108,8 +111,8 @@ _BUILT_IN = (
 REGISTRY: dict[str, MetricEntry] = {}
 
 # Leaderboard column order (the tables read lip sync and landmarks first, then image quality).
-COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "niqe", "psnr", "ssim", "lpips",
-                "csim", "pose_std", "blink_rate")
+COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "kid", "niqe", "psnr", "ssim",
+                "lpips", "csim", "pose_std", "blink_rate")
 
 
 def register(entry: MetricEntry) -> MetricEntry:

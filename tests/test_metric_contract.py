@@ -83,7 +83,7 @@ def _run(metric: Metric, videos) -> list[dict]:
 
 # The metrics that push every 512-px frame through a network or a full-resolution filter, three times, see only
 # the first HEAVY_FRAMES frames of each video (in chunks of 4, so a discarded video still stops half-way).
-HEAVY = {"fid", "csim", "lpips", "psnr_ssim"}
+HEAVY = {"fid", "kid", "csim", "lpips", "psnr_ssim"}
 HEAVY_FRAMES = 8
 
 
@@ -116,7 +116,7 @@ def test_registered_metric_follows_the_contract(name, videos, all_weights):
     json.dumps(plain(metric.config()))
     for column in entry.columns:
         assert column.key in result, f"{name} declares column {column.id} but compute() has no {column.key!r}"
-    if name not in ("fid", "diversity"):  # pooled over all frames / per clip: no per-video value
+    if name not in ("fid", "kid", "diversity"):  # pooled over all frames / per clip: no per-video value
         assert all(rows), f"{name} gave no per-video value"
 
     # A video that fails half-way leaves nothing behind.

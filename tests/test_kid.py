@@ -1,0 +1,83 @@
+"""metrics.kid against torch-fidelity 0.4.0 (``torch_fidelity.metric_kid.kid_features_to_metric``) on the same
+features, and the streaming class on FID's Inception with a created, BatchNorm-calibrated weight file."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.defaults import DEFAULTS
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+import weights_factory as factory
+from talking_head.metrics import kid as K
+from talking_head.metrics.inception import FIDInceptionV3
+from talking_head.toolkit import media
+
+
+def _features(rows: int, seed: int, shift: float = 0.0) -> np.ndarray:
+    """Non-negative 2048-d rows shaped like pool3 activations (ReLU'd, mean around 0.4)."""
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.normal(0.2 + shift, 0.5, (rows, 2048)), 0).astype(np.float32)
+
+
+def test_defaults_are_torch_fidelitys():
+    assert (K.SUBSETS, K.SUBSET_SIZE, K.DEGREE, K.COEF0, K.SEED) == (
+        DEFAULTS["kid_subsets"], DEFAULTS["kid_subset_size"], DEFAULTS["kid_kernel_poly_degree"],
+        DEFAULTS["kid_kernel_poly_coef0"], DEFAULTS["rng_seed"])
+    assert DEFAULTS["kid_kernel"] == "poly" and DEFAULTS["kid_kernel_poly_gamma"] is None
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05])
+def test_equals_torch_fidelity_on_the_same_features(shift):
+    gen, ref = _features(260, 1, shift), _features(230, 2)
+    ours = K.kid_from_features(gen, ref, subsets=20, subset_size=200, seed=7)
+    theirs = kid_features_to_metric(torch.from_numpy(gen), torch.from_numpy(ref), kid_subsets=20,
+                                    kid_subset_size=200, kid_kernel="poly", kid_kernel_poly_degree=3,
+                                    kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=7, verbose=False)
+    assert ours["kid"] == pytest.approx(theirs[KEY_METRIC_KID_MEAN], rel=1e-6, abs=1e-12)
+    assert ours["kid_std"] == pytest.approx(theirs[KEY_METRIC_KID_STD], rel=1e-6, abs=1e-12)
+    assert ours["subset_size"] == 200 and ours["warnings"] == []
+    if shift:
+        assert ours["kid"] > 10 * abs(K.kid_from_features(_features(260, 3), ref, subsets=20, subset_size=200)["kid"])
+
+
+def test_small_sets_shrink_the_subsets_and_say_so():
+    result = K.kid_from_features(_features(40, 1), _features(30, 2), subsets=5)
+    assert result["subset_size"] == 30 and "instead of 1000" in result["warnings"][0]
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        K.kid_from_features(_features(1, 1), _features(30, 2))
+    with pytest.raises(ValueError, match="one width"):
+        K.kid_from_features(_features(5, 1), _features(5, 2)[:, :100])
+
+
+def test_unbiased_mmd_of_a_hand_sized_case():
+    x, y = np.array([[0.0], [1.0]], np.float32), np.array([[1.0], [2.0]], np.float32)
+    k = lambda a, b: K.polynomial_kernel(a, b, degree=1, gamma=1.0, coef0=0.0)  # noqa: E731  (x . y)
+    # within x: off-diagonal 0*1 twice -> 0; within y: 1*2 twice -> 4 / 2 = 2; across: (0+0+1+2) / 4 = 0.75
+    assert K.unbiased_mmd2(k(x, x), k(x, y), k(y, y)) == pytest.approx(0 + 2 - 2 * 0.75)
+
+
+@pytest.fixture(scope="module")
+def frames(shared_sample):
+    clip = shared_sample(speakers=1, clips=1, seconds=1.0, seed=0)[0]  # tests/conftest.py
+    return media.read_video(clip.video)[::2]  # (13, 512, 512, 3)
+
+
+def test_streaming_kid_uses_fids_inception_features(frames, isolated_caches, monkeypatch):
+    factory.place(monkeypatch, "fid-inception", factory.fid_inception(frames[::4]))
+    metric = K.KID(device="cpu", subsets=10, batch_size=5)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in frames])
+    metric.update(blurred)
+    metric.update(frames, real=True)
+    result = metric.compute()
+    model = FIDInceptionV3.from_pretrained()
+    expected = K.kid_from_features(model.extract(blurred), model.extract(frames), subsets=10)
+    assert result["kid"] == pytest.approx(expected["kid"], rel=1e-5)
+    assert result["num_frames_generated"] == len(frames) and result["subset_size"] == len(frames)
+    same = K.KID(device="cpu", subsets=10, model=model)
+    same.update(frames)
+    same.update(frames, real=True)
+    assert abs(same.compute()["kid"]) < result["kid"]
+    assert set(metric.weights_provenance()) == {"fid-inception"} and metric.config()["subsets"] == 10
