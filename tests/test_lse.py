@@ -358,15 +358,16 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
         short.score(audio)
 
 
-@pytest.mark.slow  # ~50 CPU s: three full scorings
+@pytest.mark.slow  # ~40 CPU s: seven scorings
 def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
     """With the audio given first, windows are compared as they arrive: the numbers stay those of
     score_crops and only about vshift + one chunk of embeddings is held, whatever the length."""
     crops, audio = data["crops"], data["audio16"]
-    cases = [(crops, audio), (crops, audio[: len(audio) * 2 // 3]), (crops[: len(crops) * 2 // 3], audio)]
-    for frames, samples in cases:  # equal lengths, audio shorter, video shorter
+    cases = [(crops, audio, (3, 16)), (crops, audio[: len(audio) * 2 // 3], (16,)),
+             (crops[: len(crops) * 2 // 3], audio, (3,))]
+    for frames, samples, chunks in cases:  # equal lengths, audio shorter, video shorter
         expected = score_crops(frames, samples, model)
-        for chunk in (3, 16):
+        for chunk in chunks:
             scorer = lse_score.StreamingScorer(model, samples)
             held = 0
             for start in range(0, len(frames), chunk):
