@@ -33,11 +33,11 @@ TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 # order with --no-loadscope-reorder; a free worker takes the next module). Heaviest first, so both workers
 # finish together; the trainings alternate with modules that need none, so a worker rarely waits for a
 # training the other one is running (build_once, below); reproduce and the budget come after
-# every training has started. Every other module follows in its usual order.
+# every training has finished or nearly. Every other module follows in its usual order.
 HEAVY_MODULES_FIRST = (
     "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_dreamhead_a2l.py",
     "test_moda_motion.py", "test_moda_faco.py", "test_benchmark_memory.py", "test_metric_contract.py",
-    "test_reproduce.py", "test_training_budget.py", "test_preprocess.py", "test_sample.py",
+    "test_preprocess.py", "test_sample.py", "test_reproduce.py", "test_training_budget.py",
 )
 
 

@@ -4,7 +4,7 @@ The criterion: a 5-minute clip costs no more than a 10-second one, within 10%. E
 scored in a fresh process (its peak resident set, ``ru_maxrss``, is the number), on the built-in
 sample looped to the length at 256x256, 25 fps, the same video as generated and reference.
 
-* ``make test`` (benchmarks disabled): 4 s against 12 s, with the metrics whose per-video state could
+* ``make test`` (benchmarks disabled): 3 s against 9 s, with the metrics whose per-video state could
   grow with length: LSE (window embeddings), LMD, pose and blink (meshes), PSNR/SSIM (per-frame values).
 * ``--benchmark-enable``: 10 s against 300 s with FID, LSE, LMD, pose, blink, PSNR/SSIM and LPIPS
   (weights created by tests/weights_factory.py), the peaks in the benchmark's ``extra_info``.
@@ -26,7 +26,7 @@ from talking_head.metrics.lse import CROP_SIZE
 from talking_head.toolkit import media
 
 SIZE = 256
-QUICK = {"short": 4, "long": 12, "metrics": "psnr,ssim,lmd,pose,blink,lse"}
+QUICK = {"short": 3, "long": 9, "metrics": "psnr,ssim,lmd,pose,blink,lse"}
 # CSIM (ArcFace R100) and NIQE keep one number per frame like PSNR, and cost seconds a frame on CPU:
 # left out of the 5-minute run.
 FULL = {"short": 10, "long": 300, "metrics": "fid,lse,lmd,pose,blink,psnr,ssim,lpips"}
@@ -83,7 +83,7 @@ def _peak(tmp_path, frames, audio, seconds, metrics) -> dict:
     return result
 
 
-@pytest.mark.slow  # ~70 CPU s: two evaluations of looped videos in fresh processes
+@pytest.mark.slow  # ~50 CPU s: two evaluations of looped videos in fresh processes
 def test_peak_memory_does_not_grow_with_length(benchmark, clip, isolated_caches, monkeypatch, tmp_path):
     frames, audio = clip
     crops = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
