@@ -14,6 +14,30 @@ results' provenance. Class attributes say what a metric is: ``name`` (its regist
 summary.json key), ``direction`` ("higher", "lower" or None: a statistic to compare with the ground
 truth) and ``consumes`` (which of :data:`INPUTS` the runner must prepare for it).
 
+Confidence intervals (:mod:`metrics.bootstrap`; the runner draws one set of video indices per resample and
+hands the same draw to every metric). A metric says how its numbers are recomputed on a draw of videos in
+one of two ways:
+
+* ``video_means`` (class attribute): summary keys that are means over videos of a per-video value,
+  ``{key: column}`` with `column` a key of ``end_video()``'s dict (or a tuple of columns: the mean of
+  their means, e.g. a mean over three angles). Videos without a value (NaN) are left out, as every
+  built-in metric aggregates. A nested key is dotted (``"reference.lse_d"``). The runner bootstraps
+  these from the per-video values; the metric does nothing else.
+* ``resample(indices)``: a set-level statistic (FID, KID, FVD, E-FID, frame-pooled means: anything that is
+  not a mean of per-video values) recomputes its headline numbers, keys as in its ``compute()`` (e.g.
+  ``{"fid": ...}``), over its committed videos taken at `indices`: int positions in commit order,
+  repetition allowed (one bootstrap draw). Such a metric keeps what it needs per committed video
+  (features, per-frame values) and drops the current video's in ``discard_video()``. A value that the
+  draw cannot define (too few frames) is NaN. The default returns None: no set-level statistic.
+  ``resample_note`` (class attribute) says, in the results, how a resample's value is computed where
+  that differs from ``compute()`` (e.g. another arithmetic route to the same number).
+
+Work several metrics read (FID's and KID's Inception features) is done once per run: a metric that can
+share it names a :class:`SharedInput` subclass in ``shared_input``; the runner builds one instance per
+run and passes it to each such metric's constructor as ``shared=``. The metrics forward their own
+``start_video``/``update``/``end_video``/``discard_video`` calls to it, and it acts on the first call
+for each video and chunk only.
+
 The library classes fed one whole video per call (``LSE``, ``LandmarkDistance``, ``PoseDiversity``,
 ``CrossSampleDiversity``, ``BeatAlign``, ``BlinkRate``) keep the same rule through :class:`PerVideoRows`:
 ``update(...)`` returns nothing, ``per_video()`` gives each video's values, ``compute()`` a dict.
@@ -26,7 +50,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Mapping, Optional, Union
 
 import numpy as np
 
@@ -80,6 +104,10 @@ class Metric:
     name: ClassVar[str] = ""
     direction: ClassVar[Optional[str]] = None
     consumes: ClassVar[frozenset[str]] = frozenset()
+    # Bootstrap intervals (module docstring): summary keys that are means of per-video values, by column.
+    video_means: ClassVar[Mapping[str, Union[str, tuple[str, ...]]]] = {}
+    resample_note: ClassVar[str] = ""  # how resample() differs from compute() in arithmetic, if it does
+    shared_input: ClassVar[Optional[type["SharedInput"]]] = None  # per-run work shared with other metrics
 
     def start_video(self, video: VideoInfo) -> None:
         """A new pair begins."""
@@ -106,6 +134,69 @@ class Metric:
     def reset(self) -> None:
         """Forget every video (a fresh run)."""
         raise NotImplementedError
+
+    def resample(self, indices: np.ndarray) -> Optional[dict[str, float]]:
+        """The set-level headline numbers (keys as in ``compute()``) over the committed videos at `indices`
+        (int positions in commit order, repetition allowed); None: this metric has no set-level statistic
+        (its intervals, if any, come from ``video_means``)."""
+        return None
+
+
+class SharedInput:
+    """Per-run work several metrics read (e.g. Inception features for FID and KID), done once.
+
+    Each metric that declares the subclass in ``Metric.shared_input`` gets the run's one instance as
+    ``shared=`` and forwards its lifecycle calls; only the first call for a video or a chunk acts (the
+    runner hands every metric the same :class:`VideoInfo` and :class:`Chunk` objects). Subclasses
+    implement :meth:`begin`, :meth:`add`, :meth:`commit`, :meth:`rollback` and :meth:`clear`.
+    """
+
+    def __init__(self) -> None:
+        self._open: Optional[VideoInfo] = None
+        self._chunk: Optional[Chunk] = None
+
+    def start_video(self, video: VideoInfo) -> None:
+        if self._open is video:
+            return
+        self._open, self._chunk = video, None
+        self.begin(video)
+
+    def update(self, chunk: Chunk) -> None:
+        if self._chunk is chunk:
+            return
+        self._chunk = chunk
+        self.add(chunk)
+
+    def end_video(self) -> None:
+        if self._open is None:
+            return
+        self._open, self._chunk = None, None
+        self.commit()
+
+    def discard_video(self) -> None:
+        if self._open is None:
+            return
+        self._open, self._chunk = None, None
+        self.rollback()
+
+    def reset(self) -> None:
+        self._open, self._chunk = None, None
+        self.clear()
+
+    def begin(self, video: VideoInfo) -> None:
+        """A new pair begins."""
+
+    def add(self, chunk: Chunk) -> None:
+        """One chunk of the current pair (called once per chunk, whatever the number of metrics)."""
+
+    def commit(self) -> None:
+        """The current pair is done."""
+
+    def rollback(self) -> None:
+        """The current pair failed: forget what it added."""
+
+    def clear(self) -> None:
+        """Forget every video."""
 
 
 def finite_mean(values: Any) -> float:
@@ -152,7 +243,13 @@ class PerVideoRows:
 class PerFrameMeans(Metric):
     """A frame-by-frame metric (a library object with ``update``, ``per_frame``, ``compute``): a video's
     values are the means of its frames' finite values. `accumulators` names the library object's
-    attributes that grow with every update, so a failed video can be taken back out."""
+    attributes that grow with every update, so a failed video can be taken back out.
+
+    Its summary numbers are means over all frames of all videos (not means of the per-video means), so
+    :meth:`resample` recomputes them over the frames of the drawn videos: every per-frame value that
+    ``compute()`` reports under the same name (``psnr``, ``ssim``, ``lpips``, ``csim``, ``niqe``) is taken
+    to be its mean over frames, NaN frames left out; a key whose mean over all committed frames does not
+    give ``compute()``'s value back (to 1e-9) gets no interval."""
 
     consumes = frozenset({PAIRED_FRAMES})
     accumulators: ClassVar[tuple[str, ...]] = ()
@@ -161,6 +258,8 @@ class PerFrameMeans(Metric):
         self.metric = metric
         self._start = 0  # first frame of the current video in the library object's per-frame values
         self._saved: dict[str, Any] = {}
+        self._bounds: list[tuple[int, int]] = []  # each committed video's frames in the per-frame values
+        self._pooled: Optional[tuple[int, dict[str, np.ndarray]]] = None  # (videos, pooled per-frame values)
 
     def start_video(self, video: VideoInfo) -> None:
         self._saved = snapshot(self.metric, self.accumulators)
@@ -175,7 +274,9 @@ class PerFrameMeans(Metric):
     def end_video(self) -> dict[str, Any]:
         values = self.per_frame()
         row = {key: finite_mean(np.asarray(array, dtype=np.float64)[self._start:]) for key, array in values.items()}
-        self._start = len(next(iter(values.values())))
+        end = len(next(iter(values.values())))
+        self._bounds.append((self._start, end))
+        self._start = end
         self._saved = {}
         return row
 
@@ -194,3 +295,38 @@ class PerFrameMeans(Metric):
     def reset(self) -> None:
         self.metric.reset()
         self._start = 0
+        self._bounds = []
+        self._pooled = None
+
+    def _pooled_values(self) -> dict[str, np.ndarray]:
+        """The per-frame values whose frame mean ``compute()`` reports under their name (checked once per
+        number of committed videos)."""
+        if self._pooled is None or self._pooled[0] != len(self._bounds):
+            try:
+                values, point = self.per_frame(), self.compute()
+            except ValueError:  # nothing committed, or a convention without per-frame values
+                values, point = {}, {}
+            kept = {}
+            for key, array in values.items():
+                array = np.asarray(array, dtype=np.float64)
+                target = point.get(key)
+                if isinstance(target, bool) or not isinstance(target, (int, float)) or not len(array):
+                    continue
+                mean = _nan_mean(array)
+                if mean == target or (np.isfinite(mean) and np.isclose(mean, target, rtol=1e-9, atol=0.0)):
+                    kept[key] = array
+            self._pooled = (len(self._bounds), kept)
+        return self._pooled[1]
+
+    def resample(self, indices: np.ndarray) -> Optional[dict[str, float]]:
+        values = self._pooled_values()
+        if not values:
+            return None
+        frames = np.concatenate([np.arange(*self._bounds[i]) for i in np.asarray(indices, dtype=np.int64)])
+        return {key: _nan_mean(array[frames]) for key, array in values.items()}
+
+
+def _nan_mean(values: np.ndarray) -> float:
+    """Mean with NaN left out (inf kept), NaN when nothing is left; no warning."""
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if len(kept) else float("nan")
