@@ -19,6 +19,7 @@ _EXPORTS = {
     "csim": ("CSIM", "CSIMVideos"),
     "fid": ("FID", "FIDVideos", "fid_from_videos"),
     "kid": ("KID", "KIDVideos", "kid_from_features"),
+    "efid": ("EFID", "EFIDVideos"),
     "head_motion": ("PoseDiversity", "PoseVideos", "pose_diversity", "CrossSampleDiversity", "DiversityVideos",
                     "cross_sample_diversity"),
     "beat_align": ("BeatAlign", "BeatAlignVideos"),

@@ -68,6 +68,11 @@ _BUILT_IN = (
     MetricEntry("kid", _M + "kid:KIDVideos", "KID", "lower", "Kernel Inception Distance (torch-fidelity), frames pooled",
                 default_run=False,
                 columns=(ResultColumn("kid", "kid", "KID", "lower", description="Kernel Inception Distance to the reference frames"),)),
+    MetricEntry("efid", _M + "efid:EFIDVideos", "E-FID", "lower",
+                "expression FID: Frechet distance of Deep3DFaceRecon expression coefficients (EchoMimic), frames pooled",
+                default_run=False,
+                columns=(ResultColumn("efid", "efid", "E-FID", "lower",
+                                      description="Frechet distance of 3DMM expression coefficients to the reference"),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
                 defaults={"preset": "wav2lip_lrs"},
                 columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)"),
@@ -111,7 +116,7 @@ _BUILT_IN = (
 REGISTRY: dict[str, MetricEntry] = {}
 
 # Leaderboard column order (the tables read lip sync and landmarks first, then image quality).
-COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "kid", "niqe", "psnr", "ssim",
+COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "kid", "efid", "niqe", "psnr", "ssim",
                 "lpips", "csim", "pose_std", "blink_rate")
 
 

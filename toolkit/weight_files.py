@@ -155,6 +155,21 @@ REGISTRY: dict[str, WeightFile] = {
             license="BSD-3-Clause (torchvision)",
         ),
         WeightFile(
+            name="deep3dfacerecon",
+            description=(
+                "Deep3DFaceRecon_pytorch face reconstruction checkpoint (ResNet-50 regressor of 257 3DMM coefficients,"
+                " the dict entry 'net_recon'), expression coefficients for E-FID. Published only as a Google Drive"
+                " folder (no direct link, no digest): download epoch_20.pth from it by hand"
+            ),
+            consumer="E-FID (metrics/efid.py, EchoMimic's recipe)",
+            url="https://drive.google.com/drive/folders/1liaIxn9smpudjjqMaWWRpP0mXRW_qRPP?usp=sharing",
+            filename="face_recon_feat0.2_augment/epoch_20.pth",
+            size=None,
+            sha256=None,
+            location="toolkit",
+            license="MIT (sicxu/Deep3DFaceRecon_pytorch; the README states no other terms for the checkpoint)",
+        ),
+        WeightFile(
             name="wav2vec2-base-960h",
             description="wav2vec 2.0 base fine-tuned on LibriSpeech 960h (speech features for audio conditioning)",
             consumer="transformers (Wav2Vec2Model / Wav2Vec2FeatureExtractor)",
