@@ -58,7 +58,8 @@ class MetricEntry:
 
 
 # Options the runner and the command line take as flags, e.g. evaluate(lse_preset="mocha").
-PRESET_FLAGS = {"lse_preset": ("lse", "preset"), "lmd_preset": ("lmd", "preset")}
+PRESET_FLAGS = {"lse_preset": ("lse", "preset"), "lse_frames": ("lse", "frames"), "lmd_preset": ("lmd", "preset"),
+                "fvd_variant": ("fvd", "variant")}
 
 _M = "talking_head.metrics."
 _BUILT_IN = (
@@ -73,8 +74,13 @@ _BUILT_IN = (
                 default_run=False,
                 columns=(ResultColumn("efid", "efid", "E-FID", "lower",
                                       description="Frechet distance of 3DMM expression coefficients to the reference"),)),
+    MetricEntry("fvd", _M + "fvd:FVDVideos", "FVD", "lower",
+                "Frechet Video Distance (I3D), clips pooled; variants styleganv (default), videogpt, disco, latentsync",
+                defaults={"variant": "styleganv"}, default_run=False,
+                columns=(ResultColumn("fvd", "fvd", "FVD", "lower",
+                                      description="Frechet Video Distance to the reference clips (the variant is recorded)"),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
-                defaults={"preset": "wav2lip_lrs"},
+                defaults={"preset": "wav2lip_lrs", "frames": "ffmpeg_jpeg"},
                 columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)"),
                          ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)"))),
     MetricEntry("lmd", _M + "lmd:LMDVideos", "LMD", "lower", "mouth and face landmark distance (and velocity) to the reference",
@@ -116,7 +122,7 @@ _BUILT_IN = (
 REGISTRY: dict[str, MetricEntry] = {}
 
 # Leaderboard column order (the tables read lip sync and landmarks first, then image quality).
-COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "kid", "efid", "niqe", "psnr", "ssim",
+COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "fvd", "kid", "efid", "niqe", "psnr", "ssim",
                 "lpips", "csim", "pose_std", "blink_rate")
 
 

@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import weights_factory as factory
 from talking_head.metrics import registry
@@ -65,6 +66,13 @@ def all_weights(videos):
         factory.place(patch, "lpips-alexnet", factory.alexnet())
         factory.place(patch, "arcface-r100", factory.arcface())
         factory.place(patch, "niqe-pristine", arrays=factory.niqe_pristine(frames[::10]))
+        small = torch.from_numpy(np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA)
+                                           for f in frames[:16]])).float()
+        factory.place(patch, "deep3dfacerecon", factory.deep3dfacerecon(small[:4].permute(0, 3, 1, 2) / 255))
+        clips = (small.permute(3, 0, 1, 2)[None] / 127.5 - 1)  # (1, 3, 16, 224, 224)
+        factory.place(patch, "i3d-kinetics400", factory.i3d_kinetics400(torch.cat([clips, clips.flip(2)])))
+        factory.pin_to_own_digest(patch, "i3d-torchscript", factory.i3d_torchscript(
+            torch.cat([clips, clips.flip(2)]), root / "made" / "i3d_torchscript.pt"))
         yield
 
 
@@ -83,7 +91,7 @@ def _run(metric: Metric, videos) -> list[dict]:
 
 # The metrics that push every 512-px frame through a network or a full-resolution filter, three times, see only
 # the first HEAVY_FRAMES frames of each video (in chunks of 4, so a discarded video still stops half-way).
-HEAVY = {"fid", "kid", "csim", "lpips", "psnr_ssim"}
+HEAVY = {"fid", "kid", "csim", "lpips", "psnr_ssim", "efid"}
 HEAVY_FRAMES = 8
 
 

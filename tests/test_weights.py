@@ -109,7 +109,8 @@ def no_part_files(directory: Path) -> bool:
 def test_registry_entries_are_well_formed() -> None:
     expected = {
         "fid-inception", "syncnet", "syncnet-s3fd", "fan-2d", "fan-s3fd", "lpips-alexnet", "wav2vec2-base-960h",
-        "hubert-base-ls960", "sd-vae-ft-mse", "arcface-r100", "niqe-pristine", "vgg19",
+        "hubert-base-ls960", "sd-vae-ft-mse", "arcface-r100", "niqe-pristine", "vgg19", "deep3dfacerecon",
+        "i3d-torchscript", "i3d-kinetics400",
     }
     assert set(w.REGISTRY) == expected
     for key, entry in w.REGISTRY.items():

@@ -9,6 +9,7 @@ random file cannot have the published digest).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from talking_head.toolkit import weights as w
 
 def place(monkeypatch: pytest.MonkeyPatch, name: str, state: dict | None = None, arrays: dict | None = None) -> Path:
     """Unpin registry entry `name` and write `state` (torch) or `arrays` (npz) at its destination."""
-    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None)
+    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None, git_blob_sha1=None)
     if hasattr(entry, "sha256_prefix"):
         entry = dataclasses.replace(entry, sha256_prefix=None)
     monkeypatch.setitem(w.REGISTRY, name, entry)
@@ -148,3 +149,70 @@ def tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> w.WeightFile:
     Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2)).save_pretrained(snapshot, safe_serialization=True)
     Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(snapshot)
     return entry
+
+
+def i3d_kinetics400(clips: torch.Tensor) -> dict:
+    """``i3d_pretrained_400.pt``: pytorch-i3d's InceptionI3d as cd-fvd ships it, BatchNorm calibrated on
+    (B, 3, T, 224, 224) clips in [-1, 1]."""
+    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+    torch.manual_seed(0)
+    return _calibrate(InceptionI3d(400, in_channels=3), lambda net: net(clips))
+
+
+class _TorchScriptI3D(torch.nn.Module):
+    """The call signature of StyleGAN-V's ``i3d_torchscript.pt`` around a traced I3D: uint8 or float clips
+    (B, 3, T, H, W); ``rescale`` maps 0..255 to [-1, 1], ``resize`` makes frames 224x224."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
+                return_features: bool = False) -> torch.Tensor:
+        x = x.float()
+        if rescale:
+            x = x / 127.5 - 1
+        if resize:
+            x = F.interpolate(x, size=[x.shape[2], 224, 224], mode="trilinear", align_corners=False)
+        logits = self.inner(x)
+        if return_features:
+            return logits
+        return F.softmax(logits, dim=1)
+
+
+def i3d_torchscript(clips: torch.Tensor, path: Path) -> Path:
+    """A TorchScript file with ``i3d_torchscript.pt``'s call signature (a traced, calibrated I3D inside)
+    for 16-frame clips; `clips` are (B, 3, 16, 224, 224) in [-1, 1]."""
+    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+    torch.manual_seed(1)
+    net = InceptionI3d(400, in_channels=3)
+    net.load_state_dict(_calibrate(net, lambda n: n(clips)))
+    with warnings.catch_warnings():  # the tracer's notes on pytorch-i3d's padding arithmetic, TorchScript's deprecation
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net.eval(), clips[:1], check_trace=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.jit.script(_TorchScriptI3D(traced)).save(str(path))
+    return path
+
+
+def deep3dfacerecon(crops: torch.Tensor) -> dict:
+    """``epoch_20.pth`` as Deep3DFaceRecon saves it (``net_recon``: ResNet-50 + final 1x1 layers), BatchNorm
+    calibrated on (B, 3, 224, 224) crops in [0, 1]."""
+    from talking_head.metrics.efid import ReconNet
+
+    torch.manual_seed(0)
+    return {"net_recon": _calibrate(ReconNet(), lambda net: net(crops))}
+
+
+def pin_to_own_digest(monkeypatch: pytest.MonkeyPatch, name: str, file: Path) -> Path:
+    """Copy `file` to registry entry `name`'s destination and pin the entry to the copy's sha256, as a published
+    file is pinned (what a TorchScript file needs before it is loaded)."""
+    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None, git_blob_sha1=None)
+    monkeypatch.setitem(w.REGISTRY, name, entry)
+    target = w.destination(entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(Path(file).read_bytes())
+    monkeypatch.setitem(w.REGISTRY, name, dataclasses.replace(entry, sha256=w.file_sha256(target)))
+    return target

@@ -38,6 +38,9 @@ class WeightFile:
     location: Location
     license: str
     sha256_prefix: str | None = None  # when only a prefix is known (torch hub's `<name>-<sha256[:8]>.pth`)
+    # When no sha256 is published but public git repositories commit the file: its git blob id,
+    # sha1(b"blob <size>\0" + bytes), the digest `git ls-tree` lists for it.
+    git_blob_sha1: str | None = None
     repo_id: str | None = None  # hf_hub only: "org/name"
     revision: str = "main"  # hf_hub only: a commit hash (pinned) or a branch name
     extra_files: tuple[str, ...] = ()  # hf_hub only: config files needed next to the weights (unpinned)
@@ -53,6 +56,8 @@ class WeightFile:
                 raise ValueError(f"{self.name}: sha256_prefix must be lowercase hex")
             if self.sha256 is not None and not self.sha256.startswith(self.sha256_prefix):
                 raise ValueError(f"{self.name}: sha256 does not start with sha256_prefix")
+        if self.git_blob_sha1 is not None and not (len(self.git_blob_sha1) == 40 and _HEX.match(self.git_blob_sha1)):
+            raise ValueError(f"{self.name}: git_blob_sha1 must be 40 lowercase hex digits")
         if self.size is not None and self.size <= 0:
             raise ValueError(f"{self.name}: size must be positive or None")
         if self.location == "hf_hub" and (not self.repo_id or "/" not in self.repo_id):
@@ -70,6 +75,9 @@ class WeightFile:
 #    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
 #    DeepFakeApp/model) carry byte-identical copies (same LFS sha256 and size); that digest is pinned.
 #  * niqe-pristine: the sha256 of the file in the basicsr 1.4.2 source distribution (tests/test_niqe_basicsr.py).
+#  * i3d-torchscript, i3d-kinetics400: no sha256 is published; the git blob ids are those of the copies
+#    committed to JunyaoHu/common_metrics_on_video_quality@5f751734 (fvd/styleganv/, fvd/videogpt/) and,
+#    for i3d_pretrained_400.pt, the identical blob in songweige/TATS@03bbce1d (tats/fvd/).
 # Hugging Face models are pinned to a commit so configs and weights cannot change under us.
 # --------------------------------------------------------------------------------------------------
 REGISTRY: dict[str, WeightFile] = {
@@ -240,6 +248,30 @@ REGISTRY: dict[str, WeightFile] = {
             sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
             location="toolkit",
             license="Apache-2.0 (BasicSR)",
+        ),
+        WeightFile(
+            name="i3d-torchscript",
+            description="I3D (Kinetics-400) as a TorchScript file, StyleGAN-V's port of the tf.hub FVD network",
+            consumer="FVD variants styleganv and latentsync",
+            url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            filename="i3d_torchscript.pt",
+            size=None,
+            sha256=None,
+            git_blob_sha1="93daef59c7ae0e9e8f76225521407e60cbafa6aa",
+            location="toolkit",
+            license="StyleGAN-V release (universome/stylegan-v); I3D weights by DeepMind (Apache-2.0)",
+        ),
+        WeightFile(
+            name="i3d-kinetics400",
+            description="InceptionI3d (pytorch-i3d layout) Kinetics-400 weights, the VideoGPT / TATS FVD network",
+            consumer="FVD variants videogpt and disco",
+            url="https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt",
+            filename="i3d_pretrained_400.pt",
+            size=None,
+            sha256=None,
+            git_blob_sha1="a867b87ac3a9097d200598b1d48a1b890d8ec744",
+            location="toolkit",
+            license="Apache-2.0 (pytorch-i3d port of DeepMind's I3D)",
         ),
     )
 }

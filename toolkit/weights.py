@@ -50,6 +50,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -275,6 +276,16 @@ def file_sha256(file: str | os.PathLike[str]) -> str:
     return digest
 
 
+def git_blob_sha1(file: str | os.PathLike[str]) -> str:
+    """The id git gives the file's bytes: sha1 of ``b"blob <size>\\0"`` followed by the content."""
+    file = Path(file)
+    digest = hashlib.sha1(f"blob {file.stat().st_size}\0".encode())
+    with open(file, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """Outcome of `verify`. `path` is the checked file, or where it is expected when missing."""
@@ -310,6 +321,12 @@ def _check_file(entry: WeightFile, file: Path, size: int | None, sha256: str | N
         if actual == sha256:
             return VerifyResult(status="ok", detail="sha256 matches", **common)
         return VerifyResult(status="corrupt", detail="wrong sha256", **common)
+    if entry.git_blob_sha1 is not None and sha256 is None and prefix is None:
+        blob = git_blob_sha1(file)
+        if blob == entry.git_blob_sha1:
+            return VerifyResult(status="ok", detail=f"git blob id {blob} matches (no sha256 published)", **common)
+        return VerifyResult(status="corrupt", detail=f"wrong git blob id {blob} (expected {entry.git_blob_sha1})",
+                            **common)
     if prefix is not None:
         if actual.startswith(prefix):
             return VerifyResult(status="ok", detail=f"sha256 prefix {prefix} matches (no full digest published)", **common)
@@ -383,6 +400,30 @@ def load_torch(name: str | WeightFile, map_location: Any = "cpu") -> Any:
             f"'{entry.name}' at {file} could not be read (truncated or damaged?): {str(err).splitlines()[0]}\n"
             f"{_fix_hint(entry, file)}"
         ) from err
+
+
+def load_torchscript(name: str | WeightFile, map_location: Any = "cpu") -> Any:
+    """Verify against a pinned digest, then `torch.jit.load`. A TorchScript file runs its own code, so a file
+    whose digest is not pinned in the registry (status "unpinned") is refused rather than trusted."""
+    import torch
+
+    entry = get(name)
+    result = verify(entry)
+    if result.status == "missing":
+        raise WeightsMissingError(result.detail)
+    if result.status == "corrupt":
+        raise WeightsCorruptError(_corrupt_message(entry, result))
+    if result.status != "ok":
+        raise WeightsCorruptError(
+            f"'{entry.name}' at {result.path} is TorchScript (it carries code) and the registry pins no digest to "
+            f"check it against; refused to load it (observed sha256 {result.actual_sha256}).\n{_fix_hint(entry, result.path)}")
+    try:
+        with warnings.catch_warnings():  # torch 2.9+ calls TorchScript deprecated; the reference files are TorchScript
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
+            return torch.jit.load(str(result.path), map_location=map_location)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise WeightsCorruptError(f"'{entry.name}' at {result.path} could not be read as TorchScript: "
+                                  f"{str(err).splitlines()[0]}\n{_fix_hint(entry, result.path)}") from err
 
 
 def load_safetensors(name: str | WeightFile, device: str = "cpu") -> dict[str, Any]:
@@ -508,6 +549,10 @@ def _save(response: Any, dest: Path, entry: WeightFile, url: str, *, label: str,
             problem = f"wrong sha256: expected {sha256}, got {actual}"
         elif prefix is not None and not actual.startswith(prefix):
             problem = f"wrong sha256: expected prefix {prefix}, got {actual}"
+        elif sha256 is None and prefix is None and entry.git_blob_sha1 is not None:
+            blob = git_blob_sha1(part)  # the blob id needs the size first: a second pass over the file
+            if blob != entry.git_blob_sha1:
+                problem = f"wrong git blob id: expected {entry.git_blob_sha1}, got {blob}"
         if problem:
             raise WeightsCorruptError(
                 f"Download of '{entry.name}' from {url} failed verification ({problem}); "
@@ -612,6 +657,7 @@ def human_size(size: int | None) -> str:
 __all__ = [
     "REGISTRY", "WeightFile", "VerifyResult", "WeightsError", "UnknownWeightsError", "WeightsMissingError",
     "WeightsCorruptError", "WeightsDownloadError", "get", "path", "weights_file", "destination", "verify",
-    "require", "fetch", "load", "load_torch", "load_safetensors", "load_numpy", "file_sha256", "cache_dir",
+    "require", "fetch", "load", "load_torch", "load_torchscript", "load_safetensors", "load_numpy", "file_sha256",
+    "git_blob_sha1", "cache_dir",
     "weights_dir", "torch_hub_checkpoints", "hf_hub_cache", "hf_endpoint", "human_size",
 ]
