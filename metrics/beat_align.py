@@ -254,6 +254,7 @@ class BeatAlignVideos(PoseVideos):
 
     name, direction = BeatAlign.name, BeatAlign.direction
     keys = ("beat_align",)
+    video_means = {"beat_align": "beat_align", "reference.beat_align": "reference_beat_align"}  # means over videos
     consumes = frozenset({LANDMARKS, AUDIO})
 
     def make(self, fps: float) -> Any:

@@ -279,6 +279,9 @@ class BlinkVideos(BothSides):
 
     name, direction = BlinkRate.name, BlinkRate.direction
     keys = ("blink_rate",)
+    # Bootstrap (metrics.base): blink_rate_video_mean is a mean of the per-video rates; the pooled blink_rate
+    # (all blinks over all valid frames) is recomputed by resample() from each video's blinks and frames.
+    video_means = {"blink_rate_video_mean": "blink_rate", "reference.blink_rate_video_mean": "reference_blink_rate"}
 
     def make(self, fps: float) -> BlinkRate:
         return BlinkRate("mesh", fps=fps)
@@ -289,3 +292,16 @@ class BlinkVideos(BothSides):
     def add_video(self, metric: BlinkRate, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
         metric.update_ear(per_frame.reshape(-1))
         return metric.per_video(-1)[0]
+
+    def resample(self, indices: np.ndarray) -> dict[str, float]:
+        """The pooled blink rate (all blinks over the valid frames' duration, as compute()) of the videos at
+        `indices`, both sides."""
+        if self.generated is None:
+            return {}
+        out = {}
+        for prefix, metric in (("", self.generated), ("reference.", self.reference)):
+            rows = metric._per_video_rows  # one per committed video (update_ear is called for every video)
+            blinks = np.array([r["blinks"] for r in rows], np.float64)[indices].sum()
+            frames = np.array([r["frames_used"] for r in rows], np.float64)[indices].sum()
+            out[prefix + "blink_rate"] = float(blinks / (frames / metric.fps)) if frames else float("nan")
+        return out

@@ -56,7 +56,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, VideoInfo, restore, snapshot
+from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, SharedInput, VideoInfo, restore, snapshot
 from talking_head.metrics.fid_protocol import (
     RESIZE_INTERPOLATIONS, Crop, PathLike, VideoProtocol, as_protocol, prefetch, protocol_frames, video_list,
 )
@@ -66,7 +66,7 @@ from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 __all__ = [
     "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
     "FrechetResult", "Statistics", "RunningStatistics", "VideoProtocol", "FID", "frechet_distance",
-    "video_statistics", "cached_statistics", "fid_from_videos", "default_cache_dir",
+    "video_statistics", "cached_statistics", "fid_from_videos", "default_cache_dir", "InceptionVideos",
 ]
 
 # ---------------------------------------------------------------------------------------- constants
@@ -108,13 +108,15 @@ def _default_device() -> torch.device:
 
 # ------------------------------------------------------------------------------- feature accumulator
 class _Accumulator:
-    """Frames -> Inception features in batches of ``batch_size`` -> running statistics."""
+    """Frames -> Inception features in batches of ``batch_size`` -> running statistics (and, with `keep`,
+    the feature rows themselves, float32 as the model gives them)."""
 
-    def __init__(self, model: FIDInceptionV3, batch_size: int) -> None:
+    def __init__(self, model: FIDInceptionV3, batch_size: int, keep: bool = False) -> None:
         self.model = model
         self.batch_size = batch_size
         self.pending: list[np.ndarray | torch.Tensor] = []
         self.stats = RunningStatistics(FEATURE_DIM, device=model.device)
+        self.rows: list[np.ndarray] | None = [] if keep else None
 
     def add(self, frames: Sequence[np.ndarray | torch.Tensor]) -> None:
         self.pending.extend(frames)
@@ -133,7 +135,10 @@ class _Accumulator:
             self._run(batch)
 
     def _run(self, batch: Sequence[np.ndarray | torch.Tensor]) -> None:
-        self.stats.update(self.model.extract(batch))
+        features = self.model.extract(batch)
+        self.stats.update(features)
+        if self.rows is not None:
+            self.rows.append(features.float().cpu().numpy())
 
     @property
     def count(self) -> int:
@@ -142,6 +147,8 @@ class _Accumulator:
     def reset(self) -> None:
         self.pending = []
         self.stats.reset()
+        if self.rows is not None:
+            self.rows = []
 
 
 def _split_frames(frames: Any, what: str) -> list[np.ndarray | torch.Tensor]:
@@ -192,6 +199,10 @@ class FID:
     ``compute()`` -> ``{"fid", "num_frames_generated", "num_frames_reference", "warnings", "frechet"}``.
     A side with fewer than 2048 frames gives a rank-deficient covariance: a :class:`SmallSampleWarning`
     is issued and the message is put in ``"warnings"``.
+
+    ``keep_features=True`` also keeps every frame's feature row (2048 float32, 8 KiB a frame and side):
+    :meth:`features` gives them, for KID on the same pass and for bootstrap intervals. The statistics,
+    hence the FID, are the same either way.
     """
 
     def __init__(
@@ -199,6 +210,7 @@ class FID:
         batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | torch.device | None = None,
         model: FIDInceptionV3 | None = None,
+        keep_features: bool = False,
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -208,7 +220,7 @@ class FID:
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()
-        self._sides = {False: _Accumulator(self.model, self.batch_size), True: _Accumulator(self.model, self.batch_size)}
+        self._sides = {real: _Accumulator(self.model, self.batch_size, keep=keep_features) for real in (False, True)}
 
     @property
     def device(self) -> torch.device:
@@ -231,6 +243,19 @@ class FID:
         side = self._sides[bool(real)]
         side.flush()
         return side.stats.statistics()
+
+    def features(self, real: bool = False) -> np.ndarray:
+        """(N, 2048) float32 feature rows of one side so far, in the order the frames were added (pending
+        frames are processed first). Needs ``keep_features=True``."""
+        side = self._sides[bool(real)]
+        if side.rows is None:
+            raise ValueError("this FID keeps no feature rows: build it with keep_features=True")
+        side.flush()
+        return np.concatenate(side.rows) if side.rows else np.zeros((0, FEATURE_DIM), np.float32)
+
+    def counts(self) -> tuple[int, int]:
+        """Frames added so far to the generated and the reference side (waiting ones included)."""
+        return self._sides[False].count, self._sides[True].count
 
     def compute(self) -> dict[str, Any]:
         """FID between everything added so far. Raises ValueError if a side has fewer than 2 frames."""
@@ -259,37 +284,101 @@ class FID:
         return self.model.weights_provenance()
 
 
-class FIDVideos(Metric):
-    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol). A video that
-    fails half-way is taken back out (both sides' sums and waiting frames as they were before it)."""
+class InceptionVideos(SharedInput):
+    """The runner's Inception pass, shared: the paired frames of every video through FID's Inception once per
+    run, whatever number of metrics read the features (FID and KID declare it as ``shared_input``).
 
-    name, direction = "fid", "lower"
-    consumes = frozenset({PAIRED_FRAMES})
+    Frames go through :class:`FID` (batches of ``batch_size`` across chunk and video boundaries, as FID has
+    always batched them, so its number does not move) with ``keep_features=True``; each committed video's
+    frame count per side is recorded, so the rows of any draw of videos can be found (bootstrap). A video
+    that fails half-way is taken back out: both sides' sums, kept rows and waiting frames as before it."""
+
     _STATE = ("count", "_shift", "_sum", "_outer")
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.metric = FID(device=device)
+    def __init__(self, device: str = "cpu", model: FIDInceptionV3 | None = None) -> None:
+        super().__init__()
+        self.fid = FID(device=device, model=model, keep_features=True)
+        self.videos: list[tuple[int, int]] = []  # committed videos' frames: (generated, reference)
         self._saved: list[tuple[Any, dict[str, Any], Any, dict[str, Any]]] = []
+        self._before = (0, 0)
 
-    def start_video(self, video: VideoInfo) -> None:
-        self._saved = [(side, snapshot(side, ("pending",)), side.stats, snapshot(side.stats, self._STATE))
-                       for side in self.metric._sides.values()]
+    @property
+    def model(self) -> FIDInceptionV3:
+        return self.fid.model
 
-    def update(self, chunk: Chunk) -> None:
-        self.metric.update(chunk.fitted)
-        self.metric.update_reference(chunk.reference)
+    def begin(self, video: VideoInfo) -> None:
+        self._saved = [(side, snapshot(side, ("pending", "rows")), side.stats, snapshot(side.stats, self._STATE))
+                       for side in self.fid._sides.values()]
+        self._before = self.fid.counts()
 
-    def end_video(self) -> dict[str, Any]:
+    def add(self, chunk: Chunk) -> None:
+        self.fid.update(chunk.fitted)
+        self.fid.update_reference(chunk.reference)
+
+    def commit(self) -> None:
+        after = self.fid.counts()
+        self.videos.append((after[0] - self._before[0], after[1] - self._before[1]))
         self._saved = []
-        return {}
 
-    def discard_video(self) -> None:
+    def rollback(self) -> None:
         for side, pending, stats, sums in self._saved:
             restore(side, pending)
             restore(stats, sums)
+        self._saved = []
+
+    def clear(self) -> None:
+        self.fid.reset()
+        self.videos, self._saved = [], []
+
+    def video_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Generated rows, reference rows (every committed video's, in commit order) and the rows per video
+        of each side."""
+        counts = np.asarray(self.videos, dtype=np.int64).reshape(-1, 2)
+        return self.fid.features(False), self.fid.features(True), counts[:, 0], counts[:, 1]
+
+
+class FIDVideos(Metric):
+    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol), from the run's shared
+    Inception pass (:class:`InceptionVideos`, which KID reads too). :meth:`resample` recomputes the FID over a
+    draw of videos from their kept features (:class:`metrics.feature_resampling.FrechetResampler`)."""
+
+    name, direction = "fid", "lower"
+    consumes = frozenset({PAIRED_FRAMES})
+    shared_input = InceptionVideos
+    resample_note = ("each resample's FID is computed from the drawn videos' kept features (Frechet distance of "
+                     "their weighted mean and covariance through the singular values of the centred cross-Gram "
+                     "matrix, or a Cholesky factor with more frames than dimensions); it equals frechet_distance "
+                     "of the resampled features to ~1e-10 relative; the point estimate comes from the streamed "
+                     "float64 sums")
+
+    def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None) -> None:
+        self.features = shared if shared is not None else InceptionVideos(device=device)
+        self.metric = self.features.fid
+        self._resampler: tuple[int, Any] | None = None
+
+    def start_video(self, video: VideoInfo) -> None:
+        self.features.start_video(video)
+
+    def update(self, chunk: Chunk) -> None:
+        self.features.update(chunk)
+
+    def end_video(self) -> dict[str, Any]:
+        self.features.end_video()
+        return {}
+
+    def discard_video(self) -> None:
+        self.features.discard_video()
 
     def compute(self) -> dict[str, Any]:
         return self.metric.compute()
+
+    def resample(self, indices: np.ndarray) -> dict[str, float]:
+        from talking_head.metrics.feature_resampling import FrechetResampler
+
+        videos = len(self.features.videos)
+        if self._resampler is None or self._resampler[0] != videos:
+            self._resampler = (videos, FrechetResampler(*self.features.video_features()))
+        return {"fid": self._resampler[1](indices)}
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "all paired frames of all videos, pooled (Wav2Lip); "
@@ -299,7 +388,9 @@ class FIDVideos(Metric):
         return self.metric.weights_provenance()
 
     def reset(self) -> None:
-        self.metric.reset()
+        self.features.reset()
+        self._resampler = None
+
 
 def video_statistics(
     paths: PathLike | Iterable[PathLike],

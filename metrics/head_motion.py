@@ -247,6 +247,14 @@ class PoseVideos(BothSides):
 
     name, direction = PoseDiversity.name, PoseDiversity.direction
     keys = ("yaw_std", "pitch_std", "roll_std")
+    # Bootstrap (metrics.base): each angle's std is a mean over videos; mean_std the mean of the three.
+    video_means = {
+        "yaw_std": "pose_yaw_std", "pitch_std": "pose_pitch_std", "roll_std": "pose_roll_std",
+        "mean_std": ("pose_yaw_std", "pose_pitch_std", "pose_roll_std"),
+        "reference.yaw_std": "reference_pose_yaw_std", "reference.pitch_std": "reference_pose_pitch_std",
+        "reference.roll_std": "reference_pose_roll_std",
+        "reference.mean_std": ("reference_pose_yaw_std", "reference_pose_pitch_std", "reference_pose_roll_std"),
+    }
 
     def make(self, fps: float) -> Any:
         return PoseDiversity()

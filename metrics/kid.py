@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, VideoInfo
+from talking_head.metrics.fid import InceptionVideos
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 
 __all__ = ["SUBSETS", "SUBSET_SIZE", "DEGREE", "COEF0", "SEED", "KID", "KIDVideos", "kid_from_features",
@@ -93,6 +94,12 @@ def kid_from_features(generated: Any, reference: Any, *, subsets: int = SUBSETS,
             "num_frames_generated": len(gen), "num_frames_reference": len(ref), "warnings": warnings}
 
 
+def _config(subsets: int, subset_size: int, seed: int, device: Any) -> dict[str, Any]:
+    return {"features": "FID Inception pool3 (2048-d), as FID", "kernel": f"polynomial, degree {DEGREE}, "
+            f"gamma 1/d, coef0 {COEF0:g}", "estimator": "unbiased MMD^2, mean over subsets (torch-fidelity 0.4.0)",
+            "subsets": subsets, "subset_size": subset_size, "seed": seed, "device": str(device)}
+
+
 class KID:
     """Streaming KID over frames: Inception features of each side are kept (2048 float32 a frame)."""
 
@@ -134,46 +141,73 @@ class KID:
                                  subset_size=self.subset_size, seed=self.seed)
 
     def config(self) -> dict[str, Any]:
-        return {"features": "FID Inception pool3 (2048-d), as FID", "kernel": f"polynomial, degree {DEGREE}, "
-                f"gamma 1/d, coef0 {COEF0:g}", "estimator": "unbiased MMD^2, mean over subsets (torch-fidelity 0.4.0)",
-                "subsets": self.subsets, "subset_size": self.subset_size, "seed": self.seed,
-                "device": str(self.model.device)}
+        return _config(self.subsets, self.subset_size, self.seed, self.model.device)
 
     def weights_provenance(self) -> dict[str, str | None]:
         return self.model.weights_provenance()
 
 
 class KIDVideos(Metric):
-    """KID for the runner: all paired frames of all videos, pooled, as FID."""
+    """KID for the runner: all paired frames of all videos, pooled, as FID, on the features of the run's one
+    Inception pass (:class:`metrics.fid.InceptionVideos`, shared with FID: with both requested, each frame
+    goes through the network once). :meth:`resample` recomputes KID over a draw of videos from kernel
+    matrices computed once (:class:`metrics.feature_resampling.KernelResampler`)."""
 
     name, direction = "kid", "lower"
     consumes = frozenset({PAIRED_FRAMES})
+    shared_input = InceptionVideos
+    resample_note = ("each resample's KID draws its subsets from the drawn videos' frames exactly as "
+                     "kid_from_features does (same seed), but takes the kernel values from matrices computed once "
+                     "on all frames (float32) and sums them in float64, where torch-fidelity sums each subset's "
+                     "kernels in float32: equal to ~1e-6 of the kernel scale")
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.metric = KID(device=device)
-        self._before = (0, 0)
+    def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None, *, subsets: int = SUBSETS,
+                 subset_size: int = SUBSET_SIZE, seed: int = SEED) -> None:
+        self.features = shared if shared is not None else InceptionVideos(device=device)
+        self.subsets, self.subset_size, self.seed = int(subsets), int(subset_size), int(seed)
+        self._resampler: tuple[int, Any] | None = None
 
     def start_video(self, video: VideoInfo) -> None:
-        self._before = self.metric.counts()
+        self.features.start_video(video)
 
     def update(self, chunk: Chunk) -> None:
-        self.metric.update(chunk.fitted)
-        self.metric.update(chunk.reference, real=True)
+        self.features.update(chunk)
 
     def end_video(self) -> dict[str, Any]:
+        self.features.end_video()
         return {}
 
     def discard_video(self) -> None:
-        self.metric.truncate(*self._before)
+        self.features.discard_video()
+
+    def _kid(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+        return kid_from_features(generated, reference, subsets=self.subsets, subset_size=self.subset_size,
+                                 seed=self.seed)
 
     def compute(self) -> dict[str, Any]:
-        return self.metric.compute()
+        fid = self.features.fid
+        return self._kid(fid.features(False), fid.features(True))
+
+    def resample(self, indices: np.ndarray) -> dict[str, float]:
+        from talking_head.metrics.feature_resampling import KernelResampler
+
+        videos = len(self.features.videos)
+        if self._resampler is None or self._resampler[0] != videos:
+            generated, reference, gen_counts, ref_counts = self.features.video_features()
+            self._resampler = (videos, KernelResampler(
+                generated, reference, gen_counts, ref_counts, subsets=self.subsets, subset_size=self.subset_size,
+                seed=self.seed, kernel=polynomial_kernel, fallback=lambda g, r: self._kid(g, r)["kid"]))
+        return {"kid": self._resampler[1](indices)}
 
     def config(self) -> dict[str, Any]:
-        return {**self.metric.config(), "protocol": "all paired frames of all videos, pooled; frames as stored"}
+        return {**_config(self.subsets, self.subset_size, self.seed, self.features.model.device),
+                "protocol": "all paired frames of all videos, pooled; frames as stored",
+                "inception_pass": "shared with FID (one pass per frame; batches of "
+                                  f"{self.features.fid.batch_size} frames across videos)"}
 
     def weights_provenance(self) -> dict[str, Any]:
-        return self.metric.weights_provenance()
+        return self.features.model.weights_provenance()
 
     def reset(self) -> None:
-        self.metric.reset()
+        self.features.reset()
+        self._resampler = None

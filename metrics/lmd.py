@@ -456,6 +456,9 @@ class LMDVideos(Metric):
     name, direction = LandmarkDistance.name, LandmarkDistance.direction
     consumes = frozenset({LANDMARKS})
     ROW_KEYS = ("mouth_lmd", "face_lmd", "mouth_lmd_v", "face_lmd_v")
+    # Bootstrap (metrics.base): the *_video_mean numbers are means of the per-video values; the pooled ones
+    # (mean over all valid frames) are recomputed by resample() from each video's sum and valid frames.
+    video_means = {f"{key}_video_mean": key for key in ROW_KEYS}
 
     def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET) -> None:
         preset_ = get_preset(preset)
@@ -467,6 +470,7 @@ class LMDVideos(Metric):
                                                 flip_input=bool(preset_.fan_flip_input))
         self.metric = LandmarkDistance(preset_, detector=self._extractor or preset_.detectors[0], truncate=True)
         self._video: VideoDistances | None = None
+        self._pooled: list[np.ndarray] = []  # per committed video: (sum, valid frames) of each ROW_KEYS value
 
     def start_video(self, video: VideoInfo) -> None:
         self._video = VideoDistances(self.metric.preset)
@@ -480,10 +484,24 @@ class LMDVideos(Metric):
 
     def end_video(self) -> dict[str, Any]:
         assert self._video is not None
+        per_frame = self._video.per_frame()
         self.metric.add_video(self._video)
         row = self.metric.per_video(-1)[0]
         self._video = None
+        parts = []
+        for key in self.ROW_KEYS:  # as LandmarkDistance pools: valid frames counted on the face region
+            region, velocity = key.split("_")[0], key.endswith("_v")
+            values, used = per_frame[(region, velocity)], int(np.isfinite(per_frame[("face", velocity)]).sum())
+            parts.append((float(np.nansum(values)) if np.isfinite(values).any() else 0.0, used))
+        self._pooled.append(np.asarray(parts, dtype=np.float64))
         return {k: row[k] for k in self.ROW_KEYS}
+
+    def resample(self, indices: np.ndarray) -> dict[str, float]:
+        """The pooled M-LMD, F-LMD and their LMD-v over the valid frames of the videos at `indices`."""
+        if not self._pooled:
+            return {}
+        drawn = np.stack(self._pooled)[np.asarray(indices, dtype=np.int64)].sum(axis=0)  # (keys, (sum, used))
+        return {key: float(total / used) if used else float("nan") for key, (total, used) in zip(self.ROW_KEYS, drawn)}
 
     def discard_video(self) -> None:
         self._video = None
@@ -503,3 +521,4 @@ class LMDVideos(Metric):
     def reset(self) -> None:
         self.metric.reset()
         self._video = None
+        self._pooled = []

@@ -268,6 +268,9 @@ class LSEVideos(Metric):
 
     name, direction = LSE.name, LSE.direction
     consumes = frozenset({GENERATED_FRAMES, AUDIO})
+    # Bootstrap (metrics.base): LSE-D/C are means over videos of the per-video scores (videos without one left out).
+    video_means = {"lse_d": "lse_d", "lse_c": "lse_c", "reference.lse_d": "reference_lse_d",
+                   "reference.lse_c": "reference_lse_c"}
     SIDES = ("generated", "reference")
 
     def __new__(cls, device: str = "cpu", preset: str = DEFAULT_PRESET) -> "LSEVideos":

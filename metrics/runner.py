@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
-from talking_head.metrics import registry
+from talking_head.metrics import bootstrap as bootstrap_intervals, registry
 from talking_head.metrics.base import AUDIO, CHUNK, LANDMARKS, Chunk, Metric, VideoInfo, VideoPair
 from talking_head.metrics.pairing import PAIRING, pair_videos
 from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
@@ -68,19 +68,31 @@ def resolve_flags(flags: dict[str, Optional[str]]) -> dict[str, str]:
 def build_metrics(names: Iterable[str], device: str = "cpu", **flags: Optional[str]
                   ) -> tuple[list[Metric], dict[str, str]]:
     """Instantiate the named metrics (aliases share one object); those that cannot start (weights missing
-    or corrupt) are skipped with the reason. `flags`: the preset flags of :data:`registry.PRESET_FLAGS`."""
+    or corrupt) are skipped with the reason. `flags`: the preset flags of :data:`registry.PRESET_FLAGS`.
+    Metrics that declare the same ``shared_input`` get one instance of it (``shared=``), built once."""
     resolved = resolve_flags(flags)
     entries = {}
     for name in dict.fromkeys(names):
         entries.setdefault(registry.entry(name).name, (name, registry.entry(name)))
     built: list[Metric] = []
     skipped: dict[str, str] = {}
+    shared: dict[type, Any] = {}  # shared_input class -> its one instance, or the error that stopped it
     for requested, entry in entries.values():
         options = dict(entry.defaults)
         options.update({option: resolved[flag] for flag, (metric, option) in registry.PRESET_FLAGS.items()
                         if metric == entry.name})
         try:
-            built.append(entry.load()(device=device, **options))
+            cls = entry.load()
+            if cls.shared_input is not None:
+                if cls.shared_input not in shared:
+                    try:
+                        shared[cls.shared_input] = cls.shared_input(device=device)
+                    except (weights.WeightsMissingError, weights.WeightsCorruptError) as err:
+                        shared[cls.shared_input] = err
+                if isinstance(shared[cls.shared_input], Exception):
+                    raise shared[cls.shared_input]
+                options["shared"] = shared[cls.shared_input]
+            built.append(cls(device=device, **options))
         except (weights.WeightsMissingError, weights.WeightsCorruptError) as err:
             skipped[requested] = str(err).splitlines()[0]
     return built, skipped
@@ -227,6 +239,9 @@ def evaluate(
     split: str = "test",
     device: str = "cpu",
     show_progress: bool = True,
+    bootstrap: int = bootstrap_intervals.RESAMPLES,
+    bootstrap_set_level: int = bootstrap_intervals.SET_LEVEL_RESAMPLES,
+    bootstrap_seed: int = bootstrap_intervals.SEED,
     **flags: Optional[str],
 ) -> dict[str, Any]:
     """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
@@ -237,6 +252,12 @@ def evaluate(
     ``wav2lip_real``, ``mocha``, ``latentsync``) and ``lmd_preset`` (``dense`` by default, MediaPipe
     mesh; ``atvgnet`` or ``vico``, FAN 68 points). The summary's ``excluded`` lists the videos that
     could not be scored, with the reasons.
+
+    Confidence intervals (:mod:`metrics.bootstrap`): `bootstrap` resamples of the scored videos (seeded by
+    `bootstrap_seed`) for the means of per-video values, the first `bootstrap_set_level` of them for the
+    set-level statistics (FID, KID, frame-pooled means); ``bootstrap=0``: none. They go to the summary's
+    ``intervals`` (``intervals[metric][key] = {"low", "high", "level", "resamples", "seed", "method", ...}``,
+    a dotted key for a nested number), the settings and the seconds they took to ``bootstrap``.
     """
     started = time.perf_counter()
     names = list(dict.fromkeys(registry.default_names() if metrics is None else metrics))
@@ -258,6 +279,10 @@ def evaluate(
                 rows.append(excluded_row(pair, str(err)))
             elapsed = max(time.perf_counter() - started, 1e-9)
             advance(1, info=f"{frames / elapsed:.0f} frames/s")
+    results = {m.name: plain(_compute(m)) for m in active}
+    intervals, bootstrap_record = bootstrap_intervals.run_intervals(
+        active, [row for row in rows if row["status"] == SCORED], results, resamples=bootstrap,
+        set_level_resamples=bootstrap_set_level, seed=bootstrap_seed)
     summary = {
         "generated": str(generated),
         "reference": str(reference),
@@ -265,7 +290,9 @@ def evaluate(
         "device": device,
         "metrics_requested": names,
         "options": {**options, "chunk_frames": CHUNK},
-        "results": {m.name: plain(_compute(m)) for m in active},
+        "results": results,
+        **({"intervals": plain(intervals)} if intervals else {}),
+        "bootstrap": plain(bootstrap_record),
         "skipped": skipped,
         "config": {m.name: plain(m.config()) for m in active},
         "weights": {k: v for m in active for k, v in m.weights_provenance().items()},
