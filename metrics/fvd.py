@@ -318,7 +318,10 @@ class FVDVideos(Metric):
         return self.metric.compute()
 
     def resample(self, indices: np.ndarray) -> dict[str, float]:
-        return self.metric.compute(indices=np.asarray(indices))
+        try:
+            return self.metric.compute(indices=np.asarray(indices))
+        except ValueError:  # the draw holds fewer than 2 clips a side (videos shorter than a clip)
+            return {"fvd": float("nan")}
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "clips of each generated video (frames as stored) and of its "
