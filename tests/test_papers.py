@@ -266,3 +266,16 @@ def test_unavailable_table_cannot_hold_numbers(tmp_path):
     path = write(tmp_path, data)
     with pytest.raises(PaperTableError, match="numbers_available false, so its rows hold no values"):
         load_file(path)
+
+
+def test_a_table_can_report_fvd_kid_and_efid(tmp_path):
+    """The 2024-26 results table (FID, FVD, KID, E-FID) fits the schema: each maps to its toolkit column."""
+    data = valid_file()
+    for metric_id, label, column in (("fvd", "FVD", "fvd"), ("kid", "KID", "kid"), ("efid", "E-FID", "efid")):
+        data["metrics"].append({"id": metric_id, "label": label, "better": "lower", "toolkit_column": column,
+                                "computable": True, "definition_note": f"{label} as the paper reports it"})
+        for row, value in zip(data["tables"][0]["rows"], (101.5, 120.25)):
+            row["values"][metric_id] = {"value": value, "printed": f"{value:g}"}
+    (table,) = load_file(write(tmp_path, data))
+    assert [m.toolkit_column for m in table.metrics][-3:] == ["fvd", "kid", "efid"]
+    assert table.rows[0].values["fvd"] == 101.5 and COLUMNS["fvd"].better == "lower"
