@@ -18,7 +18,8 @@ REFERENCE_MODELS = ("ground-truth",)  # rows that show the reference itself (pap
 @dataclasses.dataclass
 class Row:
     """One method's numbers. `values` maps column id -> number or None; `notes` says why a value is
-    missing (column id -> reason); `provenance` is what a reader may want to check (flat text)."""
+    missing (column id -> reason); `provenance` is what a reader may want to check (flat text);
+    `intervals` maps column id -> (low, high), the run's confidence interval where it has one."""
 
     label: str
     model: str
@@ -27,6 +28,7 @@ class Row:
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
     provenance: dict[str, str] = dataclasses.field(default_factory=dict)
     run_id: Optional[str] = None
+    intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

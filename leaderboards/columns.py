@@ -1,13 +1,15 @@
 """The columns a leaderboard can show: one per number `toolkit evaluate` writes, with the direction that is better
 (both read from the metric registry).
 
-A column reads one value from a run's ``summary.json`` (``results[metric][key]``). Paper tables name
-their own metrics and say which column each one is compared with (``leaderboards/papers/*.yaml``).
+A column reads one value from a run's ``summary.json`` (``results[metric][key]``), and its confidence
+interval where the run has one (``intervals[metric][key]``: ``low``, ``high``; see metrics.bootstrap). Paper
+tables name their own metrics and say which column each one is compared with (``leaderboards/papers/*.yaml``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 from talking_head.metrics import registry
@@ -38,6 +40,16 @@ class Column:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
         return float(value)
+
+    def interval(self, summary: dict[str, Any]) -> Optional[tuple[float, float]]:
+        """This column's (low, high) confidence interval in a summary.json, None when it has none."""
+        found = ((summary.get("intervals") or {}).get(self.metric) or {}).get(self.key)
+        if not isinstance(found, dict):
+            return None
+        bounds = (found.get("low"), found.get("high"))
+        if any(isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) for b in bounds):
+            return None
+        return float(bounds[0]), float(bounds[1])
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "arrow": self.arrow}

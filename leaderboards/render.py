@@ -2,7 +2,9 @@
 
 Numbers are shown with :data:`SIGNIFICANT` significant digits for the largest value of each column, and
 every value of that column with the same number of decimals, so a column's numbers line up and compare
-digit by digit. The CSV keeps full precision: it is for re-analysis, rounding is for reading.
+digit by digit. A value with a confidence interval (a run scored with ``--bootstrap``) is followed by it,
+``12.34 [11.90, 12.80]``, with the column's decimals. The CSV keeps full precision (the interval as
+``<column>_low`` / ``<column>_high``): it is for re-analysis, rounding is for reading.
 
 The HTML page (``templates/index.html``) builds its table, sorting and bar charts in plain JavaScript from
 the board embedded as JSON; it loads nothing from the network.
@@ -63,6 +65,16 @@ def formatted_values(board: Leaderboard) -> dict[str, list[str]]:
     return out
 
 
+def formatted_intervals(board: Leaderboard) -> dict[str, list[Optional[str]]]:
+    """Column id -> each row's interval as displayed, ``[low, high]`` with the column's decimals (None: none)."""
+    out = {}
+    for column in board.columns:
+        decimals = column_decimals(board, column)
+        out[column.id] = [None if (bounds := row.intervals.get(column.id)) is None
+                          else f"[{bounds[0]:.{decimals}f}, {bounds[1]:.{decimals}f}]" for row in board.rows]
+    return out
+
+
 def header(column: Column) -> str:
     """The column's label with its arrow, e.g. "M-LMD ↓"."""
     return f"{column.label} {column.arrow}".rstrip()
@@ -95,6 +107,7 @@ def _md(text: str) -> str:
 
 def markdown(board: Leaderboard) -> str:
     texts = formatted_values(board)
+    spans = formatted_intervals(board)
     best = {c.id: board.best(c) for c in board.columns}
     lines = [f"# {_md(board.title)}", ""]
 
@@ -103,8 +116,12 @@ def markdown(board: Leaderboard) -> str:
     for i, row in enumerate(board.rows):
         label = f"*{_md(row.label)}* (paper)" if row.source == "paper" else _md(row.label)
         cells = [f"**{texts[c.id][i]}**" if i in best[c.id] else texts[c.id][i] for c in board.columns]
+        cells = [cell if spans[c.id][i] is None else f"{cell} {spans[c.id][i]}"  # digits: nothing to escape
+                 for c, cell in zip(board.columns, cells)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     legend = f"Best value per column in **bold**; {MISSING}: no value."
+    if any(row.intervals for row in board.rows):
+        legend += " [low, high] after a value: its confidence interval (see the notes)."
     if any(row.source == "paper" for row in board.rows):
         legend += " Rows marked (paper) are the numbers a paper published, not runs of ours."
     lines += ["", legend]
@@ -145,15 +162,19 @@ def write_markdown(board: Leaderboard, path: str | os.PathLike) -> Path:
 
 def write_csv(board: Leaderboard, path: str | os.PathLike) -> Path:
     """One line per row: label, model, source, run_id, one column per metric id (full precision, empty
-    when missing), provenance as a JSON object."""
+    when missing), ``<id>_low`` and ``<id>_high`` for each column some row has an interval in, provenance as
+    a JSON object."""
+    spanned = [c for c in board.columns if any(c.id in row.intervals for row in board.rows)]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["label", "model", "source", "run_id", *(c.id for c in board.columns), "provenance"])
+            writer.writerow(["label", "model", "source", "run_id", *(c.id for c in board.columns),
+                             *(f"{c.id}_{end}" for c in spanned for end in ("low", "high")), "provenance"])
             for row in board.rows:
                 values = [row.values.get(c.id) for c in board.columns]
+                bounds = [b for c in spanned for b in row.intervals.get(c.id, (None, None))]
                 writer.writerow([row.label, row.model, row.source, row.run_id or "",
-                                 *("" if v is None else repr(float(v)) for v in values),
+                                 *("" if v is None else repr(float(v)) for v in values + bounds),
                                  json.dumps(row.provenance, ensure_ascii=False)])
     return Path(path)
 
@@ -168,7 +189,9 @@ def page_data(board: Leaderboard) -> dict[str, Any]:
     data = board.to_dict()
     for row in data["rows"]:
         row["values"] = {k: v if _finite(v) else None for k, v in row["values"].items()}
+        row["intervals"] = {k: list(v) for k, v in row["intervals"].items() if all(_finite(b) for b in v)}
     data["text"] = formatted_values(board)
+    data["interval_text"] = formatted_intervals(board)
     data["better_text"] = {c.id: BETTER_TEXT[c.better] for c in board.columns}
     data["cell_notes"] = [{"row": row.label, "columns": labels, "note": note}
                           for row, labels, note in cell_notes(board)]
@@ -183,7 +206,7 @@ def _script_json(data: Any) -> str:
 
 
 def page(board: Leaderboard) -> str:
-    template = (importlib.resources.files("leaderboards") / "templates" / "index.html").read_text("utf-8")
+    template = (importlib.resources.files("talking_head.leaderboards") / "templates" / "index.html").read_text("utf-8")
     values = {"title": html.escape(board.title), "data": _script_json(page_data(board))}
     # One pass, so a title that happens to contain "{{data}}" is not filled in again.
     return re.sub(r"\{\{(title|data)\}\}", lambda m: values[m.group(1)], template)

@@ -10,9 +10,10 @@ scores it, and writes a run directory into a results store::
         per_video.csv
 
 The run id hashes everything that changes the numbers (model, checkpoint weights, dataset content, split,
-metrics and presets, seed, samples), so running the same command again finds the finished run and does
-nothing, and two checkpoints of one model get two run directories. :func:`leaderboard_from_runs` reads
-every run directory under a folder (a plain ``toolkit evaluate --out`` folder counts too).
+metrics and presets, seed, samples; the bootstrap settings when they are not the defaults), so running the
+same command again finds the finished run and does nothing, and two checkpoints of one model get two run
+directories. :func:`leaderboard_from_runs` reads every run directory under a folder (a plain
+``toolkit evaluate --out`` folder counts too).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from typing import Any, Optional
 from talking_head.baselines import registry
 from talking_head.leaderboards.board import Leaderboard, Row
 from talking_head.leaderboards.columns import COLUMNS, Column
+from talking_head.metrics import bootstrap as metric_bootstrap
 from talking_head.toolkit.fileio import write_json
 from talking_head.toolkit.provenance import software_versions
 
 RUN_FILE, SUMMARY_FILE, GENERATED = "run.json", "summary.json", "generated"
 SCHEMA = "talking-head-toolkit/run/1"
+BOOTSTRAP_DEFAULTS = {"bootstrap": metric_bootstrap.RESAMPLES,  # evaluate()'s interval options
+                      "bootstrap_set_level": metric_bootstrap.SET_LEVEL_RESAMPLES, "bootstrap_seed": metric_bootstrap.SEED}
 
 
 @dataclasses.dataclass
@@ -61,11 +65,17 @@ def dataset_fingerprint(dataset: str | Path, split: str) -> str:
 
 
 def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, metrics: list[str],
-            lse_preset: str, lmd_preset: str, seed: int, num_samples: int) -> dict:
-    """Everything that changes a run's numbers; its hash names the run directory."""
-    return {"model": model, "weights_sha256": dict(sorted(weights.items())), "dataset_sha256": fingerprint,
-            "split": split, "metrics": sorted(metrics), "lse_preset": lse_preset, "lmd_preset": lmd_preset,
-            "seed": seed, "num_samples": num_samples}
+            lse_preset: str, lmd_preset: str, seed: int, num_samples: int,
+            bootstrap: Optional[dict[str, int]] = None) -> dict:
+    """Everything that changes a run's numbers; its hash names the run directory. `bootstrap` (the interval
+    settings) enters the key only when it differs from the defaults, so runs made before intervals existed
+    keep their ids."""
+    key = {"model": model, "weights_sha256": dict(sorted(weights.items())), "dataset_sha256": fingerprint,
+           "split": split, "metrics": sorted(metrics), "lse_preset": lse_preset, "lmd_preset": lmd_preset,
+           "seed": seed, "num_samples": num_samples}
+    if bootstrap and bootstrap != BOOTSTRAP_DEFAULTS:
+        key["bootstrap"] = dict(sorted(bootstrap.items()))
+    return key
 
 
 def run_id(key: dict) -> str:
@@ -76,9 +86,12 @@ def run_id(key: dict) -> str:
 def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpoint: str | Path | None = None,
                    split: str = "test", metrics: Optional[list[str]] = None, lse_preset: Optional[str] = None,
                    lmd_preset: Optional[str] = None, seed: int = 0, num_samples: int = 1, label: Optional[str] = None,
-                   device: str = "cpu", show_progress: bool = True) -> RunResult:
+                   device: str = "cpu", show_progress: bool = True,
+                   bootstrap: Optional[dict[str, int]] = None) -> RunResult:
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
-    ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is."""
+    ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is.
+    `bootstrap`: the runner's interval options (``bootstrap``, ``bootstrap_set_level``, ``bootstrap_seed``;
+    :data:`BOOTSTRAP_DEFAULTS` for those not given)."""
     from talking_head.baselines import generation
     from talking_head.metrics import registry as metric_registry, runner as scoring
 
@@ -94,7 +107,8 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
                                 "toolkit preprocess)")
     weights = generation.checkpoint_hashes(model, checkpoint) if checkpoint is not None else {}
     fingerprint = dataset_fingerprint(dataset, split)
-    key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples)
+    bootstrap = {**BOOTSTRAP_DEFAULTS, **(bootstrap or {})}
+    key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples, bootstrap)
     rid = run_id(key)
     run_dir = runs / rid
     if (run_dir / RUN_FILE).is_file():
@@ -114,7 +128,8 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
         timings["generate_s"] = 0.0  # reused from an interrupted run of the same key
     tic = time.perf_counter()
     summary = scoring.evaluate(generated, dataset, metrics=metrics, out=run_dir, split=split, device=device,
-                               show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset)
+                               show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset,
+                               **bootstrap)
     timings["evaluate_s"] = round(time.perf_counter() - tic, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
     gen_record = _read_json(generated / generation.RECORD) or {}
@@ -213,8 +228,19 @@ def run_row(run_dir: Path, columns: list[Column], root: Path) -> Row:
         or f"evaluate_s {summary.get('seconds')}",
         "created": record.get("created", "-"),
     }
+    intervals = {c.id: bounds for c in columns if values[c.id] is not None and (bounds := c.interval(summary))}
     return Row(label=label, model=model, source="run", values=values, notes=notes, provenance=provenance,
-               run_id=record.get("run_id") or run_dir.name)
+               run_id=record.get("run_id") or run_dir.name, intervals=intervals)
+
+
+def bootstrap_note(summary: dict) -> Optional[str]:
+    """How a run's intervals were drawn, in words (None for a run without intervals)."""
+    record = summary.get("bootstrap") or {}
+    if not summary.get("intervals") or not record.get("resamples"):
+        return None
+    return (f"{100 * record.get('level', 0.95):g}% {record.get('method', 'percentile bootstrap over videos')}, "
+            f"{record['resamples']} resamples ({record.get('set_level_resamples')} for set-level statistics: FID, "
+            f"KID, frame-pooled means), seed {record.get('seed')}")
 
 
 def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
@@ -233,6 +259,7 @@ def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
         for row in rows:
             row.values = {c.id: row.values[c.id] for c in chosen}
             row.notes = {k: v for k, v in row.notes.items() if k in row.values}
+            row.intervals = {k: v for k, v in row.intervals.items() if k in row.values}
     labels = [r.label for r in rows]
     for row in rows:
         if labels.count(row.label) > 1:
@@ -241,6 +268,10 @@ def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
     presets = sorted({row.provenance["presets"] for row in rows})
     notes.append(f"Metric presets: {'; '.join(presets)} (toolkit evaluate; landmark distances in % of the "
                  "inter-ocular distance for the dense preset, pixels for atvgnet/vico).")
+    drawn = sorted({note for d in run_dirs if (note := bootstrap_note(json.loads((d / SUMMARY_FILE).read_text())))})
+    if drawn:
+        notes.append(f"[low, high] after a value: its confidence interval, {'; '.join(drawn)} (toolkit evaluate "
+                     "--bootstrap); runs without one show none.")
     return Leaderboard(title=title or f"Leaderboard: {root.name}", columns=chosen, rows=rows, notes=notes,
                        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        software=software_versions(("talking-head-toolkit", "torch", "mediapipe", "numpy")))

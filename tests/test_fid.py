@@ -300,6 +300,23 @@ def test_streaming_fid_class_batches_copies_and_warns(model, assets):
         metric.compute()
 
 
+def test_kept_features_are_the_rows_the_statistics_sum(model, assets):
+    """keep_features (KID's input and the bootstrap's) keeps each frame's row, in order, beside the same sums."""
+    frames, reference = assets.frames[::STEP], assets.frames[5::STEP][:2]
+    metric = FID(batch_size=2, model=model, keep_features=True)
+    metric.update(frames)
+    metric.update_reference(reference)
+    assert metric.counts() == (3, 2)  # one generated frame still waits for a batch
+    for real, count in ((False, 3), (True, 2)):
+        rows = metric.features(real)
+        assert rows.shape == (count, FEATURE_DIM) and rows.dtype == np.float32
+        stats, (mu, sigma) = metric.statistics(real), _numpy_statistics(rows.astype(np.float64))
+        np.testing.assert_allclose(stats.mu, mu, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(stats.sigma, sigma, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="keep_features=True"):
+        FID(model=model).features()
+
+
 def test_bad_input_raises_clear_errors(model, assets):
     metric = FID(model=model)
     frames = assets.frames[:2]

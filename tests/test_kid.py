@@ -3,6 +3,8 @@ features, and the streaming class on FID's Inception with a created, BatchNorm-c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 
 import weights_factory as factory
 from talking_head.metrics import kid as K
+from talking_head.metrics.base import Chunk, VideoInfo, VideoPair
+from talking_head.metrics.fid import FIDVideos, InceptionVideos
 from talking_head.metrics.inception import FIDInceptionV3
 from talking_head.toolkit import media
 
@@ -80,3 +84,31 @@ def test_streaming_kid_uses_fids_inception_features(frames, isolated_caches, mon
     metric.truncate(len(frames) - 2, len(frames))  # a video taken back out
     assert metric.counts() == (len(frames) - 2, len(frames))
     assert set(metric.weights_provenance()) == {"fid-inception"} and metric.config()["subsets"] == 10
+
+
+def test_runner_kid_reads_the_inception_pass_it_shares_with_fid(frames, isolated_caches, monkeypatch):
+    """FIDVideos and KIDVideos on one InceptionVideos: the features are FID's batches, a video taken back out
+    half-way leaves nothing behind, and KID equals kid_from_features of the network's features."""
+    factory.place(monkeypatch, "fid-inception", factory.fid_inception(frames[::4]))
+    shared = InceptionVideos(device="cpu")
+    fid, kid = FIDVideos(shared=shared), K.KIDVideos(shared=shared, subsets=10)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in frames[:2]])
+    videos = [(VideoInfo(VideoPair("a", Path("a.mp4"), Path("a.mp4")), fps=25.0, frames_used=2),
+               [Chunk(blurred[:1], frames[:1], blurred[:1]), Chunk(blurred[1:], frames[1:2], blurred[1:])], True),
+              (VideoInfo(VideoPair("b", Path("b.mp4"), Path("b.mp4")), fps=25.0, frames_used=2),
+               [Chunk(frames[3:5], frames[5:7], frames[3:5])], False)]  # fails after its first chunk
+    for video, chunks, keep in videos:
+        for metric in (fid, kid):
+            metric.start_video(video)
+        for chunk in chunks:
+            for metric in (fid, kid):
+                metric.update(chunk)
+        for metric in (fid, kid):
+            metric.end_video() if keep else metric.discard_video()
+    assert shared.videos == [(2, 2)] and shared.fid.counts() == (2, 2)
+    gen, ref = shared.fid.features(False), shared.fid.features(True)
+    expected = shared.model.extract(np.concatenate([blurred, frames[:2]])).numpy()  # one batch: the same features
+    np.testing.assert_allclose(np.concatenate([gen, ref]), expected, rtol=1e-5, atol=1e-6)
+    assert kid.compute()["kid"] == K.kid_from_features(gen, ref, subsets=10)["kid"]
+    assert kid.resample(np.array([0]))["kid"] == pytest.approx(kid.compute()["kid"], rel=1e-4, abs=1e-7)
+    assert kid.weights_provenance() == fid.weights_provenance() and kid.config()["subsets"] == 10

@@ -295,3 +295,51 @@ def test_self_contained_and_screenshot(page, browser: Browser, files: dict[str, 
     width, height = struct.unpack(">II", png[16:24])
     assert width >= 800 and height >= 600, (width, height)
     assert len(png) > 20_000  # a drawn page, not a blank one
+
+
+# -- confidence intervals ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Leaderboard, dict[str, Path]]:
+    """Two runs with intervals (from `toolkit evaluate --bootstrap`) in M-LMD and PSNR, and a paper row without."""
+    rows = [Row("ours A", "a", "run", {"m_lmd": 1.532, "psnr": 30.12}, run_id="a",
+                intervals={"m_lmd": (1.4012, 1.6499), "psnr": (29.5, 30.81)}),
+            Row("ours B", "b", "run", {"m_lmd": 2.7, "psnr": None}, run_id="b", intervals={"m_lmd": (2.5, 2.95)}),
+            Row("paper", "p", "paper", {"m_lmd": 1.498, "psnr": 27.5})]
+    board = Leaderboard("Intervals", [COLUMNS["m_lmd"], COLUMNS["psnr"]], rows, notes=["how they were drawn"])
+    return board, render.write_all(board, tmp_path_factory.mktemp("spanned"))
+
+
+def test_intervals_in_markdown_and_csv(spanned):
+    board, files = spanned
+    assert render.formatted_intervals(board) == {"m_lmd": ["[1.401, 1.650]", "[2.500, 2.950]", None],
+                                                 "psnr": ["[29.50, 30.81]", None, None]}
+    lines = files["md"].read_text(encoding="utf-8").splitlines()
+    header = lines.index("| Method | M-LMD ↓ | PSNR ↑ |")
+    assert lines[header + 2:header + 5] == ["| ours A | 1.532 [1.401, 1.650] | **30.12** [29.50, 30.81] |",
+                                            "| ours B | 2.700 [2.500, 2.950] | – |",
+                                            "| *paper* (paper) | **1.498** | 27.50 |"]
+    assert "[low, high] after a value: its confidence interval" in lines[header + 6]
+    with open(files["csv"], newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["m_lmd_low"], r["m_lmd_high"], r["psnr_low"]) for r in table] == [
+        ("1.4012", "1.6499", "29.5"), ("2.5", "2.95", ""), ("", "", "")]
+
+
+def test_intervals_on_the_page(spanned, browser: Browser):
+    _, files = spanned
+    page = browser.new_page(width=1280, height=800)
+    try:
+        page.goto(files["html"].resolve().as_uri())
+        cells = page.evaluate("""[...document.querySelectorAll("#leaderboard tbody tr[data-label]")].map((tr) =>
+          [...tr.querySelectorAll("td[data-column]")].map((td) => [td.querySelector(".value").textContent,
+                                                                    td.querySelector(".interval")?.textContent ?? null]))""")
+        assert cells == [[["1.532", "[1.401, 1.650]"], ["30.12", "[29.50, 30.81]"]],
+                         [["2.700", "[2.500, 2.950]"], ["–", None]], [["1.498", None], ["27.50", None]]]
+        whiskers = page.evaluate("""Object.fromEntries([...document.querySelectorAll("svg.chart")].map((svg) =>
+          [svg.dataset.column, [...svg.querySelectorAll("path.interval")].map((p) => p.dataset.label)]))""")
+        assert whiskers == {"m_lmd": ["ours A", "ours B"], "psnr": ["ours A"]}
+        assert browser.events("Runtime.exceptionThrown", page.session_id) == []
+    finally:
+        page.close()

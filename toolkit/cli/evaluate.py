@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from talking_head.metrics import registry
+from talking_head.metrics import bootstrap as intervals, registry
 
 EXCLUDED_EXIT = 2  # some videos could not be scored (listed in summary.json); the others were
 PRESETS = registry.preset_defaults()
@@ -24,6 +24,15 @@ EXAMPLE = (
     "toolkit evaluate --model moda --checkpoint runs/moda --reference data/sample --runs results/  |  "
     "toolkit evaluate --model static-reference --reference data/sample --runs results/"
 )
+
+
+def format_value(value: float, summary: dict, metric: str, key: str) -> str:
+    """A summary number as printed: ``12.34`` or, with its confidence interval, ``12.34 [11.9, 12.8]``."""
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    found = (summary.get("intervals", {}).get(metric) or {}).get(key)
+    if isinstance(found, dict) and found.get("low") is not None and found.get("high") is not None:
+        text += f" [{found['low']:.4g}, {found['high']:.4g}]"
+    return text
 
 
 def evaluate(
@@ -47,6 +56,12 @@ def evaluate(
     split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    bootstrap: int = typer.Option(intervals.RESAMPLES, "--bootstrap", min=0, help="Confidence intervals: resamples "
+                                  "of the videos (percentile bootstrap, 95%) for the means of per-video values; 0: none."),
+    bootstrap_set_level: int = typer.Option(intervals.SET_LEVEL_RESAMPLES, "--bootstrap-set-level", min=0,
+                                            help="Resamples (the first of the same draws) for the set-level "
+                                                 "statistics: FID, KID, frame-pooled means."),
+    bootstrap_seed: int = typer.Option(intervals.SEED, "--bootstrap-seed", help="Seed of the bootstrap draws."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -54,6 +69,7 @@ def evaluate(
     from talking_head.metrics.runner import evaluate as run
 
     names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else registry.default_names()
+    drawn = {"bootstrap": bootstrap, "bootstrap_set_level": bootstrap_set_level, "bootstrap_seed": bootstrap_seed}
     console = Console()
     if (model is None) == (generated is None):
         raise typer.BadParameter("give either --generated DIR (videos to score) or --model NAME (generate, then score)")
@@ -65,13 +81,14 @@ def evaluate(
     try:
         if model is None:
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                          show_progress=not quiet, lse_preset=preset, lmd_preset=lmd_preset)
+                          show_progress=not quiet, lse_preset=preset, lmd_preset=lmd_preset,
+                          **drawn)
         else:
             from talking_head.leaderboards.runs import evaluate_model
 
             result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split, metrics=names,
                                     lse_preset=preset, lmd_preset=lmd_preset, seed=seed, num_samples=num_samples,
-                                    label=name, device=device, show_progress=not quiet)
+                                    label=name, device=device, show_progress=not quiet, bootstrap=drawn)
             summary, out = result.summary, result.run_dir
             if result.reused:
                 console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")
@@ -84,8 +101,12 @@ def evaluate(
     for metric, values in summary["results"].items():
         for key, value in values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                table.add_row(f"{metric}.{key}", f"{value:.4g}" if isinstance(value, float) else str(value))
+                table.add_row(f"{metric}.{key}", format_value(value, summary, metric, key))
     console.print(table)
+    if summary.get("intervals"):
+        record = summary["bootstrap"]
+        console.print(f"[low, high]: {100 * record['level']:g}% {record['method']}, {record['resamples']} resamples "
+                      f"({record['set_level_resamples']} for set-level statistics), seed {record['seed']}", markup=False)
     for metric, reason in summary["skipped"].items():
         console.print(f"[yellow]skipped {metric}:[/yellow] {reason}")
     for video_id, reason in summary.get("excluded", {}).items():
