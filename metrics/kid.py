@@ -22,6 +22,9 @@ KID is the mean over subsets (``kid_std`` their standard deviation). The kernels
 as torch-fidelity does, so its numbers are reproduced to the last digits. Values slightly below 0 are
 valid: the two sets are then indistinguishable at this sample size.
 
+In ``toolkit evaluate`` (:class:`KIDVideos`) the features are those of the run's one Inception pass,
+shared with FID (:class:`metrics.fid.InceptionVideos`): asking for both costs one network pass per frame.
+
 Defaults are torch-fidelity's: 100 subsets of 1000, seed 2020. With fewer frames than ``subset_size``
 on a side, torch-fidelity refuses; here the subset shrinks to the smaller side (as clean-fid does), and
 the result says so in ``warnings`` and ``subset_size``.

@@ -1,4 +1,10 @@
-"""What a run writes: ``per_video.csv`` (one row per pair, scored or excluded) and ``summary.json``."""
+"""What a run writes: ``per_video.csv`` (one row per pair, scored or excluded) and ``summary.json``.
+
+``summary.json`` holds each metric's ``compute()`` under ``results[metric]`` and, beside it, the confidence
+intervals (:mod:`metrics.bootstrap`) under ``intervals[metric][key]`` (``low``, ``high``, ``level``,
+``resamples``, ``seed``, ``method``; a nested number's key dotted, e.g. ``reference.lse_d``) with their
+settings under ``bootstrap``: one place, so ``results`` keeps exactly what the metrics computed.
+"""
 
 from __future__ import annotations
 
