@@ -73,8 +73,9 @@ class FrechetResampler:
     rows of every video in order; `*_counts` the rows per video."""
 
     def __init__(self, generated: np.ndarray, reference: np.ndarray, generated_counts: Sequence[int],
-                 reference_counts: Sequence[int], route: Optional[str] = None) -> None:
+                 reference_counts: Sequence[int], route: Optional[str] = None, ddof: int = 1) -> None:
         self.x, self.y = np.asarray(generated), np.asarray(reference)
+        self.ddof = ddof  # covariance divided by n - ddof: 1 as numpy and pytorch-fid, 0 as StyleGAN-V's FVD
         self.counts = (np.asarray(generated_counts, np.int64), np.asarray(reference_counts, np.int64))
         if self.counts[0].sum() != len(self.x) or self.counts[1].sum() != len(self.y):
             raise ValueError(f"row counts per video ({self.counts[0].sum()}, {self.counts[1].sum()}) do not match "
@@ -104,11 +105,11 @@ class FrechetResampler:
         y_mu1 = self.gxy.T @ a1  # y_g . mu1
         q12 = a1 @ x_mu2  # mu1 . mu2
         mean_term = q11 + q22 - 2 * q12
-        trace1 = (w1 @ np.diagonal(self.gxx) - n1 * q11) / (n1 - 1)
-        trace2 = (w2 @ np.diagonal(self.gyy) - n2 * q22) / (n2 - 1)
+        trace1 = (w1 @ np.diagonal(self.gxx) - n1 * q11) / (n1 - self.ddof)
+        trace2 = (w2 @ np.diagonal(self.gyy) - n2 * q22) / (n2 - self.ddof)
         rows, cols = np.flatnonzero(w1), np.flatnonzero(w2)
         cross = self.gxy[np.ix_(rows, cols)] - x_mu2[rows, None] - y_mu1[None, cols] + q12
-        cross *= np.sqrt(w1[rows])[:, None] * np.sqrt(w2[cols])[None, :] / np.sqrt((n1 - 1) * (n2 - 1))
+        cross *= np.sqrt(w1[rows])[:, None] * np.sqrt(w2[cols])[None, :] / np.sqrt((n1 - self.ddof) * (n2 - self.ddof))
         singular = np.linalg.svd(cross, compute_uv=False)
         trace_covmean = _sum_sqrt(singular ** 2)
         return float(mean_term + trace1 + trace2 - 2 * trace_covmean)
@@ -125,7 +126,7 @@ class FrechetResampler:
             total += weighted.sum(0)
             outer += weighted.T @ xc
         mu = total / n
-        sigma = (outer - n * np.outer(mu, mu)) / (n - 1)
+        sigma = (outer - n * np.outer(mu, mu)) / (n - self.ddof)
         return mu, (sigma + sigma.T) / 2
 
     def _covariance(self, w1: np.ndarray, w2: np.ndarray, n1: float, n2: float) -> float:

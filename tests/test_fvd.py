@@ -171,8 +171,10 @@ def _styleganv_reference(detector_file: Path, generated: np.ndarray, reference: 
 
     def stats(clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raw_mean, raw_cov, num_items = 0.0, 0.0, 0
-        for start in range(0, len(clips), 2):  # NUM_FRAMES_IN_BATCH[128] // 16 = 8 in the original; batch-free
-            images = torch.from_numpy(clips[start:start + 2]).permute(0, 1, 4, 2, 3)  # [B, T, C, H, W]
+        # The original batches NUM_FRAMES_IN_BATCH[res] // 16 clips; one here, as ours batches one video's clips
+        # (batch size moves features by float round-off only, which 2 clips a side would amplify past 1e-6).
+        for start in range(0, len(clips), 1):
+            images = torch.from_numpy(clips[start:start + 1]).permute(0, 1, 4, 2, 3)  # [B, T, C, H, W]
             images = images.permute(0, 2, 1, 3, 4).contiguous()  # [batch_size, c, t, h, w]
             with torch.no_grad():
                 x = np.asarray(detector(images, **detector_kwargs).cpu().numpy(), dtype=np.float32)
@@ -356,6 +358,11 @@ def test_resampled_videos_recompute_the_same_distance(videos, placed):
     gen, ref = metric.features(), metric.features(real=True)
     twice = fvd_from_features(np.concatenate([gen[1], gen[1]]), np.concatenate([ref[1], ref[1]]), "videogpt")
     assert metric.compute(indices=np.array([1, 1]))["fvd"] == pytest.approx(twice, rel=1e-12)
+    runner_side = fvd_module.FVDVideos.__new__(fvd_module.FVDVideos)  # the runner class around the same metric
+    runner_side.metric = metric
+    for indices in ([0, 1], [1, 1], [1, 0]):  # the bootstrap's fast route, covariance divided by N as cd-fvd
+        assert runner_side.resample(np.array(indices))["fvd"] == pytest.approx(
+            metric.compute(indices=np.array(indices))["fvd"], rel=1e-6, abs=1e-6)
 
 
 # ---------------------------------------------------------------------------- through the runner
@@ -376,14 +383,16 @@ def test_evaluate_scores_fvd_and_reuses_cached_reference_features(videos, placed
 
     monkeypatch.setattr(InceptionI3d, "forward", counting_forward)
     first = evaluate(tmp_path / "gen", tmp_path / "ref", metrics=["fvd"], out=tmp_path / "run1",
-                     show_progress=False, fvd_variant="videogpt")
+                     show_progress=False, fvd_variant="videogpt", bootstrap_set_level=20)
     clips_first = sum(calls)
     calls.clear()
     second = evaluate(tmp_path / "gen", tmp_path / "ref", metrics=["fvd"], out=tmp_path / "run2",
-                      show_progress=False, fvd_variant="videogpt")
+                      show_progress=False, fvd_variant="videogpt", bootstrap_set_level=20)
     assert clips_first == 8 and sum(calls) == 4  # the second run scores only the generated clips
     assert first["results"]["fvd"]["fvd"] == pytest.approx(second["results"]["fvd"]["fvd"], rel=1e-9)
     assert second["config"]["fvd"]["reference_cache_hits"] == 2
+    interval = first["intervals"]["fvd"]["fvd"]  # a 95% bootstrap interval over the 2 videos, on the summary
+    assert interval["resamples"] == 20 and interval["low"] <= interval["high"]
     assert first["config"]["fvd"]["variant"] == "videogpt" and first["config"]["fvd"]["frames"] == 16
     assert first["weights"]["i3d-kinetics400"] == w.file_sha256(w.destination("i3d-kinetics400"))
     per_video = (tmp_path / "run1" / "per_video.csv").read_text()
