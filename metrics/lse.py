@@ -15,24 +15,28 @@ and :class:`LSE` reports which videos each one leaves out, and why.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import cv2
 import numpy as np
 import torch
 
-from talking_head.metrics import registry
+from talking_head.metrics import lse_score, registry
 from talking_head.metrics.base import AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, PerVideoRows, VideoInfo
 from talking_head.metrics.lse_score import (
     BATCH_SIZE, MFCC_PER_FRAME, PAIRWISE_EPS, SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, VSHIFT, StreamingScorer,
     model_device, score_crops, score_video,
 )
 from talking_head.metrics.syncnet import CROP_SIZE, WINDOW_FRAMES, SyncNet
-from talking_head.toolkit import media
+from talking_head.toolkit import fileio, media, weights
 
 __all__ = [
     "VSHIFT", "BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",
@@ -233,7 +237,7 @@ class LSE(PerVideoRows):
             "metric": "LSE (SyncNet, syncnet_python SyncNetInstance.evaluate)",
             "vshift": self.vshift, "video_fps": VIDEO_FPS, "sample_rate": SAMPLE_RATE,
             "mfcc": "python_speech_features.mfcc defaults on int16 samples", "pairwise_eps": PAIRWISE_EPS,
-            "window_frames": WINDOW_FRAMES, "crop_size": CROP_SIZE, "frames": "BGR 0..255 float32, no normalisation",
+            "window_frames": WINDOW_FRAMES, "crop_size": CROP_SIZE, "network_input": "BGR 0..255 float32, no normalisation",
             "min_track": self.min_track, "on_error": self.on_error, "precision": "float32 (no TF32)",
         }
 
@@ -257,13 +261,56 @@ def _resize_224(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])  # INTER_LINEAR, as Wav2Lip
 
 
+# ------------------------------------------------------------------------------------ the runner
+# Where the runner's LSE takes its frames from (--lse-frames): "ffmpeg_jpeg" is the reference's chain, the
+# JPEGs ffmpeg dumps read back with cv2.imread; "decoded" is the runner's own decoded chunks (faster, but
+# not the reference's numbers: its JPEGs are lossy).
+FRAME_SOURCES = ("ffmpeg_jpeg", "decoded")
+DEFAULT_FRAMES: str = registry.defaults("lse")["frames"]
+REFERENCE_CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``<toolkit cache>/lse-reference`` (``$TOOLKIT_CACHE_DIR`` or ``~/.cache/talking-head-toolkit``): the
+    reference videos' LSE scores, one JSON file per video content and scoring chain."""
+    return weights.cache_dir() / "lse-reference"
+
+
+def _video_sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plain_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A scorer's result as JSON values (``mdist`` a list of floats), the same whether scored or cached."""
+    out = {}
+    for key, value in result.items():
+        if isinstance(value, np.ndarray):
+            value = [float(v) for v in value.ravel()]
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
 class LSEVideos(Metric):
     """LSE-D / LSE-C for the runner, of the generated videos and of the references (the usual anchor).
 
     Preset ``wav2lip_lrs`` (here): Wav2Lip's LRS protocol, whole frames resized to 224 (the toolkit's
-    videos are face-centred crops), read at 25 fps, embedded chunk by chunk (memory does not grow with
-    length), mean over videos. The face-track presets (``wav2lip_real``, ``mocha``, ``latentsync``)
-    build :class:`metrics.lse_track.LSETrackVideos` instead.
+    videos are face-centred crops), read at 25 fps, mean over videos. The face-track presets
+    (``wav2lip_real``, ``mocha``, ``latentsync``) build :class:`metrics.lse_track.LSETrackVideos` instead.
+
+    ``frames`` (``--lse-frames``): ``"ffmpeg_jpeg"`` (default) scores the frames the reference scores: each
+    video is dumped to JPEGs by ffmpeg (:func:`metrics.lse_score.ffmpeg_exe`, recorded by version and sha256)
+    with the reference's command and read back with cv2.imread, chunk by chunk (memory does not grow with
+    length); ``"decoded"`` embeds the runner's decoded chunks (faster, no JPEG round trip, other numbers).
+
+    With ``ffmpeg_jpeg`` each reference video's result is cached by content (``reference_cache``, under
+    :func:`default_cache_dir`): keyed by the file's sha256, the preset, the frame chain, the ffmpeg identity,
+    the weights' sha256 and everything else in :meth:`config`, so a reference set is scored once.
     """
 
     name, direction = LSE.name, LSE.direction
@@ -272,20 +319,33 @@ class LSEVideos(Metric):
     video_means = {"lse_d": "lse_d", "lse_c": "lse_c", "reference.lse_d": "reference_lse_d",
                    "reference.lse_c": "reference_lse_c"}
     SIDES = ("generated", "reference")
+    CHAINS = {  # what each frame source does, for config()
+        "ffmpeg_jpeg": "ffmpeg -i VIDEO -threads 1 -f image2 %06d.jpg (-r 25 added when the video is not at 25 fps), "
+                       "each JPEG read back with cv2.imread, as SyncNetInstance.evaluate reads its frames",
+        "decoded": "the runner's decoded frames (PyAV at 25 fps, no JPEG round trip: not the reference's pixels)",
+    }
 
-    def __new__(cls, device: str = "cpu", preset: str = DEFAULT_PRESET) -> "LSEVideos":
+    def __new__(cls, device: str = "cpu", preset: str = DEFAULT_PRESET, frames: str = DEFAULT_FRAMES,
+                reference_cache: bool = True) -> "LSEVideos":
         if preset not in PRESETS:
             raise ValueError(f"unknown LSE preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        if frames not in FRAME_SOURCES:
+            raise ValueError(f"unknown LSE frame source {frames!r}; choose one of {', '.join(FRAME_SOURCES)}")
         if cls is LSEVideos and preset != "wav2lip_lrs":
             from talking_head.metrics.lse_track import LSETrackVideos
 
             return super().__new__(LSETrackVideos)
         return super().__new__(cls)
 
-    def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET) -> None:
-        self.preset = preset
+    def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET, frames: str = DEFAULT_FRAMES,
+                 reference_cache: bool = True) -> None:
+        self.preset, self.frames, self.device = preset, frames, device
+        # The binary and its identity first: a missing ffmpeg stops the run before any video.
+        self.ffmpeg = lse_score.ffmpeg_identity() if frames == "ffmpeg_jpeg" else None
         self.model = SyncNet.from_pretrained(device)
         self.sides = {side: LSE(self.model) for side in self.SIDES}
+        self.reference_cache = bool(reference_cache) and frames == "ffmpeg_jpeg"
+        self.cache_hits = self.cache_misses = 0  # reference videos read from / added to the cache
         self._video: Optional[VideoInfo] = None
         self._streams: dict[str, StreamingScorer] = {}
         self._errors: dict[str, str] = {}
@@ -296,8 +356,11 @@ class LSEVideos(Metric):
         return {"generated": self._video.pair.generated, "reference": self._video.pair.reference}
 
     def start_video(self, video: VideoInfo) -> None:
-        # With the audio known first, each window is scored as its frames arrive (constant memory).
         self._video, self._streams, self._errors = video, {}, {}
+        if self.frames == "ffmpeg_jpeg":
+            self._live = False  # each video is read again through ffmpeg at the end
+            return
+        # With the audio known first, each window is scored as its frames arrive (constant memory).
         for side, path in self._paths().items():
             try:
                 self._streams[side] = StreamingScorer(self.model, media.read_audio(path, sample_rate=SAMPLE_RATE,
@@ -314,6 +377,14 @@ class LSEVideos(Metric):
                     self._streams[side].add(_resize_224(frames))
 
     def _score(self, side: str, path: Any) -> dict[str, Any]:
+        """One side's result (:func:`plain_result` of the scorer's)."""
+        if self.frames == "ffmpeg_jpeg":
+            scorer = StreamingScorer(self.model, media.read_audio(path, sample_rate=SAMPLE_RATE, dtype="int16"))
+            chunks = lse_score.ffmpeg_jpeg_chunks(path, media.probe(path).fps, CHUNK)
+            with contextlib.closing(chunks):
+                for frames in chunks:
+                    scorer.add(_resize_224(frames))
+            return plain_result(scorer.score())
         if side in self._errors:
             raise ValueError(self._errors[side])
         scorer = self._streams[side]
@@ -321,7 +392,50 @@ class LSEVideos(Metric):
             with media.VideoReader(path, fps=VIDEO_FPS) as reader:
                 for frames in reader.iter_chunks(CHUNK):
                     scorer.add(_resize_224(frames))
-        return scorer.score()
+        return plain_result(scorer.score())
+
+    # ---------------------------------------------------------------- the reference side's cache
+    def _cache_key(self, path: Any) -> tuple[str, dict[str, Any]]:
+        """Everything that changes a reference video's score, and its sha256."""
+        import av
+
+        config = {k: v for k, v in self.config().items() if k != "reference_cache"}
+        payload = {
+            "cache_version": REFERENCE_CACHE_VERSION,
+            "video_sha256": _video_sha256(path),
+            "config": config,  # preset, frame chain, ffmpeg version and sha256, vshift, crops, tracks ...
+            "weights": self.weights_provenance(),  # SyncNet's sha256 (and S3FD's for face tracks)
+            "software": {"torch": torch.__version__, "numpy": np.__version__, "av": av.__version__,
+                         "opencv": cv2.__version__,
+                         "opencv_build": hashlib.sha256(cv2.getBuildInformation().encode()).hexdigest()},
+            "device": torch.device(self.device).type,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest(), json.loads(text)
+
+    def _cache_valid(self, result: Any) -> bool:
+        return isinstance(result, dict) and all(k in result for k in _RESULT_KEYS)
+
+    def _scored(self, side: str, path: Any) -> dict[str, Any]:
+        """:meth:`_score`, read from the cache for a reference video scored before (ffmpeg_jpeg only)."""
+        if side != "reference" or not self.reference_cache:
+            return self._score(side, path)
+        key, payload = self._cache_key(path)
+        file = default_cache_dir() / f"lse-{key}.json"
+        try:
+            entry = json.loads(file.read_text(encoding="utf-8"))
+            if entry.get("key") == payload and self._cache_valid(entry.get("result")):
+                self.cache_hits += 1
+                return entry["result"]
+        except (OSError, ValueError, AttributeError):
+            pass  # absent or damaged: score it and (re)write the entry
+        result = self._score(side, path)
+        self.cache_misses += 1
+        try:
+            fileio.write_json(file, {"key": payload, "result": result})
+        except OSError:
+            pass  # a read-only cache must not stop the run; the video is scored again next time
+        return result
 
     def _record(self, side: str, result: dict[str, Any]) -> dict[str, Any]:
         """Add one side's score of the current video; its per-video values."""
@@ -333,7 +447,7 @@ class LSEVideos(Metric):
         row: dict[str, Any] = {}
         for side, path in self._paths().items():
             try:
-                result = self._score(side, path)
+                result = self._scored(side, path)
             except (ValueError, media.MediaError) as err:
                 self._exclude(side, str(err).splitlines()[0])
                 continue
@@ -357,10 +471,25 @@ class LSEVideos(Metric):
         return {**{k: v for k, v in generated.items() if k not in drop},
                 "reference": {k: v for k, v in reference.items() if k not in drop}}
 
+    def _chain_config(self) -> dict[str, Any]:
+        """Which frames SyncNet saw: the frame source (``frames``, the option), its chain and (ffmpeg_jpeg) the
+        ffmpeg binary's identity."""
+        return {"frames": self.frames, "frame_chain": self.CHAINS[self.frames],
+                "ffmpeg": dict(self.ffmpeg) if self.ffmpeg is not None else None,
+                "reference_cache": self._cache_config()}
+
+    def _cache_config(self) -> dict[str, Any]:
+        if not self.reference_cache:
+            return {"enabled": False}
+        return {"enabled": True, "key": "sha256 of the file, preset, frame chain, ffmpeg version and sha256, "
+                                        "weights sha256, every setting here, torch/numpy/av/opencv versions, device",
+                "hits": self.cache_hits, "misses": self.cache_misses}
+
     def config(self) -> dict[str, Any]:
         return {**self.sides["generated"].config(), "preset": self.preset,
                 "crop": "whole frame resized to 224x224 (cv2 INTER_LINEAR), Wav2Lip calculate_scores_LRS.py",
-                "fps": float(VIDEO_FPS), "audio": "the video's own audio track, 16 kHz mono int16"}
+                "fps": float(VIDEO_FPS), "audio": "the video's own audio track, 16 kHz mono int16",
+                **self._chain_config()}
 
     def weights_provenance(self) -> dict[str, Any]:
         return {k: v for k, v in self.model.weights_provenance().items() if v}
@@ -368,4 +497,5 @@ class LSEVideos(Metric):
     def reset(self) -> None:
         for metric in self.sides.values():
             metric.reset()
+        self.cache_hits = self.cache_misses = 0
         self.discard_video()

@@ -33,11 +33,13 @@ Frame rate: the scorer assumes 25 fps. :func:`score_video` reads through
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import shutil
 import subprocess
 import tempfile
-from typing import Any, Literal, Optional, Union
+from typing import Any, Iterator, Literal, Optional, Union
 
 import cv2
 import numpy as np
@@ -289,12 +291,45 @@ class StreamingScorer:
         return _scores(dists, self.num_frames, self._num_samples, num_windows, self.vshift)
 
 
-def _ffmpeg_jpeg_frames(path: str, native_fps: Optional[float]) -> np.ndarray:
-    """The reference's frames: ``ffmpeg -i crop -threads 1 -f image2 %06d.jpg``, read back with cv2.imread."""
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary of the reference chain: the one imageio-ffmpeg picks (``$IMAGEIO_FFMPEG_EXE`` if set,
+    else the binary bundled with the package, else ``ffmpeg`` on PATH); ValueError when there is none."""
     import imageio_ffmpeg
 
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as err:
+        raise ValueError(f"no ffmpeg binary for the LSE reference chain (imageio-ffmpeg found none: {err})") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(exe: str, size: int, mtime_ns: int) -> dict[str, str]:
+    from talking_head.toolkit import weights
+
+    done = subprocess.run([exe, "-version"], capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or not lines:
+        raise ValueError(f"{exe}: `ffmpeg -version` failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    return {"version": lines[0].strip(), "sha256": weights.file_sha256(exe)}
+
+
+def ffmpeg_identity(exe: Optional[str] = None) -> dict[str, str]:
+    """The ffmpeg binary without its path: ``version`` (the first line of ``ffmpeg -version``) and ``sha256``
+    of the binary. The reference chain's JPEGs, and so LSE, change with the ffmpeg build."""
+    exe = exe or ffmpeg_exe()
+    exe = shutil.which(exe) or exe  # imageio-ffmpeg may answer plain "ffmpeg" (found on PATH)
+    st = os.stat(exe)
+    return dict(_identity(os.path.realpath(exe), st.st_size, st.st_mtime_ns))
+
+
+def ffmpeg_jpeg_chunks(path: PathLike, native_fps: Optional[float], chunk: int = 32,
+                       exe: Optional[str] = None) -> Iterator[np.ndarray]:
+    """The reference's frames, ``chunk`` at a time: ``ffmpeg -i VIDEO -threads 1 -f image2 %06d.jpg`` (plus
+    ``-r 25`` when the video is not at 25 fps), each JPEG read back with ``cv2.imread`` (BGR -> RGB) and
+    deleted. The JPEGs wait on disk (as in the reference) and only one chunk of frames is in memory."""
+    path = os.fspath(path)
     with tempfile.TemporaryDirectory(prefix="lse-jpeg-") as tmp:
-        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", path, "-threads", "1"]
+        command = [exe or ffmpeg_exe(), "-loglevel", "error", "-y", "-i", path, "-threads", "1"]
         if native_fps is None or abs(native_fps - VIDEO_FPS) > 1e-6:
             command += ["-r", str(VIDEO_FPS)]  # the reference assumes 25 fps input; resample like -r 25
         command += ["-f", "image2", os.path.join(tmp, "%06d.jpg")]
@@ -304,7 +339,21 @@ def _ffmpeg_jpeg_frames(path: str, native_fps: Optional[float]) -> np.ndarray:
         files = sorted(glob.glob(os.path.join(tmp, "*.jpg")))
         if not files:
             raise media.NoVideoFramesError(path, "ffmpeg extracted no frames")
-        return np.stack([cv2.imread(f)[:, :, ::-1] for f in files])  # BGR -> RGB
+        for start in range(0, len(files), chunk):
+            frames = []
+            for file in files[start : start + chunk]:
+                image = cv2.imread(file)
+                if image is None:
+                    raise media.MediaError(path, f"cv2.imread could not read the JPEG frame {os.path.basename(file)} "
+                                                 "that ffmpeg wrote")
+                frames.append(image[:, :, ::-1])  # BGR -> RGB
+                os.unlink(file)
+            yield np.stack(frames)
+
+
+def _ffmpeg_jpeg_frames(path: str, native_fps: Optional[float]) -> np.ndarray:
+    """Every frame of :func:`ffmpeg_jpeg_chunks` at once."""
+    return np.concatenate(list(ffmpeg_jpeg_chunks(path, native_fps)))
 
 
 def score_video(

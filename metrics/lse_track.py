@@ -95,7 +95,8 @@ from talking_head.metrics.face_tracks import (
     SMOOTHING_KERNEL, VARIANTS, Face, FaceTrack, Rejection, TrackResult, Variant, audio_sample_range, crop_face,
     interpolate_track, link_detections, smooth_track,
 )
-from talking_head.metrics.lse import LSEVideos
+from talking_head.metrics.lse import DEFAULT_FRAMES, LSEVideos, plain_result
+from talking_head.metrics.lse_score import ffmpeg_exe, score_crops
 from talking_head.metrics.scene_cuts import (
     SCENE_MIN_LENGTH, SCENE_MIN_WIDTH, SCENE_THRESHOLD, SceneDetector, detect_scenes,
 )
@@ -437,9 +438,7 @@ def _no_detector(frames: np.ndarray) -> list[np.ndarray]:
 
 # ----------------------------------------------------------------------------- video files
 def _ffmpeg(*args: str) -> None:
-    import imageio_ffmpeg
-
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *args]
+    cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"ffmpeg failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr.strip()[-2000:]}")
@@ -524,6 +523,14 @@ def track_video(path: Union[str, os.PathLike], config: Union[TrackConfig, str, N
         pipeline.set_audio(audio)
         return pipeline.compute()
 
+    return _track_reference_exact(pipeline, path, audio_path, chunk_size)
+
+
+def _track_reference_exact(pipeline: FaceTrackPipeline, path: Union[str, os.PathLike],
+                           audio_path: Union[str, os.PathLike, None] = None, chunk_size: int = 32) -> TrackResult:
+    """:func:`track_video`'s ``reference_exact`` mode with a given pipeline (its detector and config); the
+    pipeline holds the video's frames until it is ``reset()``."""
+    cfg = pipeline.cfg
     with tempfile.TemporaryDirectory(prefix="lse_track_") as tmp:
         work = Path(tmp)
         frames, avi = reference_frames(path, work, cfg.frame_rate)
@@ -577,40 +584,78 @@ class LSETrackVideos(LSEVideos):
     224 crops), for full-frame videos, aggregated by the preset (``wav2lip_real``, ``mocha``,
     ``latentsync``; built by ``LSEVideos(preset=...)``). The crops need each track's smoothed boxes,
     so the frames of one video are held until it ends: memory grows with the longest video, unlike
-    the default ``wav2lip_lrs`` path."""
+    the default ``wav2lip_lrs`` path.
 
-    def __init__(self, device: str = "cpu", preset: str = "mocha") -> None:
-        super().__init__(device, preset)
-        self.pipelines = {side: FaceTrackPipeline(TRACK_PRESETS[preset], device=device) for side in self.SIDES}
+    ``frames="ffmpeg_jpeg"`` (default) runs the reference's whole chain of re-encodes
+    (``reference_exact``: q2 AVI, q2 JPEGs, XVID crop video, JPEGs SyncNet reads), with the ffmpeg binary
+    of :func:`metrics.lse_score.ffmpeg_exe` and OpenCV; ``"decoded"`` tracks and crops the decoded frames.
+    Reference videos are cached by content as in :class:`metrics.lse.LSEVideos`."""
+
+    CHAINS = {
+        "ffmpeg_jpeg": "the reference pipeline's re-encodes (reference_exact): ffmpeg -qscale:v 2 -async 1 -r 25 AVI, "
+                       "its q2 JPEGs (detection, crops), OpenCV XVID crop video, ffmpeg -threads 1 -f image2 JPEGs "
+                       "read back with cv2.imread",
+        "decoded": "the decoded frames at 25 fps (PyAV), tracked and cropped in memory: no re-encodes",
+    }
+
+    def __init__(self, device: str = "cpu", preset: str = "mocha", frames: str = DEFAULT_FRAMES,
+                 reference_cache: bool = True) -> None:
+        super().__init__(device, preset, frames, reference_cache)
+        exact = frames == "ffmpeg_jpeg"
+        self.pipelines = {side: FaceTrackPipeline(TRACK_PRESETS[preset], device=device, reference_exact=exact)
+                          for side in self.SIDES}
         # Load S3FD now (missing weights skip the metric before any video), once for both sides.
         self.pipelines["reference"]._s3fd = self.pipelines["generated"]._s3fd_detector()
 
     def start_video(self, video: VideoInfo) -> None:
         self._video = video
         self.discard_video()
-        self._live = video.fps == FRAME_RATE  # otherwise re-read at 25 fps at the end
+        # Decoded frames at 25 fps are tracked as they come; otherwise each video is read again at the end.
+        self._live = self.frames == "decoded" and video.fps == FRAME_RATE
 
     def update(self, chunk: Chunk) -> None:
         if self._live:
             self.pipelines["generated"].update(chunk.generated)
             self.pipelines["reference"].update(chunk.reference)
 
-    def _score(self, side: str, path: Any) -> TrackResult:
+    def _score(self, side: str, path: Any) -> dict[str, Any]:
+        """The side's tracks, each scored: ``{"tracks": [result, ...], "reason": why there is none}``."""
+        assert self._video is not None
         pipeline = self.pipelines[side]
         try:
-            if not self._live:
-                with media.VideoReader(path, fps=FRAME_RATE) as reader:
-                    for frames in reader.iter_chunks(CHUNK):
-                        pipeline.update(frames)
-            pipeline.set_audio(media.read_audio(path, sample_rate=AUDIO_SAMPLE_RATE, dtype="int16"))
-            return pipeline.compute()
+            if self.frames == "ffmpeg_jpeg":
+                try:
+                    result = _track_reference_exact(pipeline, path, chunk_size=CHUNK)
+                except RuntimeError as err:  # an ffmpeg or OpenCV step of the chain failed on this video
+                    raise media.MediaError(path, f"the reference chain failed: {str(err).splitlines()[0]}") from None
+            else:
+                if not self._live:
+                    with media.VideoReader(path, fps=FRAME_RATE) as reader:
+                        for frames in reader.iter_chunks(CHUNK):
+                            pipeline.update(frames)
+                pipeline.set_audio(media.read_audio(path, sample_rate=AUDIO_SAMPLE_RATE, dtype="int16"))
+                result = pipeline.compute()
         finally:
             pipeline.reset()  # drop the held frames
+        scored = []
+        for index, track in enumerate(result.tracks):
+            if track.audio is None:
+                raise ValueError(f"{path}: no audio track to score face track {index} against")
+            try:
+                scored.append(plain_result(score_crops(track.crops, track.audio, self.model)))
+            except ValueError as err:
+                raise ValueError(f"{self._video.pair.video_id!r} track {index}: {err}") from err
+        return {"tracks": scored, "reason": result.reason}
 
-    def _record(self, side: str, result: TrackResult) -> dict[str, Any]:
+    def _cache_valid(self, result: Any) -> bool:
+        return (isinstance(result, dict) and isinstance(result.get("tracks"), list)
+                and all(isinstance(t, dict) and all(k in t for k in ("offset", "lse_d", "lse_c"))
+                        for t in result["tracks"]))
+
+    def _record(self, side: str, result: dict[str, Any]) -> dict[str, Any]:
         assert self._video is not None
         metric, video_id = self.sides[side], self._video.pair.video_id
-        metric.update(video_id, [(t.crops, t.audio) for t in result.tracks], reason=result.reason)
+        metric.update(video_id, [dict(t) for t in result["tracks"]], reason=result.get("reason"))
         values: dict[str, Any] = {"lse_tracks": metric.per_video(-1)[0]["num_tracks"]}
         per_video = metric.video_result(video_id, self.preset)  # the preset's per-video rule, kept in LSE
         if per_video is None:
@@ -625,7 +670,8 @@ class LSETrackVideos(LSEVideos):
 
     def config(self) -> dict[str, Any]:
         return {**self.sides["generated"].config(), "preset": self.preset, "fps": float(FRAME_RATE),
-                "tracks": self.pipelines["generated"].config(), "audio": "the video's own audio track, 16 kHz mono int16"}
+                "tracks": self.pipelines["generated"].config(), "audio": "the video's own audio track, 16 kHz mono int16",
+                **self._chain_config()}
 
     def weights_provenance(self) -> dict[str, Any]:
         found = {**self.model.weights_provenance(), **self.pipelines["generated"].weights_provenance()}

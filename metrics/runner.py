@@ -24,7 +24,9 @@ every metric (:meth:`metrics.base.Metric.discard_video`), so pooled numbers hold
 
 Decoding: every video is decoded once, in chunks, and each chunk goes to every requested metric
 (memory does not grow with video length). The MediaPipe mesh runs once per video and feeds every
-metric that consumes landmarks. LSE reads the videos a second time at 25 fps only when their frame
+metric that consumes landmarks. LSE (``lse_frames="ffmpeg_jpeg"``, the default) reads each video again
+through the reference's chain, ffmpeg's JPEG dump, and caches each reference video's score by content;
+with ``lse_frames="decoded"`` it uses the decoded chunks and reads a video again only when its frame
 rate is not 25.
 
 Outputs in ``out`` (:mod:`metrics.results`): ``per_video.csv`` (one row per pair: frames used, faces
@@ -249,7 +251,9 @@ def evaluate(
     `metrics`: registry names (default: the registry's default set). `flags`: the presets of
     :data:`metrics.registry.PRESET_FLAGS`, e.g. ``lse_preset`` (``wav2lip_lrs`` by default: each
     frame resized to 224, right for face-crop videos; or a face-track preset for full-frame videos,
-    ``wav2lip_real``, ``mocha``, ``latentsync``) and ``lmd_preset`` (``dense`` by default, MediaPipe
+    ``wav2lip_real``, ``mocha``, ``latentsync``), ``lse_frames`` (``ffmpeg_jpeg`` by default: the
+    frames syncnet_python scores, ffmpeg's JPEGs; ``decoded``: the decoded frames, faster, other
+    numbers) and ``lmd_preset`` (``dense`` by default, MediaPipe
     mesh; ``atvgnet`` or ``vico``, FAN 68 points). The summary's ``excluded`` lists the videos that
     could not be scored, with the reasons.
 

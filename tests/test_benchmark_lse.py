@@ -10,6 +10,11 @@ Run with timings: ``.venv/bin/python -m pytest tests/test_benchmark_lse.py --ben
   reads them back.
 * ``reference_reload``: the same plus building ``S`` and ``loadParameters`` per video, as Wav2Lip's
   scoring scripts and ``run_syncnet.py`` invocations do.
+* ``evaluate_cold`` / ``evaluate_warm``: ``toolkit evaluate --metrics lse`` (the runner, default frame
+  chain ``ffmpeg_jpeg``) on a generated and a reference folder, against syncnet-python's extraction +
+  ``evaluate`` of the same two videos with its model resident, timed back to back in each round;
+  ``extra_info`` holds both times and the ratio of the best ones (must be at most 1). Cold: an empty
+  reference cache, both videos scored. Warm: the same evaluation again, the reference read from the cache.
 
 The weights are random (syncnet_python's ``S`` with BatchNorm statistics from a sample batch); speed does
 not depend on their values.
@@ -98,13 +103,13 @@ class _Reference:
         instance.loadParameters(str(self.bench["weights"]))
         return instance
 
-    def score(self, instance=None):
+    def score(self, instance=None, video=None):
         import ffmpeg
 
         instance = instance or self.load()
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
-        video = str(self.bench["video"])
+        video = str(video or self.bench["video"])
         frames = str(self.work / "%06d.jpg")
         ffmpeg.input(video).output(frames, f="image2", threads=1).overwrite_output().run(quiet=True)
         ffmpeg.input(video).output(
@@ -138,6 +143,76 @@ def test_lse_reference_reload(benchmark, bench, tmp_path, monkeypatch) -> None:
     _info(benchmark, bench)
     offset, conf, dist = benchmark.pedantic(reference.score, rounds=ROUNDS, iterations=1)
     assert -15 <= offset <= 15 and np.isfinite(conf) and dist > 0
+
+
+# ------------------------------------------------------------------ toolkit evaluate, side by side
+@pytest.fixture(scope="module")
+def folders(bench) -> dict:
+    """A generated folder (the crop video blurred, same audio) and a reference folder (the crop video)."""
+    import cv2
+
+    root = bench["root"] / "evaluate"
+    for side in ("generated", "reference"):
+        (root / side).mkdir(parents=True)
+    shutil.copyfile(bench["video"], root / "reference" / "crop.mp4")
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in media.read_video(bench["video"])])
+    media.write_video(root / "generated" / "crop.mp4", blurred, fps=25, audio=media.read_audio(bench["video"]))
+    return root
+
+
+def _evaluate_side_by_side(benchmark, bench, root, tmp_path, monkeypatch, warm: bool) -> None:
+    """Each round times syncnet-python on both videos (its setup) and then the evaluation, back to back, so
+    that both see the same load on a shared machine; the ratio is of the best times."""
+    import time
+
+    from talking_head.metrics.lse import default_cache_dir
+    from talking_head.metrics.runner import evaluate
+
+    monkeypatch.setenv("PATH", f"{bench['bin']}{os.pathsep}{os.environ.get('PATH', '')}")
+    reference = _Reference(bench, tmp_path / "work")
+    instance = reference.load()  # resident, as in a loop over a data set
+    videos = {side: root / side / "crop.mp4" for side in ("generated", "reference")}
+    ours, theirs, scores, runs = [], [], {}, iter(range(ROUNDS + 2))
+    if warm:  # one evaluation first: the reference's score is then in the cache
+        evaluate(root / "generated", root / "reference", metrics=["lse"], out=tmp_path / "first", show_progress=False)
+
+    def setup():
+        started = time.perf_counter()
+        scores.update({side: reference.score(instance, video) for side, video in videos.items()})
+        theirs.append(time.perf_counter() - started)
+        if not warm:
+            shutil.rmtree(default_cache_dir(), ignore_errors=True)
+        return (), {}
+
+    def run():
+        started = time.perf_counter()
+        summary = evaluate(root / "generated", root / "reference", metrics=["lse"],
+                           out=tmp_path / f"run{next(runs)}", show_progress=False)
+        ours.append(time.perf_counter() - started)
+        return summary
+
+    summary = benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    ratio = min(ours) / min(theirs)
+    benchmark.extra_info.update(videos=2, frames=bench["frames"], ours_s=[round(t, 3) for t in ours],
+                                syncnet_python_s=[round(t, 3) for t in theirs], ratio=round(ratio, 3),
+                                reference_cache=summary["config"]["lse"]["reference_cache"])
+    print(f"evaluate {'warm' if warm else 'cold'}: best {min(ours):.2f} s, syncnet-python best {min(theirs):.2f} s, "
+          f"ratio {ratio:.2f} (rounds: {[round(t, 2) for t in ours]} vs {[round(t, 2) for t in theirs]})")
+    lse = summary["results"]["lse"]
+    for side, values in (("generated", lse), ("reference", lse["reference"])):
+        offset, conf, dist = scores[side]
+        assert values["lse_d"] == pytest.approx(dist, rel=1e-4) and values["lse_c"] == pytest.approx(conf, rel=1e-4)
+    cache = summary["config"]["lse"]["reference_cache"]
+    assert (cache["hits"], cache["misses"]) == ((1, 0) if warm else (0, 1))
+    assert ratio <= 1.0, f"toolkit evaluate took {min(ours):.2f} s, syncnet-python {min(theirs):.2f} s"
+
+
+def test_lse_evaluate_cold(benchmark, bench, folders, ours_model, tmp_path, monkeypatch) -> None:
+    _evaluate_side_by_side(benchmark, bench, folders, tmp_path, monkeypatch, warm=False)
+
+
+def test_lse_evaluate_warm(benchmark, bench, folders, ours_model, tmp_path, monkeypatch) -> None:
+    _evaluate_side_by_side(benchmark, bench, folders, tmp_path, monkeypatch, warm=True)
 
 
 # ------------------------------------------------------------------ whole pipeline, full frames

@@ -160,13 +160,17 @@ def test_lse_track_presets_score_face_tracks_of_full_frames(long_clip, tmp_path,
     assert summary["config"]["lse"]["tracks"]["min_track"] == 50 and summary["options"]["lse_preset"] == "mocha"
     assert summary["weights"]["syncnet-s3fd"] == w.verify("syncnet-s3fd").actual_sha256
 
-    # With a detector that finds the face, the runner's scores are the track pipeline's, track by track.
+    # With a detector that finds the face, the runner's scores are the track pipeline's, track by track
+    # (by default on the reference's re-encodes, --lse-frames ffmpeg_jpeg: track_video's reference_exact).
+    assert summary["config"]["lse"]["frames"] == "ffmpeg_jpeg"
+    assert summary["config"]["lse"]["tracks"]["reference_exact"] is True
     (adapter,), skipped = build_metrics(["lse"], lse_preset="latentsync")
     assert skipped == {}
     for pipeline in adapter.pipelines.values():
         pipeline._detector = _blazeface_boxes
     row = score_pair(VideoPair("clip", long_clip.video, long_clip.video), [adapter])
-    expected = lse_track.track_video(long_clip.video, "syncnet-python", detector=_blazeface_boxes)
+    expected = lse_track.track_video(long_clip.video, "syncnet-python", detector=_blazeface_boxes,
+                                     reference_exact=True)
     assert len(expected.tracks) == row["lse_tracks"] == row["reference_lse_tracks"] == 1
     track = expected.tracks[0]
     direct = score_crops(track.crops, track.audio, SyncNet.from_pretrained())

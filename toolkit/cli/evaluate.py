@@ -52,6 +52,7 @@ def evaluate(
         f"Comma-separated: {', '.join(registry.default_names())} (the default set)"
         + "".join(f", {n}" for n in registry.selectable_names() if n not in registry.default_names()) + ".")),
     preset: str = typer.Option(PRESETS["lse_preset"], "--preset", help=f"LSE protocol: {PRESETS['lse_preset']} (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
+    lse_frames: str = typer.Option(PRESETS["lse_frames"], "--lse-frames", help=f"LSE frames: {PRESETS['lse_frames']} (the reference's chain: ffmpeg dumps JPEGs, read back with cv2; reference videos cached by content) or decoded (the decoded frames: faster, not the reference's numbers)."),
     lmd_preset: str = typer.Option(PRESETS["lmd_preset"], "--lmd-preset", help=f"LMD: {PRESETS['lmd_preset']} (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
     split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -78,10 +79,13 @@ def evaluate(
     if model is not None and out is not None:
         raise typer.BadParameter("with --model the run directory is RUNS/<model>-<hash>: give --runs, not --out",
                                  param_hint="--out")
+    if model is not None and lse_frames != PRESETS["lse_frames"]:
+        raise typer.BadParameter(f"--model runs score LSE with the default frames ({PRESETS['lse_frames']}); "
+                                 "--lse-frames applies to --generated runs", param_hint="--lse-frames")
     try:
         if model is None:
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                          show_progress=not quiet, lse_preset=preset, lmd_preset=lmd_preset,
+                          show_progress=not quiet, lse_preset=preset, lse_frames=lse_frames, lmd_preset=lmd_preset,
                           **drawn)
         else:
             from talking_head.leaderboards.runs import evaluate_model
