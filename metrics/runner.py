@@ -264,6 +264,8 @@ def evaluate(
     a dotted key for a nested number), the settings and the seconds they took to ``bootstrap``.
     """
     started = time.perf_counter()
+    if bootstrap < 0 or bootstrap_set_level < 0:  # checked before any video is scored
+        raise ValueError(f"bootstrap resamples must be >= 0 (0: no intervals), got {bootstrap} and {bootstrap_set_level}")
     names = list(dict.fromkeys(registry.default_names() if metrics is None else metrics))
     options = resolve_flags(flags)
     out = Path(out) if out is not None else None

@@ -225,6 +225,8 @@ def test_cli_prints_intervals_and_bootstrap_0_writes_none(pairs, tmp_path):
     printed, summary = outputs["none"]
     assert "intervals" not in summary and summary["bootstrap"]["skipped"] == "bootstrap disabled (0 resamples)"
     assert "[" not in printed.split("per video:")[0]
+    with pytest.raises(ValueError, match="bootstrap resamples must be >= 0"):  # before any video is scored
+        runner.evaluate(root / "gen", root / "ref", metrics=["psnr"], bootstrap=-1)
 
     board = leaderboard_from_runs(tmp_path)
     by_run = {row.run_id: row for row in board.rows}
