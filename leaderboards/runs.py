@@ -66,7 +66,7 @@ def dataset_fingerprint(dataset: str | Path, split: str) -> str:
 
 def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, metrics: list[str],
             lse_preset: str, lmd_preset: str, seed: int, num_samples: int,
-            bootstrap: Optional[dict[str, int]] = None) -> dict:
+            bootstrap: Optional[dict[str, int]] = None, fvd_variant: Optional[str] = None) -> dict:
     """Everything that changes a run's numbers; its hash names the run directory. `bootstrap` (the interval
     settings) enters the key only when it differs from the defaults, so runs made before intervals existed
     keep their ids."""
@@ -75,6 +75,8 @@ def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, m
            "seed": seed, "num_samples": num_samples}
     if bootstrap and bootstrap != BOOTSTRAP_DEFAULTS:
         key["bootstrap"] = dict(sorted(bootstrap.items()))
+    if "fvd" in metrics and fvd_variant:  # only runs that score FVD depend on it (older run ids stay)
+        key["fvd_variant"] = fvd_variant
     return key
 
 
@@ -86,7 +88,7 @@ def run_id(key: dict) -> str:
 def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpoint: str | Path | None = None,
                    split: str = "test", metrics: Optional[list[str]] = None, lse_preset: Optional[str] = None,
                    lmd_preset: Optional[str] = None, seed: int = 0, num_samples: int = 1, label: Optional[str] = None,
-                   device: str = "cpu", show_progress: bool = True,
+                   device: str = "cpu", show_progress: bool = True, fvd_variant: Optional[str] = None,
                    bootstrap: Optional[dict[str, int]] = None) -> RunResult:
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is.
@@ -100,6 +102,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     metrics = list(dict.fromkeys(metrics or metric_registry.default_names()))
     lse_preset = lse_preset or metric_registry.preset_defaults()["lse_preset"]
     lmd_preset = lmd_preset or metric_registry.preset_defaults()["lmd_preset"]
+    fvd_variant = fvd_variant or metric_registry.preset_defaults()["fvd_variant"]
     if registry.get(model).needs_checkpoint and checkpoint is None:
         raise ValueError(f"{model} needs a checkpoint: the run folder of toolkit train")
     if not (dataset / "dataset_dict.json").is_file():
@@ -108,7 +111,8 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     weights = generation.checkpoint_hashes(model, checkpoint) if checkpoint is not None else {}
     fingerprint = dataset_fingerprint(dataset, split)
     bootstrap = {**BOOTSTRAP_DEFAULTS, **(bootstrap or {})}
-    key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples, bootstrap)
+    key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples, bootstrap,
+                  fvd_variant=fvd_variant)
     rid = run_id(key)
     run_dir = runs / rid
     if (run_dir / RUN_FILE).is_file():
@@ -129,7 +133,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     tic = time.perf_counter()
     summary = scoring.evaluate(generated, dataset, metrics=metrics, out=run_dir, split=split, device=device,
                                show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset,
-                               **bootstrap)
+                               fvd_variant=fvd_variant, **bootstrap)
     timings["evaluate_s"] = round(time.perf_counter() - tic, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
     gen_record = _read_json(generated / generation.RECORD) or {}
@@ -143,7 +147,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "weights_sha256": weights,
         "dataset": {"path": str(dataset), "split": split, "sha256": fingerprint, "clips": len(gen_record.get("clips", []))},
-        "metrics": {"requested": metrics, "lse_preset": lse_preset, "lmd_preset": lmd_preset,
+        "metrics": {"requested": metrics, "lse_preset": lse_preset, "lmd_preset": lmd_preset, "fvd_variant": fvd_variant,
                     "skipped": summary.get("skipped", {}), "weights_sha256": summary.get("weights", {})},
         "generation": {k: gen_record.get(k) for k in ("options", "fps_written", "configs")},
         "software": software_versions(),

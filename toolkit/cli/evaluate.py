@@ -53,6 +53,7 @@ def evaluate(
         + "".join(f", {n}" for n in registry.selectable_names() if n not in registry.default_names()) + ".")),
     preset: str = typer.Option(PRESETS["lse_preset"], "--preset", help=f"LSE protocol: {PRESETS['lse_preset']} (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
     lse_frames: str = typer.Option(PRESETS["lse_frames"], "--lse-frames", help=f"LSE frames: {PRESETS['lse_frames']} (the reference's chain: ffmpeg dumps JPEGs, read back with cv2; reference videos cached by content) or decoded (the decoded frames: faster, not the reference's numbers)."),
+    fvd_variant: str = typer.Option(PRESETS["fvd_variant"], "--fvd-variant", help=f"FVD: {PRESETS['fvd_variant']} (StyleGAN-V's TorchScript I3D, 16-frame clips), videogpt (VideoGPT/TATS I3D, as cd-fvd), disco (DisCo's GIF sliding windows, as Hallo reports) or latentsync (LatentSync's face-crop frames 20-35)."),
     lmd_preset: str = typer.Option(PRESETS["lmd_preset"], "--lmd-preset", help=f"LMD: {PRESETS['lmd_preset']} (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
     split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -86,12 +87,13 @@ def evaluate(
         if model is None:
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
                           show_progress=not quiet, lse_preset=preset, lse_frames=lse_frames, lmd_preset=lmd_preset,
-                          **drawn)
+                          fvd_variant=fvd_variant, **drawn)
         else:
             from talking_head.leaderboards.runs import evaluate_model
 
             result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split, metrics=names,
-                                    lse_preset=preset, lmd_preset=lmd_preset, seed=seed, num_samples=num_samples,
+                                    lse_preset=preset, lmd_preset=lmd_preset, fvd_variant=fvd_variant, seed=seed,
+                                    num_samples=num_samples,
                                     label=name, device=device, show_progress=not quiet, bootstrap=drawn)
             summary, out = result.summary, result.run_dir
             if result.reused:
