@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from talking_head.baselines import registry
+from talking_head.metrics import registry as metric_registry
 from talking_head.leaderboards.board import Leaderboard, Row
 from talking_head.leaderboards.columns import COLUMNS, Column
 from talking_head.metrics import bootstrap as metric_bootstrap
@@ -77,6 +78,8 @@ def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, m
         key["bootstrap"] = dict(sorted(bootstrap.items()))
     if "fvd" in metrics and fvd_variant:  # only runs that score FVD depend on it (older run ids stay)
         key["fvd_variant"] = fvd_variant
+    if "lse" in metrics:  # LSE reads syncnet_python's JPEG chain since the 2026 table; older LSE runs are redone
+        key["lse_frames"] = metric_registry.preset_defaults()["lse_frames"]
     return key
 
 
@@ -95,7 +98,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     `bootstrap`: the runner's interval options (``bootstrap``, ``bootstrap_set_level``, ``bootstrap_seed``;
     :data:`BOOTSTRAP_DEFAULTS` for those not given)."""
     from talking_head.baselines import generation
-    from talking_head.metrics import registry as metric_registry, runner as scoring
+    from talking_head.metrics import runner as scoring
 
     started = time.perf_counter()
     dataset, runs = Path(dataset), Path(runs)

@@ -437,6 +437,27 @@ def test_fetch_of_wrong_bytes_leaves_nothing(server, isolated_caches: Path) -> N
     assert not dest.exists() and no_part_files(isolated_caches / "weights")
 
 
+def test_fetch_of_a_web_page_or_a_wrong_git_blob_leaves_nothing(server, isolated_caches: Path) -> None:  # type: ignore[no-untyped-def]
+    """A sharing link answers with an HTML page (Google Drive folders do): refused, not saved as the weights.
+    An entry pinned by git blob id refuses bytes with another id."""
+    base, root, _ = server
+    write(root / "folder.html", b"<html><body>Sign in to continue</body></html>")
+    entry = toolkit_entry(url=f"{base}/folder.html", pin=False)
+    with pytest.raises(w.WeightsDownloadError, match="web page"):
+        w.fetch(entry, progress=False)
+    _, good = state_dict_bytes(0)
+    _, served = state_dict_bytes(1)
+    write(root / "net.pth", served)
+    blob = hashlib.sha1(b"blob %d\0" % len(good) + good).hexdigest()
+    pinned = dataclasses.replace(toolkit_entry(url=f"{base}/net.pth", pin=False), git_blob_sha1=blob)
+    with pytest.raises(w.WeightsCorruptError, match="wrong git blob id"):
+        w.fetch(pinned, progress=False)
+    assert no_part_files(isolated_caches / "weights") and not (isolated_caches / "weights" / pinned.filename).exists()
+    write(root / "net.pth", good)
+    assert w.verify(pinned).status == "missing" and w.fetch(pinned, progress=False).is_file()
+    assert w.verify(pinned).status == "ok" and "git blob id" in w.verify(pinned).detail
+
+
 def test_fetch_with_wrong_size_or_http_error_leaves_nothing(server, isolated_caches: Path) -> None:  # type: ignore[no-untyped-def]
     base, root, _ = server
     _, data = state_dict_bytes()

@@ -512,6 +512,10 @@ def _save(response: Any, dest: Path, entry: WeightFile, url: str, *, label: str,
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+    if (response.headers.get("Content-Type") or "").lower().startswith("text/html"):
+        raise WeightsDownloadError(
+            f"Download of '{entry.name}' from {url} refused: the server sent a web page, not the file (a sharing "
+            f"page that needs a browser). Download it by hand from {entry.url} and put it at {dest}.")
     length_header = response.headers.get("Content-Length")
     announced = int(length_header) if length_header and length_header.isdigit() else None
     if size is not None and announced is not None and announced != size:
