@@ -365,15 +365,19 @@ def _corrupt_message(entry: WeightFile, result: VerifyResult) -> str:
     return "\n".join(lines) + "\n" + _fix_hint(entry, result.path)
 
 
-def require(name: str | WeightFile) -> Path:
-    """Verify and return the weights file; raise WeightsMissingError / WeightsCorruptError otherwise."""
-    entry = get(name)
+def _usable(entry: WeightFile) -> VerifyResult:
+    """The verification of a present, not corrupt file; raises WeightsMissingError / WeightsCorruptError."""
     result = verify(entry)
     if result.status == "missing":
         raise WeightsMissingError(result.detail)
     if result.status == "corrupt":
         raise WeightsCorruptError(_corrupt_message(entry, result))
-    return result.path
+    return result
+
+
+def require(name: str | WeightFile) -> Path:
+    """Verify and return the weights file; raise WeightsMissingError / WeightsCorruptError otherwise."""
+    return _usable(get(name)).path
 
 
 # -------------------------------------------------------------------------------------- loading
@@ -408,11 +412,7 @@ def load_torchscript(name: str | WeightFile, map_location: Any = "cpu") -> Any:
     import torch
 
     entry = get(name)
-    result = verify(entry)
-    if result.status == "missing":
-        raise WeightsMissingError(result.detail)
-    if result.status == "corrupt":
-        raise WeightsCorruptError(_corrupt_message(entry, result))
+    result = _usable(entry)
     if result.status != "ok":
         raise WeightsCorruptError(
             f"'{entry.name}' at {result.path} is TorchScript (it carries code) and the registry pins no digest to "
