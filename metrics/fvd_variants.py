@@ -31,6 +31,7 @@ own name (docs/metrics-reference.md#fvd says where each one comes from and where
 from __future__ import annotations
 
 import io
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Literal, Optional
@@ -240,16 +241,25 @@ def statistics(features: np.ndarray, covariance: Covariance) -> tuple[np.ndarray
     return np.mean(features, axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(spec: FVDVariant, generated: np.ndarray, reference: np.ndarray) -> float:
-    """The variant's FVD between (N, D) generated and (M, D) reference clip features."""
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.sqrtm(matrix, disp=False)[0]``, the call every reference makes; SciPy 1.17 deprecates
+    ``disp`` (same result), which is not the user's concern."""
     import scipy.linalg
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
+        root, _ = scipy.linalg.sqrtm(matrix, disp=False)
+    return root
+
+
+def frechet_distance(spec: FVDVariant, generated: np.ndarray, reference: np.ndarray) -> float:
+    """The variant's FVD between (N, D) generated and (M, D) reference clip features."""
     mu_g, sigma_g = statistics(generated, spec.covariance)
     mu_r, sigma_r = statistics(reference, spec.covariance)
     if spec.name == "disco":
         return _frechet_pytorch_fid_style(mu_g, sigma_g, mu_r, sigma_r)
     product = sigma_g @ sigma_r if spec.product_order == "generated_first" else sigma_r @ sigma_g
-    root, _ = scipy.linalg.sqrtm(product, disp=False)
+    root = _sqrtm(product)
     return float(np.real(np.square(mu_g - mu_r).sum() + np.trace(sigma_g + sigma_r - root * 2)))
 
 
@@ -258,7 +268,7 @@ def _frechet_pytorch_fid_style(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndar
     import scipy.linalg
 
     diff = mu1 - mu2
-    root, _ = scipy.linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    root = _sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(root).all():
         offset = np.eye(sigma1.shape[0]) * eps
         root = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))

@@ -35,7 +35,8 @@ TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 # training the other one is running (build_once, below); reproduce and the budget come after
 # every training has finished or nearly. Every other module follows in its usual order.
 HEAVY_MODULES_FIRST = (
-    "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_dreamhead_a2l.py",
+    "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_evaluate_table.py",
+    "test_dreamhead_a2l.py",
     "test_moda_motion.py", "test_moda_faco.py", "test_benchmark_memory.py", "test_metric_contract.py",
     "test_preprocess.py", "test_sample.py", "test_reproduce.py", "test_training_budget.py",
 )
@@ -137,6 +138,23 @@ def preprocessed_sample(shared_dir: Path) -> Path:
         assert not summary.failed, summary.failed
 
     return build_once(shared_dir / "preprocessed_sample", build) / "dataset"
+
+
+@pytest.fixture(scope="session")
+def small_preprocessed_sample(shared_dir: Path) -> Path:
+    """`toolkit preprocess --dataset sample` of 1 speaker x 2 clips x 2 s at 256 px (one test clip), run once
+    per run through the command line; the evaluation tests score against it and never write into it."""
+    from typer.testing import CliRunner
+
+    from talking_head.toolkit.cli import app
+
+    def build(root: Path) -> None:
+        run = CliRunner().invoke(app, ["preprocess", "--dataset", "sample", "--out", str(root / "ds"), "--size",
+                                       "256", "--sample-speakers", "1", "--sample-clips", "2", "--sample-seconds",
+                                       "2", "-q"])
+        assert run.exit_code == 0, run.output
+
+    return build_once(shared_dir / "small_preprocessed_sample", build) / "ds"
 
 
 @pytest.fixture(scope="module")

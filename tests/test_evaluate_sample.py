@@ -27,13 +27,8 @@ SHIFT_S = 0.2  # 5 frames at 25 fps
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample_ds") / "ds"
-    run = CliRunner().invoke(app, ["preprocess", "--dataset", "sample", "--out", str(out), "--size", "256",
-                                   "--sample-speakers", "1", "--sample-clips", "2", "--sample-seconds", "2",
-                                   "-q"])
-    assert run.exit_code == 0, run.output
-    return out
+def dataset(small_preprocessed_sample):
+    return small_preprocessed_sample  # tests/conftest.py: the sample's 2 s clips, preprocessed once per run
 
 
 @pytest.fixture
@@ -104,49 +99,3 @@ def test_every_metric_moves_the_right_way(dataset, weights, tmp_path):
     # And every number is the one the code gave before the refactor (tests/golden_files.py).
     assert_unchanged({"same": s, "perturbed": w}, load_json("evaluate_sample.results.json"), "results", text=False)
 
-
-@pytest.fixture
-def table_weights(weights, dataset, monkeypatch, tmp_path):
-    """The weights above plus the 2026 table's: Deep3DFaceRecon (E-FID) and the TorchScript I3D (FVD)."""
-    import torch
-    from datasets import load_from_disk
-
-    row = load_from_disk(str(dataset))["test"][0]
-    video = tmp_path / "row_table.mp4"
-    video.write_bytes(row["video"])
-    frames = torch.from_numpy(np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA)
-                                        for f in media.read_video(video)[:16]])).float()
-    factory.place(monkeypatch, "deep3dfacerecon", factory.deep3dfacerecon(frames[:4].permute(0, 3, 1, 2) / 255))
-    clips = frames.permute(3, 0, 1, 2)[None] / 127.5 - 1
-    factory.pin_to_own_digest(monkeypatch, "i3d-torchscript", factory.i3d_torchscript(
-        torch.cat([clips, clips.flip(2)]), tmp_path / "made" / "i3d_torchscript.pt"))
-
-
-@pytest.mark.slow  # FID, KID, FVD, LSE and E-FID on the sample's test split
-def test_the_2026_results_table(preprocessed_sample, table_weights, tmp_path):
-    """`toolkit evaluate --metrics fid,kid,fvd,lse,efid` on a folder of generated videos against a dataset (the
-    shared preprocessed sample: two 5 s test clips, so intervals exist): every number has its interval, and the
-    protocol of each metric is recorded."""
-    _perturbed_copy(preprocessed_sample, tmp_path / "perturbed")
-    out = tmp_path / "table"
-    run = CliRunner().invoke(app, ["evaluate", "--generated", str(tmp_path / "perturbed"), "--reference",
-                                   str(preprocessed_sample), "--metrics", "fid,kid,fvd,lse,efid", "--out", str(out)])
-    assert run.exit_code == 0, run.output
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["skipped"] == {} and summary["videos"] == 2
-    results, intervals = summary["results"], summary["intervals"]
-    for metric, key in (("fid", "fid"), ("kid", "kid"), ("fvd", "fvd"), ("efid", "efid"), ("lse", "lse_c"),
-                        ("lse", "lse_d")):
-        value = results[metric][key]
-        assert np.isfinite(value), (metric, key)
-        interval = intervals[metric][key]
-        assert interval["low"] <= interval["high"] and interval["resamples"] > 0 and "seed" in interval
-        assert f"{metric}.{key}" in run.output  # a row of the printed table
-    assert "95% percentile bootstrap" in run.output and "frames/s" in run.output  # intervals explained; progress
-    config = summary["config"]
-    assert config["fvd"]["variant"] == "styleganv" and config["fvd"]["frames"] == 16
-    assert config["lse"]["frames"] == "ffmpeg_jpeg" and config["lse"]["ffmpeg"]
-    assert summary["bootstrap"]["resamples"] > 0
-    assert set(summary["weights"]) >= {"fid-inception", "syncnet", "i3d-torchscript", "deep3dfacerecon"}
-    per_video = (out / "per_video.csv").read_text()
-    assert "fvd_clips_generated" in per_video

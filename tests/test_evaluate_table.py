@@ -1,0 +1,77 @@
+"""The 2026 results table end to end: `toolkit evaluate --metrics fid,kid,fvd,lse,efid` on a folder of generated
+videos against a dataset, with every value's interval and every metric's protocol recorded.
+
+Weight files are created (tests/weights_factory.py); the dataset is the small preprocessed sample shared with
+tests/test_evaluate_sample.py, whose weight fixture and perturbation this module reuses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import weights_factory as factory
+from talking_head.toolkit import media
+from talking_head.toolkit.cli import app
+from test_evaluate_sample import _perturbed_copy, dataset, weights  # noqa: F401 (fixtures used by name)
+
+
+
+@pytest.fixture
+def table_weights(weights, dataset, monkeypatch, tmp_path):
+    """test_evaluate_sample's weights plus the 2026 table's: Deep3DFaceRecon (E-FID) and the TorchScript I3D (FVD)."""
+    import torch
+    from datasets import load_from_disk
+
+    row = load_from_disk(str(dataset))["test"][0]
+    video = tmp_path / "row_table.mp4"
+    video.write_bytes(row["video"])
+    frames = torch.from_numpy(np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA)
+                                        for f in media.read_video(video)[:16]])).float()
+    factory.place(monkeypatch, "deep3dfacerecon", factory.deep3dfacerecon(frames[:4].permute(0, 3, 1, 2) / 255))
+    clips = frames.permute(3, 0, 1, 2)[None] / 127.5 - 1
+    factory.pin_to_own_digest(monkeypatch, "i3d-torchscript", factory.i3d_torchscript(
+        torch.cat([clips, clips.flip(2)]), tmp_path / "made" / "i3d_torchscript.pt"))
+
+
+@pytest.mark.slow  # FID, KID, FVD, LSE and E-FID on the sample's test split
+def test_the_2026_results_table(dataset, table_weights, tmp_path):
+    """`toolkit evaluate --metrics fid,kid,fvd,lse,efid` on a folder of generated videos against a dataset:
+    every number has its interval, and the protocol of each metric is recorded. Two samples of the test clip
+    (`<clip_id>.sample<k>.mp4`, two perturbations) make two pairs, so intervals exist, and the second pair
+    finds its reference's FVD features and LSE scores in the caches."""
+    _perturbed_copy(dataset, tmp_path / "perturbed")
+    generated = tmp_path / "samples"
+    generated.mkdir()
+    for video in sorted((tmp_path / "perturbed").glob("*.mp4")):
+        video.rename(generated / f"{video.stem}.sample0.mp4")
+        frames = media.read_video(generated / f"{video.stem}.sample0.mp4")
+        media.write_video(generated / f"{video.stem}.sample1.mp4", np.stack([np.roll(f, 4, axis=1) for f in frames]),
+                          fps=25, audio=media.read_audio(generated / f"{video.stem}.sample0.mp4"))
+    out = tmp_path / "table"
+    run = CliRunner().invoke(app, ["evaluate", "--generated", str(generated), "--reference", str(dataset),
+                                   "--metrics", "fid,kid,fvd,lse,efid", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped"] == {} and summary["videos"] == 2
+    results, intervals = summary["results"], summary["intervals"]
+    for metric, key in (("fid", "fid"), ("kid", "kid"), ("fvd", "fvd"), ("efid", "efid"), ("lse", "lse_c"),
+                        ("lse", "lse_d")):
+        value = results[metric][key]
+        assert np.isfinite(value), (metric, key)
+        interval = intervals[metric][key]
+        assert interval["low"] <= interval["high"] and interval["resamples"] > 0 and "seed" in interval
+        assert f"{metric}.{key}" in run.output  # a row of the printed table
+    assert "95% percentile bootstrap" in run.output and "frames/s" in run.output  # intervals explained; progress
+    config = summary["config"]
+    assert config["fvd"]["variant"] == "styleganv" and config["fvd"]["frames"] == 16
+    assert config["fvd"]["reference_cache_hits"] == 1  # the second sample's reference
+    assert config["lse"]["frames"] == "ffmpeg_jpeg" and config["lse"]["ffmpeg"]
+    assert summary["bootstrap"]["resamples"] > 0
+    assert set(summary["weights"]) >= {"fid-inception", "syncnet", "i3d-torchscript", "deep3dfacerecon"}
+    per_video = (out / "per_video.csv").read_text()
+    assert "fvd_clips_generated" in per_video
