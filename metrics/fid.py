@@ -337,16 +337,24 @@ class InceptionVideos(SharedInput):
         return self.fid.features(False), self.fid.features(True), counts[:, 0], counts[:, 1]
 
 
-class InceptionFeatureMetric(Metric):
-    """A runner metric computed from the run's one Inception pass (FID, KID): it forwards each video's
-    lifecycle to the shared :class:`InceptionVideos` (which acts once per video and chunk) and reads the
-    kept features at ``compute``."""
+class FIDVideos(Metric):
+    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol), from the run's shared
+    Inception pass (:class:`InceptionVideos`, which KID reads too). :meth:`resample` recomputes the FID over a
+    draw of videos from their kept features (:class:`metrics.feature_resampling.FrechetResampler`)."""
 
+    name, direction = "fid", "lower"
     consumes = frozenset({PAIRED_FRAMES})
     shared_input = InceptionVideos
+    resample_note = ("each resample's FID is computed from the drawn videos' kept features (Frechet distance of "
+                     "their weighted mean and covariance through the singular values of the centred cross-Gram "
+                     "matrix, or a Cholesky factor with more frames than dimensions); it equals frechet_distance "
+                     "of the resampled features to ~1e-10 relative; the point estimate comes from the streamed "
+                     "float64 sums")
 
     def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None) -> None:
         self.features = shared if shared is not None else InceptionVideos(device=device)
+        self.metric = self.features.fid
+        self._resampler: tuple[int, Any] | None = None
 
     def start_video(self, video: VideoInfo) -> None:
         self.features.start_video(video)
@@ -360,24 +368,6 @@ class InceptionFeatureMetric(Metric):
 
     def discard_video(self) -> None:
         self.features.discard_video()
-
-
-class FIDVideos(InceptionFeatureMetric):
-    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol), from the run's shared
-    Inception pass (:class:`InceptionVideos`, which KID reads too). :meth:`resample` recomputes the FID over a
-    draw of videos from their kept features (:class:`metrics.feature_resampling.FrechetResampler`)."""
-
-    name, direction = "fid", "lower"
-    resample_note = ("each resample's FID is computed from the drawn videos' kept features (Frechet distance of "
-                     "their weighted mean and covariance through the singular values of the centred cross-Gram "
-                     "matrix, or a Cholesky factor with more frames than dimensions); it equals frechet_distance "
-                     "of the resampled features to ~1e-10 relative; the point estimate comes from the streamed "
-                     "float64 sums")
-
-    def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None) -> None:
-        super().__init__(device, shared)
-        self.metric = self.features.fid
-        self._resampler: tuple[int, Any] | None = None
 
     def compute(self) -> dict[str, Any]:
         return self.metric.compute()

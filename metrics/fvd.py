@@ -301,7 +301,6 @@ class FVDVideos(Metric):
 
     def __init__(self, device: str = "cpu", variant: str = DEFAULT_VARIANT) -> None:
         self.metric = FVD(variant=variant, device=device)
-        self._resampler: tuple[int, Optional[FrechetResampler]] = (-1, None)  # (videos it was built on, it)
 
     def start_video(self, video: VideoInfo) -> None:
         self.metric.start_video(reference_path=video.pair.reference)
@@ -325,11 +324,13 @@ class FVDVideos(Metric):
 
     def resample(self, indices: np.ndarray) -> dict[str, float]:
         gen, ref = self.metric.features(), self.metric.features(real=True)
-        if self._resampler[0] != len(gen):  # built once per set of committed videos
-            self._resampler = (len(gen), FrechetResampler(
+        key = (len(gen), self.metric.spec.name)
+        if getattr(self, "_resampler_key", None) != key:  # built once per set of committed videos
+            self._resampler = FrechetResampler(
                 np.concatenate(gen), np.concatenate(ref), [len(f) for f in gen], [len(f) for f in ref],
-                ddof=0 if self.metric.spec.covariance == "divide_by_n" else 1))
-        return {"fvd": self._resampler[1](np.asarray(indices))}  # NaN when the draw has fewer than 2 clips a side
+                ddof=0 if self.metric.spec.covariance == "divide_by_n" else 1)
+            self._resampler_key = key
+        return {"fvd": self._resampler(np.asarray(indices))}  # NaN when the draw has fewer than 2 clips a side
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "clips of each generated video (frames as stored) and of its "
@@ -340,4 +341,3 @@ class FVDVideos(Metric):
 
     def reset(self) -> None:
         self.metric.reset()
-        self._resampler = (-1, None)
