@@ -29,6 +29,8 @@ class Row:
     provenance: dict[str, str] = dataclasses.field(default_factory=dict)
     run_id: Optional[str] = None
     intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    # column id -> THEval's ground-truth-normalised score 1 - |m - gt| / |gt| (metrics.ground_truth)
+    normalised: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

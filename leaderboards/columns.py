@@ -51,6 +51,21 @@ class Column:
             return None
         return float(bounds[0]), float(bounds[1])
 
+    def ground_truth(self, summary: dict[str, Any]) -> Optional[float]:
+        """The ground truth's value of this column in a summary.json (``ground_truth[metric][key]``)."""
+        found = ((summary.get("ground_truth") or {}).get(self.metric) or {}).get(self.key)
+        value = found.get("value") if isinstance(found, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    def normalised(self, summary: dict[str, Any]) -> Optional[float]:
+        """The run's ground-truth-normalised score of this column, where it applies."""
+        value = ((summary.get("ground_truth_normalised") or {}).get(self.metric) or {}).get(self.key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "arrow": self.arrow}
 

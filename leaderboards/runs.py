@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from talking_head.baselines import registry
 from talking_head.metrics import registry as metric_registry
-from talking_head.leaderboards.board import Leaderboard, Row
+from talking_head.leaderboards.board import REFERENCE_MODELS, Leaderboard, Row
 from talking_head.leaderboards.columns import COLUMNS, Column
 from talking_head.metrics import bootstrap as metric_bootstrap
 from talking_head.toolkit.fileio import write_json
@@ -67,7 +67,8 @@ def dataset_fingerprint(dataset: str | Path, split: str) -> str:
 
 def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, metrics: list[str],
             lse_preset: str, lmd_preset: str, seed: int, num_samples: int,
-            bootstrap: Optional[dict[str, int]] = None, fvd_variant: Optional[str] = None) -> dict:
+            bootstrap: Optional[dict[str, int]] = None, fvd_variant: Optional[str] = None,
+            protocol: Optional[str] = None) -> dict:
     """Everything that changes a run's numbers; its hash names the run directory. `bootstrap` (the interval
     settings) enters the key only when it differs from the defaults, so runs made before intervals existed
     keep their ids."""
@@ -80,6 +81,8 @@ def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, m
         key["fvd_variant"] = fvd_variant
     if "lse" in metrics:  # LSE reads syncnet_python's JPEG chain since the 2026 table; older LSE runs are redone
         key["lse_frames"] = metric_registry.preset_defaults()["lse_frames"]
+    if protocol:  # the protocol's content hash: it fixes every metric option
+        key["protocol"] = protocol
     return key
 
 
@@ -92,16 +95,20 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
                    split: str = "test", metrics: Optional[list[str]] = None, lse_preset: Optional[str] = None,
                    lmd_preset: Optional[str] = None, seed: int = 0, num_samples: int = 1, label: Optional[str] = None,
                    device: str = "cpu", show_progress: bool = True, fvd_variant: Optional[str] = None,
-                   bootstrap: Optional[dict[str, int]] = None) -> RunResult:
+                   bootstrap: Optional[dict[str, int]] = None, protocol: Any = None) -> RunResult:
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is.
     `bootstrap`: the runner's interval options (``bootstrap``, ``bootstrap_set_level``, ``bootstrap_seed``;
-    :data:`BOOTSTRAP_DEFAULTS` for those not given)."""
+    :data:`BOOTSTRAP_DEFAULTS` for those not given). `protocol`: a published protocol (name, path or
+    :class:`metrics.protocols.Protocol`): it sets the metrics, their options and the split."""
     from talking_head.baselines import generation
     from talking_head.metrics import runner as scoring
 
     started = time.perf_counter()
     dataset, runs = Path(dataset), Path(runs)
+    if protocol is not None:  # checked before generating: a protocol missing a metric's weights does no work
+        protocol = scoring.check_protocol(protocol, device=device)
+        metrics, split = list(protocol.metrics), protocol.split
     metrics = list(dict.fromkeys(metrics or metric_registry.default_names()))
     lse_preset = lse_preset or metric_registry.preset_defaults()["lse_preset"]
     lmd_preset = lmd_preset or metric_registry.preset_defaults()["lmd_preset"]
@@ -115,7 +122,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     fingerprint = dataset_fingerprint(dataset, split)
     bootstrap = {**BOOTSTRAP_DEFAULTS, **(bootstrap or {})}
     key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples, bootstrap,
-                  fvd_variant=fvd_variant)
+                  fvd_variant=fvd_variant, protocol=protocol.hash if protocol is not None else None)
     rid = run_id(key)
     run_dir = runs / rid
     if (run_dir / RUN_FILE).is_file():
@@ -134,9 +141,13 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     else:
         timings["generate_s"] = 0.0  # reused from an interrupted run of the same key
     tic = time.perf_counter()
-    summary = scoring.evaluate(generated, dataset, metrics=metrics, out=run_dir, split=split, device=device,
-                               show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset,
-                               fvd_variant=fvd_variant, **bootstrap)
+    if protocol is not None:
+        summary = scoring.evaluate(generated, dataset, out=run_dir, device=device, show_progress=show_progress,
+                                   protocol=protocol, **bootstrap)
+    else:
+        summary = scoring.evaluate(generated, dataset, metrics=metrics, out=run_dir, split=split, device=device,
+                                   show_progress=show_progress, lse_preset=lse_preset, lmd_preset=lmd_preset,
+                                   fvd_variant=fvd_variant, **bootstrap)
     timings["evaluate_s"] = round(time.perf_counter() - tic, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
     gen_record = _read_json(generated / generation.RECORD) or {}
@@ -150,6 +161,7 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "weights_sha256": weights,
         "dataset": {"path": str(dataset), "split": split, "sha256": fingerprint, "clips": len(gen_record.get("clips", []))},
+        "protocol": {"name": protocol.name, "hash": protocol.hash} if protocol is not None else None,
         "metrics": {"requested": metrics, "lse_preset": lse_preset, "lmd_preset": lmd_preset, "fvd_variant": fvd_variant,
                     "skipped": summary.get("skipped", {}), "weights_sha256": summary.get("weights", {})},
         "generation": {k: gen_record.get(k) for k in ("options", "fps_written", "configs")},
@@ -236,8 +248,33 @@ def run_row(run_dir: Path, columns: list[Column], root: Path) -> Row:
         "created": record.get("created", "-"),
     }
     intervals = {c.id: bounds for c in columns if values[c.id] is not None and (bounds := c.interval(summary))}
+    normalised = {c.id: score for c in columns if (score := c.normalised(summary)) is not None}
     return Row(label=label, model=model, source="run", values=values, notes=notes, provenance=provenance,
-               run_id=record.get("run_id") or run_dir.name, intervals=intervals)
+               run_id=record.get("run_id") or run_dir.name, intervals=intervals, normalised=normalised)
+
+
+def ground_truth_rows(run_dirs: list[Path], rows: list[Row], columns: list[Column]) -> list[Row]:
+    """A "Ground truth" row per reference set that has no ground-truth run of its own: every column's value on
+    the real clips as the runs recorded it (measured on the reference videos, or the identity value of a
+    comparison, e.g. FID 0). Runs of one reference should agree; the first run (sorted) gives the values."""
+    if any(row.model in REFERENCE_MODELS for row in rows):
+        return []
+    found: dict[tuple[str, str], tuple[Path, dict]] = {}
+    for run_dir in run_dirs:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        if summary.get("ground_truth"):
+            found.setdefault((str(summary.get("reference")), str(summary.get("split"))), (run_dir, summary))
+    made = []
+    for (reference, split), (run_dir, summary) in found.items():
+        values = {c.id: c.ground_truth(summary) for c in columns}
+        how = {c.id: ((summary["ground_truth"].get(c.metric) or {}).get(c.key) or {}).get("how", "") for c in columns}
+        label = "Ground truth" if len(found) == 1 else f"Ground truth · {Path(reference).name} [{split}]"
+        made.append(Row(label=label, model=REFERENCE_MODELS[0], source="ground truth", values=values,
+                        notes={k: "no ground-truth value recorded" for k, v in values.items() if v is None},
+                        provenance={"reference": f"{reference} [{split}]", "values from": run_dir.name,
+                                    "how": "; ".join(sorted({f"{h}: {', '.join(c for c in how if how[c] == h)}"
+                                                             for h in set(how.values()) if h}))}))
+    return made
 
 
 def bootstrap_note(summary: dict) -> Optional[str]:
@@ -260,18 +297,25 @@ def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
         raise FileNotFoundError(f"{root}: no run directories (folders with {SUMMARY_FILE}; make one with "
                                 "toolkit evaluate)")
     chosen = [COLUMNS[c] for c in columns] if columns else list(COLUMNS.values())
-    rows = sorted((run_row(d, chosen, root) for d in run_dirs), key=lambda r: (row_order(r.model), r.label))
+    rows = [run_row(d, chosen, root) for d in run_dirs]
+    rows = sorted(ground_truth_rows(run_dirs, rows, chosen) + rows, key=lambda r: (row_order(r.model), r.label))
     if not columns:
         chosen = [c for c in chosen if any(r.values[c.id] is not None for r in rows)]
         for row in rows:
             row.values = {c.id: row.values[c.id] for c in chosen}
             row.notes = {k: v for k, v in row.notes.items() if k in row.values}
             row.intervals = {k: v for k, v in row.intervals.items() if k in row.values}
+            row.normalised = {k: v for k, v in row.normalised.items() if k in row.values}
     labels = [r.label for r in rows]
     for row in rows:
         if labels.count(row.label) > 1:
             row.label = f"{row.label} · {row.run_id}"
-    notes = ["Ground truth is the reference clips scored against themselves: the ideal, never marked best."]
+    notes = ["Ground truth is the reference clips scored against themselves (a ground-truth run), or the values the "
+             "runs recorded for them (measured on the real clips: LSE, NIQE, pose std, blink rate; by definition for "
+             "comparisons: FID 0, SSIM 1): the anchor, never marked best."]
+    if any(row.normalised for row in rows):
+        notes.append("(GT-norm x) after a value: THEval's ground-truth-normalised score 1 - |m - gt| / |gt| (1: the "
+                     "ground truth's value), for statistics whose ideal is the ground truth's value.")
     presets = sorted({row.provenance["presets"] for row in rows})
     notes.append(f"Metric presets: {'; '.join(presets)} (toolkit evaluate; landmark distances in % of the "
                  "inter-ocular distance for the dense preset, pixels for atvgnet/vico).")

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import cv2
 import numpy as np
@@ -58,7 +58,8 @@ import torch
 from scipy import ndimage
 from scipy.special import gamma
 
-from talking_head.metrics.base import GENERATED_FRAMES, Chunk, PerFrameMeans
+from talking_head.metrics.base import GENERATED_FRAMES, Chunk, PerFrameMeans, VideoInfo, finite_mean
+from talking_head.metrics.reference_cache import ReferenceCache
 from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
@@ -372,14 +373,43 @@ def niqe(frames: Any, crop_border: int = 0, convert_to: Literal["y", "gray"] = "
 
 
 class NIQEVideos(PerFrameMeans):
-    """NIQE of the generated frames as stored (no reference, no resizing): per video and overall means."""
+    """NIQE of the generated frames as stored (no reference, no resizing): per video and overall means; and,
+    as the ground-truth anchor (``niqe_reference``), of the same frames of the reference videos, each
+    reference video's scores cached by content (:mod:`metrics.reference_cache`)."""
 
     name, direction = "niqe", "lower"
     consumes = frozenset({GENERATED_FRAMES})
     accumulators = ("_gen", "_ref")
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", reference_cache: bool = True) -> None:
         super().__init__(NIQE())
+        self.cache = ReferenceCache("niqe-reference", enabled=reference_cache)
+        self._reference: Optional[list[float]] = None  # the current reference video's scores, when cached
+        self._scoring: list[float] = []
+
+    def _facts(self, video: VideoInfo) -> dict[str, Any]:
+        return {"frames": video.frames_used, "fps": video.fps, "config": self.metric.config(),
+                "weights": self.metric.weights_provenance(), "numpy": np.__version__}
+
+    def start_video(self, video: VideoInfo) -> None:
+        super().start_video(video)
+        self._video = video
+        self._reference = self.cache.get(video.pair.reference, self._facts(video))
+        self._scoring = []
 
     def update(self, chunk: Chunk) -> None:
         self.metric.update(chunk.generated)
+        if self._reference is None:
+            self._scoring.extend(self.metric.scores(chunk.reference, "reference").tolist())
+
+    def end_video(self) -> dict[str, Any]:
+        if self._reference is None:
+            self._reference = self._scoring
+            self.cache.put(self._video.pair.reference, self._facts(self._video), self._scoring)
+        self.metric._ref.extend(self._reference)
+        row = super().end_video()
+        row["niqe_reference"] = finite_mean(np.asarray(self._reference, dtype=np.float64))
+        return row
+
+    def config(self) -> dict[str, Any]:
+        return {**self.metric.config(), "reference_cache": self.cache.enabled, "reference_cache_hits": self.cache.hits}

@@ -28,6 +28,14 @@ class ResultColumn:
     direction: Optional[str]
     unit: str = ""
     description: str = ""
+    # The ground truth's own value, the anchor a reader compares with: `ground_truth` is the dotted key in
+    # results[metric] where the metric reports it measured on the reference videos ("reference.lse_c"), or
+    # `identity` is the value of the reference scored against itself, by definition (FID 0, SSIM 1).
+    ground_truth: str = ""
+    identity: Optional[float] = None
+    # THEval's ground-truth-normalised score 1 - |m - gt| / |gt| applies (statistics whose ideal is the
+    # ground truth's value, not an extreme: pose std, blink rate, LSE-C of real speech).
+    normalised: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,65 +73,78 @@ _M = "talking_head.metrics."
 _BUILT_IN = (
     MetricEntry("fid", _M + "fid:FIDVideos", "FID", "lower", "Frechet Inception Distance, frames pooled over all videos",
                 columns=(ResultColumn("fid", "fid", "FID", "lower",
-                                      description="Frechet Inception Distance to the reference frames"),)),
+                                      description="Frechet Inception Distance to the reference frames", identity=0.0),)),
     MetricEntry("kid", _M + "kid:KIDVideos", "KID", "lower", "Kernel Inception Distance (torch-fidelity), frames pooled",
                 default_run=False,
-                columns=(ResultColumn("kid", "kid", "KID", "lower", description="Kernel Inception Distance to the reference frames"),)),
+                columns=(ResultColumn("kid", "kid", "KID", "lower", description="Kernel Inception Distance to the reference frames",
+                                      identity=0.0),)),
     MetricEntry("efid", _M + "efid:EFIDVideos", "E-FID", "lower",
                 "expression FID: Frechet distance of Deep3DFaceRecon expression coefficients (EchoMimic), frames pooled",
                 default_run=False,
                 columns=(ResultColumn("efid", "efid", "E-FID", "lower",
-                                      description="Frechet distance of 3DMM expression coefficients to the reference"),)),
+                                      description="Frechet distance of 3DMM expression coefficients to the reference",
+                                      identity=0.0),)),
     MetricEntry("fvd", _M + "fvd:FVDVideos", "FVD", "lower",
                 "Frechet Video Distance (I3D), clips pooled; variants styleganv (default), videogpt, disco, latentsync",
                 defaults={"variant": "styleganv"}, default_run=False,
                 columns=(ResultColumn("fvd", "fvd", "FVD", "lower",
-                                      description="Frechet Video Distance to the reference clips (the variant is recorded)"),)),
+                                      description="Frechet Video Distance to the reference clips (the variant is recorded)",
+                                      identity=0.0),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
                 defaults={"preset": "wav2lip_lrs", "frames": "ffmpeg_jpeg"},
-                columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)"),
-                         ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)"))),
+                columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)",
+                                      ground_truth="reference.lse_c", normalised=True),
+                         ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)",
+                                      ground_truth="reference.lse_d"))),
     MetricEntry("lmd", _M + "lmd:LMDVideos", "LMD", "lower", "mouth and face landmark distance (and velocity) to the reference",
                 defaults={"preset": "dense"},
                 columns=(ResultColumn("m_lmd", "mouth_lmd", "M-LMD", "lower",
-                                      description="mouth landmark distance to the reference clip"),
+                                      description="mouth landmark distance to the reference clip", identity=0.0),
                          ResultColumn("m_lmd_v", "mouth_lmd_v", "M-LMD-v", "lower",
-                                      description="mouth landmark velocity distance"),
-                         ResultColumn("f_lmd", "face_lmd", "F-LMD", "lower", description="whole-face landmark distance"),
+                                      description="mouth landmark velocity distance", identity=0.0),
+                         ResultColumn("f_lmd", "face_lmd", "F-LMD", "lower", description="whole-face landmark distance",
+                                      identity=0.0),
                          ResultColumn("f_lmd_v", "face_lmd_v", "F-LMD-v", "lower",
-                                      description="whole-face landmark velocity distance"))),
+                                      description="whole-face landmark velocity distance", identity=0.0))),
     MetricEntry("pose", _M + "head_motion:PoseVideos", "Pose std", None, "head-pose diversity (std of yaw, pitch, roll)",
                 columns=(ResultColumn("pose_std", "mean_std", "Pose std", None, "deg",
                                       "head-pose diversity: std of yaw, pitch, roll per video, averaged; "
-                                      "compare with ground truth"),)),
+                                      "compare with ground truth", ground_truth="reference.mean_std", normalised=True),)),
     MetricEntry("blink", _M + "blink:BlinkVideos", "Blinks/min", None, "blink rate",
                 columns=(ResultColumn("blink_rate", "blink_rate", "Blinks/min", None, "1/min",
-                                      "blink rate; compare with ground truth"),)),
+                                      "blink rate; compare with ground truth", ground_truth="reference.blink_rate",
+                                      normalised=True),)),
     MetricEntry("psnr_ssim", _M + "psnr_ssim:PSNRSSIMVideos", "PSNR / SSIM", "higher", "PSNR and SSIM to the reference",
                 aliases=("psnr", "ssim"),
                 columns=(ResultColumn("psnr", "psnr", "PSNR", "higher", "dB",
                                       "peak signal-to-noise ratio to the reference frames"),
                          ResultColumn("ssim", "ssim", "SSIM", "higher",
-                                      description="structural similarity to the reference frames"))),
+                                      description="structural similarity to the reference frames", identity=1.0))),
     MetricEntry("lpips", _M + "lpips:LPIPSVideos", "LPIPS", "lower", "learned perceptual distance (AlexNet)",
                 columns=(ResultColumn("lpips", "lpips", "LPIPS", "lower",
-                                      description="learned perceptual distance (AlexNet)"),)),
+                                      description="learned perceptual distance (AlexNet)", identity=0.0),)),
     MetricEntry("csim", _M + "csim:CSIMVideos", "CSIM", "higher", "identity similarity (ArcFace cosine)",
                 defaults={"convention": "paired"},
                 columns=(ResultColumn("csim", "csim", "CSIM", "higher",
                                       description="identity similarity (ArcFace cosine)"),)),
     MetricEntry("niqe", _M + "niqe:NIQEVideos", "NIQE", "lower", "no-reference image quality",
-                columns=(ResultColumn("niqe", "niqe", "NIQE", "lower", description="no-reference image quality"),)),
+                columns=(ResultColumn("niqe", "niqe", "NIQE", "lower", description="no-reference image quality",
+                                      ground_truth="niqe_reference"),)),
     MetricEntry("beat_align", _M + "beat_align:BeatAlignVideos", "Beat Align", "higher",
                 "head motion beats aligned to the audio's (Bailando)", default_run=False),
     MetricEntry("diversity", _M + "head_motion:DiversityVideos", "Diversity", "higher",
                 "head-pose diversity across samples drawn for one clip's audio", default_run=False),
+    MetricEntry("lipleak", _M + "lipleak:LipLeakVideos", "LipLeak", "lower",
+                "KeySync's LipLeak: fraction of silent frames (WebRTC VAD) in which the mouth is open", default_run=False,
+                columns=(ResultColumn("lipleak", "lipleak", "LipLeak", "lower",
+                                      description="fraction of silent-audio frames with the mouth open "
+                                                  "(pooled over videos); compare with ground truth"),)),
 )
 REGISTRY: dict[str, MetricEntry] = {}
 
 # Leaderboard column order (the tables read lip sync and landmarks first, then image quality).
-COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "fid", "fvd", "kid", "efid", "niqe", "psnr", "ssim",
-                "lpips", "csim", "pose_std", "blink_rate")
+COLUMN_ORDER = ("m_lmd", "m_lmd_v", "f_lmd", "f_lmd_v", "lse_c", "lse_d", "lipleak", "fid", "fvd", "kid", "efid", "niqe",
+                "psnr", "ssim", "lpips", "csim", "pose_std", "blink_rate")
 
 
 def register(entry: MetricEntry) -> MetricEntry:

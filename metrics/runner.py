@@ -39,20 +39,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import cv2
 import numpy as np
 
-from talking_head.metrics import bootstrap as bootstrap_intervals, registry
+from talking_head.metrics import bootstrap as bootstrap_intervals, ground_truth, protocols, registry, throughput
 from talking_head.metrics.base import AUDIO, CHUNK, LANDMARKS, Chunk, Metric, VideoInfo, VideoPair
 from talking_head.metrics.pairing import PAIRING, pair_videos
 from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
-from talking_head.toolkit import face_mesh, media, weights
+from talking_head.metrics.throughput import Stopwatch
+from talking_head.toolkit import face_mesh, fileio, media, weights
 from talking_head.toolkit.progress import progress_bar
-from talking_head.toolkit.provenance import software_versions
+from talking_head.toolkit.provenance import device_description, software_versions
 
 UNKNOWN_FPS = 25.0  # a reference whose header gives no frame rate is read at 25 fps
+LANDMARKS_DIR = "landmarks"  # <out>/landmarks/<video id>.npz: the meshes the landmark metrics saw
 
 
 class VideoExcluded(Exception):
@@ -67,12 +69,14 @@ def resolve_flags(flags: dict[str, Optional[str]]) -> dict[str, str]:
     return {**registry.preset_defaults(), **{k: v for k, v in flags.items() if v is not None}}
 
 
-def build_metrics(names: Iterable[str], device: str = "cpu", **flags: Optional[str]
-                  ) -> tuple[list[Metric], dict[str, str]]:
+def build_metrics(names: Iterable[str], device: str = "cpu", metric_options: Optional[dict[str, dict[str, Any]]] = None,
+                  **flags: Optional[str]) -> tuple[list[Metric], dict[str, str]]:
     """Instantiate the named metrics (aliases share one object); those that cannot start (weights missing
-    or corrupt) are skipped with the reason. `flags`: the preset flags of :data:`registry.PRESET_FLAGS`.
+    or corrupt) are skipped with the reason. `flags`: the preset flags of :data:`registry.PRESET_FLAGS`;
+    `metric_options`: keyword options by metric name (a protocol's), applied last.
     Metrics that declare the same ``shared_input`` get one instance of it (``shared=``), built once."""
     resolved = resolve_flags(flags)
+    metric_options = {registry.entry(k).name: v for k, v in (metric_options or {}).items()}
     entries = {}
     for name in dict.fromkeys(names):
         entries.setdefault(registry.entry(name).name, (name, registry.entry(name)))
@@ -83,6 +87,7 @@ def build_metrics(names: Iterable[str], device: str = "cpu", **flags: Optional[s
         options = dict(entry.defaults)
         options.update({option: resolved[flag] for flag, (metric, option) in registry.PRESET_FLAGS.items()
                         if metric == entry.name})
+        options.update(metric_options.get(entry.name, {}))
         try:
             cls = entry.load()
             if cls.shared_input is not None:
@@ -140,8 +145,10 @@ def _first_line(err: BaseException) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0]
 
 
-def _open(pair: VideoPair, needs_audio: bool) -> tuple[media.VideoReader, media.VideoReader, VideoInfo]:
-    """Both readers and the pair's facts, or :class:`VideoExcluded` naming the side and the cause."""
+def _open(pair: VideoPair, needs_audio: bool, fps_override: Optional[float] = None
+          ) -> tuple[media.VideoReader, media.VideoReader, VideoInfo]:
+    """Both readers and the pair's facts, or :class:`VideoExcluded` naming the side and the cause.
+    `fps_override`: both sides are read at this rate (a protocol's), else at the reference's."""
     readers: dict[str, media.VideoReader] = {}
     try:
         for side, path in (("reference", pair.reference), ("generated", pair.generated)):
@@ -151,7 +158,7 @@ def _open(pair: VideoPair, needs_audio: bool) -> tuple[media.VideoReader, media.
                     raise VideoExcluded(f"{side} video {path}: no audio track (a requested metric scores lip "
                                         "sync or beats against the video's own audio)")
                 if side == "reference":
-                    fps = float(info.fps or UNKNOWN_FPS)
+                    fps = float(fps_override or info.fps or UNKNOWN_FPS)
                 else:
                     generated_fps = info.fps
                 readers[side] = media.VideoReader(path, fps=fps)
@@ -174,20 +181,42 @@ def _open(pair: VideoPair, needs_audio: bool) -> tuple[media.VideoReader, media.
     return gen, ref, video
 
 
-def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
+def _normalised_xy(meshes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(n, 478, 2) float16 x / width, y / height: what the leaderboard page draws over the video."""
+    return (meshes[..., :2] / np.array([width, height], np.float32)).astype(np.float16)
+
+
+def _save_landmarks(path: Path, sides: tuple[list[np.ndarray], list[np.ndarray]], fps: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    empty = np.zeros((0, face_mesh.NUM_POINTS, 2), np.float16)
+    with fileio.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, generated=np.concatenate(sides[0]) if sides[0] else empty,
+                                reference=np.concatenate(sides[1]) if sides[1] else empty, fps=np.float32(fps))
+
+
+def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = None,
+               landmarks_dir: Optional[Path] = None, stopwatch: Optional[Stopwatch] = None) -> dict[str, Any]:
     """Decode one pair once, feed every metric, and return its per_video.csv row. Raises
-    :class:`VideoExcluded` (every metric left as it was before the pair) when the pair cannot be scored."""
-    gen, ref, video = _open(pair, needs_audio=any(AUDIO in m.consumes for m in metrics))
+    :class:`VideoExcluded` (every metric left as it was before the pair) when the pair cannot be scored.
+    `fps`: read both sides at this rate (default: the reference's); `landmarks_dir`: where the meshes the
+    landmark metrics saw are written (``<video id>.npz``); `stopwatch`: collects the seconds of each stage."""
+    clock = stopwatch or Stopwatch()
+    with clock("decode"):
+        gen, ref, video = _open(pair, needs_audio=any(AUDIO in m.consumes for m in metrics), fps_override=fps)
     landmarks = any(LANDMARKS in m.consumes for m in metrics)
     faces = [0, 0]  # frames with a face: generated, reference
     detectors = (face_mesh.FaceMeshDetector(video=True), face_mesh.FaceMeshDetector(video=True)) if landmarks else ()
+    kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])  # the meshes, for the leaderboard page
     for metric in metrics:
-        metric.start_video(video)
+        with clock(metric.name):
+            metric.start_video(video)
     chunks = _paired_chunks(gen, ref, video.frames_used)
     try:
         while True:
             try:
-                gen_chunk, ref_chunk = next(chunks)
+                with clock("decode"):
+                    gen_chunk, ref_chunk = next(chunks)
             except StopIteration:
                 break
             except (ValueError, media.MediaError, RuntimeError) as err:  # RuntimeError: a stream ended early
@@ -195,12 +224,17 @@ def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
                     metric.discard_video()
                 raise VideoExcluded(f"decoding failed half-way: {_first_line(err)}") from None
             meshes: list[Optional[np.ndarray]] = [None, None]
-            for side, (frames, detector) in enumerate(zip((gen_chunk, ref_chunk), detectors)):
-                meshes[side], found = _meshes(frames, detector)
-                faces[side] += found
-            chunk = Chunk(gen_chunk, ref_chunk, _fit(gen_chunk, ref.height, ref.width), *meshes)
+            with clock("face_mesh"):
+                for side, (frames, detector) in enumerate(zip((gen_chunk, ref_chunk), detectors)):
+                    meshes[side], found = _meshes(frames, detector)
+                    faces[side] += found
+                    if landmarks_dir is not None:
+                        kept[side].append(_normalised_xy(meshes[side], frames.shape[2], frames.shape[1]))
+            with clock("decode"):
+                chunk = Chunk(gen_chunk, ref_chunk, _fit(gen_chunk, ref.height, ref.width), *meshes)
             for metric in metrics:
-                metric.update(chunk)
+                with clock(metric.name):
+                    metric.update(chunk)
     finally:
         for detector in detectors:
             detector.close()
@@ -216,8 +250,11 @@ def score_pair(pair: VideoPair, metrics: list[Metric]) -> dict[str, Any]:
             video.warnings.append(f"no face in {video.frames_used - row['faces_generated']} generated frames "
                                   "(excluded from landmark metrics)")
     for metric in metrics:
-        row.update(metric.end_video())
+        with clock(metric.name):
+            row.update(metric.end_video())
     row["warnings"] = "; ".join(video.warnings)
+    if landmarks and landmarks_dir is not None:
+        _save_landmarks(Path(landmarks_dir) / f"{pair.video_id}.npz", kept, video.fps)
     return row
 
 
@@ -226,11 +263,35 @@ def excluded_row(pair: VideoPair, reason: str) -> dict[str, Any]:
             "status": EXCLUDED, "reason": reason}
 
 
-def _compute(metric: Metric) -> dict[str, Any]:
+def _compute(metric: Metric, clock: Stopwatch) -> dict[str, Any]:
     try:
-        return metric.compute()
+        with clock(metric.name):
+            return metric.compute()
     except ValueError as err:  # e.g. every video excluded: nothing to aggregate
         return {"error": _first_line(err)}
+
+
+def _protocol(protocol: Union[str, Path, protocols.Protocol, None]) -> Optional[protocols.Protocol]:
+    if protocol is None or isinstance(protocol, protocols.Protocol):
+        return protocol
+    return protocols.load(protocol)
+
+
+def _refuse_incomplete(protocol: protocols.Protocol, skipped: dict[str, str]) -> None:
+    if skipped:
+        raise ValueError(f"{protocol.heading} cannot run: " + "; ".join(f"{m}: {why}" for m, why in skipped.items())
+                         + " (toolkit weights list shows every file and where it goes)")
+
+
+def check_protocol(protocol: Union[str, Path, protocols.Protocol], device: str = "cpu") -> protocols.Protocol:
+    """The protocol, once its options are valid and every metric it needs can start (weights present);
+    ValueError otherwise. For callers with work to do before scoring (generating the videos first)."""
+    chosen = _protocol(protocol)
+    protocols.check_options(chosen)
+    active, skipped = build_metrics(list(chosen.metrics), device=device, metric_options=chosen.metrics)
+    _refuse_incomplete(chosen, skipped)
+    del active
+    return chosen
 
 
 def evaluate(
@@ -238,12 +299,15 @@ def evaluate(
     reference: str | Path,
     metrics: Optional[Iterable[str]] = None,
     out: str | Path | None = None,
-    split: str = "test",
+    split: Optional[str] = None,
     device: str = "cpu",
     show_progress: bool = True,
     bootstrap: int = bootstrap_intervals.RESAMPLES,
     bootstrap_set_level: int = bootstrap_intervals.SET_LEVEL_RESAMPLES,
     bootstrap_seed: int = bootstrap_intervals.SEED,
+    protocol: Union[str, Path, protocols.Protocol, None] = None,
+    metric_options: Optional[dict[str, dict[str, Any]]] = None,
+    fps: Optional[float] = None,
     **flags: Optional[str],
 ) -> dict[str, Any]:
     """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
@@ -254,50 +318,85 @@ def evaluate(
     ``wav2lip_real``, ``mocha``, ``latentsync``), ``lse_frames`` (``ffmpeg_jpeg`` by default: the
     frames syncnet_python scores, ffmpeg's JPEGs; ``decoded``: the decoded frames, faster, other
     numbers) and ``lmd_preset`` (``dense`` by default, MediaPipe
-    mesh; ``atvgnet`` or ``vico``, FAN 68 points). The summary's ``excluded`` lists the videos that
-    could not be scored, with the reasons.
+    mesh; ``atvgnet`` or ``vico``, FAN 68 points). `metric_options`: any metric's keyword options by name
+    (``{"csim": {"convention": "vico"}}``), applied after the presets. `fps`: read both sides at this rate
+    (default: the reference's). `split`: the dataset split when a side is a dataset (default ``test``).
+    The summary's ``excluded`` lists the videos that could not be scored, with the reasons.
+
+    `protocol`: a published evaluation protocol by name or path (:mod:`metrics.protocols`); it sets the
+    metrics, their options, the frame rate and the split (giving `metrics`, `metric_options`, `fps` or a
+    different `split` as well is an error), and a protocol whose metrics cannot all run (weights missing)
+    stops before any video is read. The summary records it whole (``protocol``: name, hash, content).
 
     Confidence intervals (:mod:`metrics.bootstrap`): `bootstrap` resamples of the scored videos (seeded by
     `bootstrap_seed`) for the means of per-video values, the first `bootstrap_set_level` of them for the
     set-level statistics (FID, KID, frame-pooled means); ``bootstrap=0``: none. They go to the summary's
     ``intervals`` (``intervals[metric][key] = {"low", "high", "level", "resamples", "seed", "method", ...}``,
     a dotted key for a nested number), the settings and the seconds they took to ``bootstrap``.
+
+    Beside every number the summary gives the ground truth's (``ground_truth``, and
+    ``ground_truth_normalised`` where it applies: :mod:`metrics.ground_truth`) and what each stage cost
+    (``throughput``: frames per second per metric and for the run, and the device: :mod:`metrics.throughput`).
+    The meshes the landmark metrics saw are written to ``out/landmarks/<video id>.npz`` for the leaderboard page.
     """
     started = time.perf_counter()
     if bootstrap < 0 or bootstrap_set_level < 0:  # checked before any video is scored
         raise ValueError(f"bootstrap resamples must be >= 0 (0: no intervals), got {bootstrap} and {bootstrap_set_level}")
+    chosen = _protocol(protocol)
+    if chosen is not None:
+        given = [name for name, value in (("metrics", metrics), ("metric_options", metric_options), ("fps", fps))
+                 if value is not None]
+        if split is not None and split != chosen.split:
+            given.append(f"split {split!r}")
+        if given:
+            raise ValueError(f"{chosen.heading} sets the metrics, their options, the frame rate and the split; "
+                             f"do not also give {', '.join(given)}")
+        protocols.check_options(chosen)
+        metrics, metric_options, fps, split = list(chosen.metrics), chosen.metrics, chosen.fps, chosen.split
+    split = split or "test"
     names = list(dict.fromkeys(registry.default_names() if metrics is None else metrics))
     options = resolve_flags(flags)
     out = Path(out) if out is not None else None
+    active, skipped = build_metrics(names, device=device, metric_options=metric_options, **options)
+    if chosen is not None:
+        _refuse_incomplete(chosen, skipped)
     cache = (out / "videos") if out is not None else None
     pairs, unpaired = pair_videos(Path(generated), Path(reference), split=split, cache=cache)
-    active, skipped = build_metrics(names, device=device, **options)
+    landmarks_dir = out / LANDMARKS_DIR if out is not None else None
+    clock = Stopwatch()
     rows: list[dict[str, Any]] = []
     excluded: dict[str, str] = {}
     frames = 0
     with progress_bar(len(pairs), "evaluate", unit="videos", enabled=show_progress) as advance:
         for pair in pairs:
             try:
-                rows.append(score_pair(pair, active))
+                rows.append(score_pair(pair, active, fps=fps, landmarks_dir=landmarks_dir, stopwatch=clock))
                 frames += rows[-1]["frames_used"]
             except VideoExcluded as err:
                 excluded[pair.video_id] = str(err)
                 rows.append(excluded_row(pair, str(err)))
             elapsed = max(time.perf_counter() - started, 1e-9)
             advance(1, info=f"{frames / elapsed:.0f} frames/s")
-    results = {m.name: plain(_compute(m)) for m in active}
-    intervals, bootstrap_record = bootstrap_intervals.run_intervals(
-        active, [row for row in rows if row["status"] == SCORED], results, resamples=bootstrap,
-        set_level_resamples=bootstrap_set_level, seed=bootstrap_seed)
+    results = {m.name: plain(_compute(m, clock)) for m in active}
+    with clock("bootstrap"):
+        intervals, bootstrap_record = bootstrap_intervals.run_intervals(
+            active, [row for row in rows if row["status"] == SCORED], results, resamples=bootstrap,
+            set_level_resamples=bootstrap_set_level, seed=bootstrap_seed)
+    truths, normalised = ground_truth.anchor(results)
+    seconds = time.perf_counter() - started
     summary = {
         "generated": str(generated),
         "reference": str(reference),
         "split": split,
         "device": device,
+        **({"protocol": plain(chosen.record())} if chosen is not None else {}),
         "metrics_requested": names,
-        "options": {**options, "chunk_frames": CHUNK},
+        "options": {**options, "chunk_frames": CHUNK, **({"fps": fps} if fps is not None else {}),
+                    **({"metric_options": plain(metric_options)} if metric_options else {})},
         "results": results,
         **({"intervals": plain(intervals)} if intervals else {}),
+        "ground_truth": plain(truths),
+        "ground_truth_normalised": plain(normalised),
         "bootstrap": plain(bootstrap_record),
         "skipped": skipped,
         "config": {m.name: plain(m.config()) for m in active},
@@ -308,8 +407,9 @@ def evaluate(
         "num_excluded": len(excluded),
         "unpaired": unpaired,
         "pairing": PAIRING,
+        "throughput": plain(throughput.summary(clock, frames, seconds, device_description(device))),
         "software": software_versions(),
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(seconds, 3),
     }
     if out is not None:
         write_run(out, rows, summary)

@@ -61,7 +61,7 @@ def test_wheel_adds_one_top_level_name(tmp_path):
     assert top == {"talking_head"}
     assert "talking_head/__init__.py" not in names  # a namespace package: no folder of its own
     for data in ("talking_head/toolkit/data/canonical_face.csv", "talking_head/leaderboards/templates/index.html",
-                 "talking_head/baselines/moda/configs/tiny/renderer.yaml"):
+                 "talking_head/baselines/moda/configs/tiny/renderer.yaml", "talking_head/metrics/protocols/hallo.yaml"):
         assert data in names
 
 

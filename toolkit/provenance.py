@@ -23,3 +23,17 @@ def software_versions(names: tuple[str, ...] = TRACKED) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def device_description(device: str) -> str:
+    """The hardware a run used, in words: ``cpu (2 cores, x86_64)`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
+    import os
+
+    if str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+        return f"{device} (not available)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{device} ({cores} cores, {platform.machine() or 'unknown'})"

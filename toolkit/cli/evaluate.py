@@ -22,7 +22,9 @@ EXAMPLE = (
     "toolkit evaluate --generated full_frames/ --reference real/ --metrics lse --preset mocha --out runs/y  "
     "(folders pair by file name; a dataset made by `toolkit preprocess` pairs by clip id, split test)  |  "
     "toolkit evaluate --model moda --checkpoint runs/moda --reference data/sample --runs results/  |  "
-    "toolkit evaluate --model static-reference --reference data/sample --runs results/"
+    "toolkit evaluate --model static-reference --reference data/sample --runs results/  |  "
+    "toolkit evaluate --protocol hallo --generated fake/ --reference data/hdtf --out runs/hallo  "
+    "(a published protocol by name: toolkit evaluate --list-protocols)"
 )
 
 
@@ -37,7 +39,7 @@ def format_value(value: float, summary: dict, metric: str, key: str) -> str:
 
 def evaluate(
     generated: Optional[Path] = typer.Option(None, "--generated", help="Folder of generated videos, or a preprocessed dataset."),
-    reference: Path = typer.Option(..., "--reference", help="Preprocessed dataset (its crop videos) or a folder of videos."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Preprocessed dataset (its crop videos) or a folder of videos."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: per_video.csv and summary.json are written there."),
     model: Optional[str] = typer.Option(None, "--model", help="Generate the split first with dreamhead, moda, "
                                         "ground-truth, static-reference or mean-landmarks (instead of --generated)."),
@@ -48,14 +50,19 @@ def evaluate(
     name: Optional[str] = typer.Option(None, "--name", help="--model: the run's label on leaderboards."),
     seed: int = typer.Option(0, "--seed", help="--model: sampling seed."),
     num_samples: int = typer.Option(1, "--num-samples", min=1, help="--model: samples per clip."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Run a published evaluation protocol exactly (its "
+                                           "metrics, variants, frame rate and split; see --list-protocols): a name "
+                                           "or a protocol .yaml file."),
+    list_protocols: bool = typer.Option(False, "--list-protocols", help="List the protocols and exit."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help=(
         f"Comma-separated: {', '.join(registry.default_names())} (the default set)"
         + "".join(f", {n}" for n in registry.selectable_names() if n not in registry.default_names()) + ".")),
-    preset: str = typer.Option(PRESETS["lse_preset"], "--preset", help=f"LSE protocol: {PRESETS['lse_preset']} (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
-    lse_frames: str = typer.Option(PRESETS["lse_frames"], "--lse-frames", help=f"LSE frames: {PRESETS['lse_frames']} (the reference's chain: ffmpeg dumps JPEGs, read back with cv2; reference videos cached by content) or decoded (the decoded frames: faster, not the reference's numbers)."),
-    fvd_variant: str = typer.Option(PRESETS["fvd_variant"], "--fvd-variant", help=f"FVD: {PRESETS['fvd_variant']} (StyleGAN-V's TorchScript I3D, 16-frame clips), videogpt (VideoGPT/TATS I3D, as cd-fvd), disco (DisCo's GIF sliding windows, as Hallo reports) or latentsync (LatentSync's face-crop frames 20-35)."),
-    lmd_preset: str = typer.Option(PRESETS["lmd_preset"], "--lmd-preset", help=f"LMD: {PRESETS['lmd_preset']} (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
-    split: str = typer.Option("test", help="Dataset split to use when a side is a dataset."),
+    preset: Optional[str] = typer.Option(None, "--preset", help=f"LSE protocol: {PRESETS['lse_preset']} (frames resized to 224; face-crop videos) or, for full-frame videos, S3FD face tracks aggregated as wav2lip_real, mocha or latentsync."),
+    lse_frames: Optional[str] = typer.Option(None, "--lse-frames", help=f"LSE frames: {PRESETS['lse_frames']} (the reference's chain: ffmpeg dumps JPEGs, read back with cv2; reference videos cached by content) or decoded (the decoded frames: faster, not the reference's numbers)."),
+    fvd_variant: Optional[str] = typer.Option(None, "--fvd-variant", help=f"FVD: {PRESETS['fvd_variant']} (StyleGAN-V's TorchScript I3D, 16-frame clips), videogpt (VideoGPT/TATS I3D, as cd-fvd), disco (DisCo's GIF sliding windows, as Hallo reports) or latentsync (LatentSync's face-crop frames 20-35)."),
+    lmd_preset: Optional[str] = typer.Option(None, "--lmd-preset", help=f"LMD: {PRESETS['lmd_preset']} (MediaPipe mesh, % of inter-ocular distance), atvgnet or vico (FAN 68 points, pixels)."),
+    split: Optional[str] = typer.Option(None, help="Dataset split to use when a side is a dataset (default: test, or "
+                                        "the protocol's)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     bootstrap: int = typer.Option(intervals.RESAMPLES, "--bootstrap", min=0, help="Confidence intervals: resamples "
@@ -66,13 +73,34 @@ def evaluate(
     bootstrap_seed: int = typer.Option(intervals.SEED, "--bootstrap-seed", help="Seed of the bootstrap draws."),
 ) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from talking_head.metrics.runner import evaluate as run
 
-    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else registry.default_names()
-    drawn = {"bootstrap": bootstrap, "bootstrap_set_level": bootstrap_set_level, "bootstrap_seed": bootstrap_seed}
     console = Console()
+    if list_protocols:
+        print_protocols(console)
+        return
+    chosen = None
+    if protocol is not None:
+        from talking_head.metrics import protocols
+
+        given = [flag for flag, value in (("--metrics", metrics), ("--preset", preset), ("--lse-frames", lse_frames),
+                                          ("--fvd-variant", fvd_variant), ("--lmd-preset", lmd_preset)) if value]
+        if given:
+            raise typer.BadParameter(f"the protocol sets the metrics and their options; drop {', '.join(given)}",
+                                     param_hint="--protocol")
+        try:
+            chosen = protocols.load(protocol)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--protocol")
+        if split is not None and split != chosen.split:
+            raise typer.BadParameter(f"{chosen.heading} scores split {chosen.split!r}", param_hint="--split")
+    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else registry.default_names()
+    flags = {"lse_preset": preset, "lse_frames": lse_frames, "lmd_preset": lmd_preset, "fvd_variant": fvd_variant}
+    drawn = {"bootstrap": bootstrap, "bootstrap_set_level": bootstrap_set_level, "bootstrap_seed": bootstrap_seed}
+    if reference is None:
+        raise typer.BadParameter("give --reference DATASET|DIR (the real clips the videos are scored against)",
+                                 param_hint="--reference")
     if (model is None) == (generated is None):
         raise typer.BadParameter("give either --generated DIR (videos to score) or --model NAME (generate, then score)")
     if model is None and out is None:
@@ -80,35 +108,32 @@ def evaluate(
     if model is not None and out is not None:
         raise typer.BadParameter("with --model the run directory is RUNS/<model>-<hash>: give --runs, not --out",
                                  param_hint="--out")
-    if model is not None and lse_frames != PRESETS["lse_frames"]:
+    if model is not None and lse_frames not in (None, PRESETS["lse_frames"]):
         raise typer.BadParameter(f"--model runs score LSE with the default frames ({PRESETS['lse_frames']}); "
                                  "--lse-frames applies to --generated runs", param_hint="--lse-frames")
     try:
         if model is None:
-            summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                          show_progress=not quiet, lse_preset=preset, lse_frames=lse_frames, lmd_preset=lmd_preset,
-                          fvd_variant=fvd_variant, **drawn)
+            if chosen is not None:
+                summary = run(generated, reference, out=out, device=device, show_progress=not quiet, protocol=chosen,
+                              **drawn)
+            else:
+                summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
+                              show_progress=not quiet, **flags, **drawn)
         else:
             from talking_head.leaderboards.runs import evaluate_model
 
-            result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split, metrics=names,
-                                    lse_preset=preset, lmd_preset=lmd_preset, fvd_variant=fvd_variant, seed=seed,
-                                    num_samples=num_samples,
-                                    label=name, device=device, show_progress=not quiet, bootstrap=drawn)
+            result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split or "test",
+                                    metrics=None if chosen else names, lse_preset=preset, lmd_preset=lmd_preset,
+                                    fvd_variant=fvd_variant, seed=seed, num_samples=num_samples, label=name,
+                                    device=device, show_progress=not quiet, bootstrap=drawn, protocol=chosen)
             summary, out = result.summary, result.run_dir
             if result.reused:
                 console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
-    table = Table(title=f"{summary['videos']} videos, {summary['frames']} frames")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for metric, values in summary["results"].items():
-        for key, value in values.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                table.add_row(f"{metric}.{key}", format_value(value, summary, metric, key))
-    console.print(table)
+    console.print(result_table(summary))
+    console.print(throughput_line(summary), markup=False)
     if summary.get("intervals"):
         record = summary["bootstrap"]
         console.print(f"[low, high]: {100 * record['level']:g}% {record['method']}, {record['resamples']} resamples "
@@ -120,3 +145,54 @@ def evaluate(
     console.print(f"per video: {out / 'per_video.csv'}\nsummary: {out / 'summary.json'}")
     if summary.get("excluded"):
         raise typer.Exit(EXCLUDED_EXIT)
+
+
+def result_table(summary: dict):
+    """The printed table: headed by the protocol and its hash when one ran; each number with its interval,
+    the ground truth's value of it and, where it applies, the ground-truth-normalised score."""
+    from rich.table import Table
+
+    heading = f"{summary['videos']} videos, {summary['frames']} frames"
+    if summary.get("protocol"):
+        heading = f"protocol {summary['protocol']['name']} (hash {summary['protocol']['hash']}) · {heading}"
+    truths, normalised = summary.get("ground_truth") or {}, summary.get("ground_truth_normalised") or {}
+    table = Table(title=heading)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("ground truth", justify="right")
+    table.add_column("GT-normalised", justify="right")
+    for metric, values in summary["results"].items():
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                truth = ((truths.get(metric) or {}).get(key) or {}).get("value")
+                score = (normalised.get(metric) or {}).get(key)
+                table.add_row(f"{metric}.{key}", format_value(value, summary, metric, key),
+                              "" if truth is None else f"{truth:.4g}", "" if score is None else f"{score:.3f}")
+    return table
+
+
+def throughput_line(summary: dict) -> str:
+    """``throughput: 212 frames/s on cpu (2 cores, x86_64); decode 900, face_mesh 70, fid 310 frames/s``."""
+    found = summary.get("throughput") or {}
+    stages = ", ".join(f"{stage} {values['frames_per_second']:.0f}" for stage, values in (found.get("stages") or {}).items()
+                       if values.get("frames_per_second") is not None)
+    total = found.get("frames_per_second")
+    return (f"throughput: {total:.1f} frames/s on {found.get('device')}" if total is not None else
+            f"throughput on {found.get('device')}") + (f"; per stage {stages} frames/s" if stages else "")
+
+
+def print_protocols(console) -> None:
+    """Every shipped protocol: name, hash, title, metrics."""
+    from rich.table import Table
+
+    from talking_head.metrics import protocols
+
+    table = Table(title="evaluation protocols (toolkit evaluate --protocol NAME)")
+    for column in ("name", "hash", "title", "metrics", "silent knobs"):
+        table.add_column(column)
+    for name in protocols.available():
+        found = protocols.load(name)
+        table.add_row(name, found.hash, found.title,
+                      ", ".join(f"{m}({', '.join(f'{k}={v}' for k, v in o.items())})" if o else m
+                                for m, o in found.metrics.items()), str(len(found.silent_knobs())))
+    console.print(table)
