@@ -316,7 +316,7 @@ def leaderboard_from_runs(root: str | Path, title: Optional[str] = None,
     if any(row.normalised for row in rows):
         notes.append("(GT-norm x) after a value: THEval's ground-truth-normalised score 1 - |m - gt| / |gt| (1: the "
                      "ground truth's value), for statistics whose ideal is the ground truth's value.")
-    presets = sorted({row.provenance["presets"] for row in rows})
+    presets = sorted({row.provenance["presets"] for row in rows if "presets" in row.provenance})
     notes.append(f"Metric presets: {'; '.join(presets)} (toolkit evaluate; landmark distances in % of the "
                  "inter-ocular distance for the dense preset, pixels for atvgnet/vico).")
     drawn = sorted({note for d in run_dirs if (note := bootstrap_note(json.loads((d / SUMMARY_FILE).read_text())))})
