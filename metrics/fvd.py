@@ -38,6 +38,7 @@ from talking_head.metrics.fvd_variants import (
 from talking_head.metrics.fvd_variants import variant as variant_spec
 from talking_head.metrics.feature_resampling import FrechetResampler
 from talking_head.metrics.i3d import NUM_CLASSES, InceptionI3d
+from talking_head.metrics.reference_cache import file_sha256
 from talking_head.toolkit import weights
 from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.fp32 import strict_fp32
@@ -103,14 +104,6 @@ def _clip_features(spec: FVDVariant, network: Any, prepared: list[np.ndarray]) -
 def reference_cache_dir() -> Path:
     """``<toolkit cache>/fvd-features`` (``$TOOLKIT_CACHE_DIR`` or ``~/.cache/talking-head-toolkit``)."""
     return weights.cache_dir() / "fvd-features"
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Side:
@@ -231,7 +224,7 @@ class FVD:
 
     # ----------------------------------------------------------------------------------- cache
     def _cache_key(self, path: Path) -> str:
-        payload = "|".join([f"v{CACHE_VERSION}", _file_sha256(path), repr(sorted(self.spec.as_dict().items())),
+        payload = "|".join([f"v{CACHE_VERSION}", file_sha256(path), repr(sorted(self.spec.as_dict().items())),
                             self._weights_digest() or "unverified"])
         return hashlib.sha256(payload.encode()).hexdigest()
 

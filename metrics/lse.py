@@ -36,6 +36,7 @@ from talking_head.metrics.lse_score import (
     model_device, score_crops, score_video,
 )
 from talking_head.metrics.syncnet import CROP_SIZE, WINDOW_FRAMES, SyncNet
+from talking_head.metrics.reference_cache import file_sha256
 from talking_head.toolkit import fileio, media, weights
 
 __all__ = [
@@ -276,14 +277,6 @@ def default_cache_dir() -> Path:
     return weights.cache_dir() / "lse-reference"
 
 
-def _video_sha256(path: Any) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def plain_result(result: Mapping[str, Any]) -> dict[str, Any]:
     """A scorer's result as JSON values (``mdist`` a list of floats), the same whether scored or cached."""
     out = {}
@@ -402,7 +395,7 @@ class LSEVideos(Metric):
         config = {k: v for k, v in self.config().items() if k != "reference_cache"}
         payload = {
             "cache_version": REFERENCE_CACHE_VERSION,
-            "video_sha256": _video_sha256(path),
+            "video_sha256": file_sha256(path),
             "config": config,  # preset, frame chain, ffmpeg version and sha256, vshift, crops, tracks ...
             "weights": self.weights_provenance(),  # SyncNet's sha256 (and S3FD's for face tracks)
             "software": {"torch": torch.__version__, "numpy": np.__version__, "av": av.__version__,

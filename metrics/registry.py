@@ -138,7 +138,8 @@ _BUILT_IN = (
                 "KeySync's LipLeak: fraction of silent frames (WebRTC VAD) in which the mouth is open", default_run=False,
                 columns=(ResultColumn("lipleak", "lipleak", "LipLeak", "lower",
                                       description="fraction of silent-audio frames with the mouth open "
-                                                  "(pooled over videos); compare with ground truth"),)),
+                                                  "(pooled over videos); compare with ground truth",
+                                      ground_truth="reference.lipleak"),)),
 )
 REGISTRY: dict[str, MetricEntry] = {}
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import weights_factory as factory
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
+from talking_head.toolkit.cli.evaluate import format_value
 from test_evaluate_sample import _perturbed_copy, dataset, weights  # noqa: F401 (fixtures used by name)
 
 
@@ -78,3 +79,41 @@ def test_the_2026_results_table(dataset, table_weights, tmp_path):
     assert set(summary["weights"]) >= {"fid-inception", "syncnet", "i3d-torchscript", "deep3dfacerecon"}
     per_video = (out / "per_video.csv").read_text()
     assert "fvd_clips_generated" in per_video
+
+
+@pytest.mark.slow  # FID, DisCo's FVD and face-track LSE on the sample's test split
+def test_the_hallo_protocol_by_name(dataset, weights, monkeypatch, tmp_path):
+    """`toolkit evaluate --protocol hallo`: the protocol's metrics and variants run, the table is headed by the
+    protocol and its hash, and the ground truth's values stand beside ours."""
+    import torch
+    from syncnet_python.detectors.s3fd.nets import S3FDNet  # the reference's network: the file's keys
+
+    from talking_head.metrics import protocols
+
+    _perturbed_copy(dataset, tmp_path / "generated")
+    frames = media.read_video(next((tmp_path / "generated").glob("*.mp4")))[:16]
+    clips = torch.from_numpy(np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in frames]))
+    clips = clips.float().permute(3, 0, 1, 2)[None] / 127.5 - 1
+    factory.pin_to_own_digest(monkeypatch, "i3d-kinetics400", factory.place(
+        monkeypatch, "i3d-kinetics400", factory.i3d_kinetics400(torch.cat([clips, clips.flip(2)]))))
+    torch.manual_seed(0)
+    factory.place(monkeypatch, "syncnet-s3fd", S3FDNet(device="cpu").state_dict())
+
+    out = tmp_path / "hallo"
+    run = CliRunner(env={"COLUMNS": "200"}).invoke(app, [
+        "evaluate", "--protocol", "hallo", "--generated", str(tmp_path / "generated"), "--reference", str(dataset),
+        "--out", str(out), "--bootstrap", "20"])
+    assert run.exit_code == 0, run.output
+    hallo = protocols.load("hallo")
+    assert f"protocol hallo (hash {hallo.hash})" in run.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"]["hash"] == hallo.hash and summary["protocol"]["content"] == hallo.data
+    assert summary["metrics_requested"] == ["fid", "fvd", "lse"] and summary["skipped"] == {}
+    config = summary["config"]
+    assert config["fvd"]["variant"] == "disco" and config["lse"]["preset"] == "wav2lip_real"
+    assert config["lse"]["frames"] == "ffmpeg_jpeg" and summary["options"]["fps"] == 25
+    # ours beside the ground truth's: the comparisons' identity values, printed in the table's own column
+    assert summary["ground_truth"]["fid"]["fid"]["value"] == 0.0 and summary["ground_truth"]["fvd"]["fvd"]["value"] == 0.0
+    cells = next([c.strip() for c in line.split("│")] for line in run.output.splitlines() if "fid.fid" in line)
+    assert cells[1:5] == ["fid.fid", format_value(summary["results"]["fid"]["fid"], summary, "fid", "fid"), "0", ""]
+    assert np.isfinite(summary["results"]["fvd"]["fvd"]) and "frames/s on cpu" in run.output

@@ -2,7 +2,7 @@
 
 import typer
 
-from talking_head.toolkit.cli import evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
+from talking_head.toolkit.cli import audit, evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
 
 app = typer.Typer(
     name="toolkit",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.command("sample", help=sample.__doc__, epilog=sample.EXAMPLE)(sample.sample)
 app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(preprocess.preprocess)
 app.command("evaluate", help=evaluate.__doc__, epilog=evaluate.EXAMPLE)(evaluate.evaluate)
+app.command("audit", help=audit.__doc__, epilog=audit.EXAMPLE)(audit.audit)
 app.command("train", help=train.__doc__, epilog=train.EXAMPLE)(train.train)
 app.command("generate", help=generate.__doc__, epilog=generate.EXAMPLE)(generate.generate)
 app.command("leaderboard", help=leaderboard.__doc__, epilog=leaderboard.EXAMPLE)(leaderboard.leaderboard)

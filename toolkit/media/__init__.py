@@ -23,8 +23,9 @@ Every failure raises a :class:`MediaError` subclass whose message names the file
 no ``av.error`` escapes from the public functions.
 
 Modules: ``constants`` (suffixes, default rates, encoder settings), ``errors``, ``containers`` (opening
-files, picking streams, ``probe``), ``cfr`` (ffmpeg's -r rule), ``video`` (``VideoReader``), ``audio``
-and ``write``. Import from the package: ``from talking_head.toolkit.media import read_video``.
+files, picking streams, ``probe``), ``cfr`` (ffmpeg's -r rule), ``video`` (``VideoReader``), ``audio``,
+``write`` and ``reencode`` (re-encoding variants through the ffmpeg binary, for ``toolkit audit``).
+Import from the package: ``from talking_head.toolkit.media import read_video``.
 """
 
 from talking_head.toolkit.media.audio import read_audio
@@ -39,6 +40,7 @@ from talking_head.toolkit.media.errors import (
     TruncatedMediaError,
     UnsupportedCodecError,
 )
+from talking_head.toolkit.media.reencode import VARIANTS, Variant, ffmpeg_version, find_variant, reencode
 from talking_head.toolkit.media.video import VideoReader, read_video
 from talking_head.toolkit.media.write import write_video, write_wav
 
@@ -61,4 +63,9 @@ __all__ = [
     "read_audio",
     "write_video",
     "write_wav",
+    "Variant",
+    "VARIANTS",
+    "find_variant",
+    "reencode",
+    "ffmpeg_version",
 ]
