@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from talking_head.metrics.base import Metric
+from talking_head.metrics.results import lookup
 
 METHOD = "percentile bootstrap over videos"
 LEVEL = 0.95
@@ -125,17 +126,6 @@ def mean_of_video_means(columns: Sequence[Sequence[float]]) -> Callable[[np.ndar
 
 
 # ------------------------------------------------------------------------------------------- the run
-def _lookup(results: Mapping[str, Any], key: str) -> Optional[float]:
-    value: Any = results
-    for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 def _column(rows: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
     out = np.full(len(rows), np.nan)
     for i, row in enumerate(rows):
@@ -155,7 +145,7 @@ def video_mean_intervals(metric: Metric, rows: Sequence[Mapping[str, Any]], resu
     and, per key left without one, why."""
     out, why = {}, {}
     for key, columns in metric.video_means.items():
-        point = _lookup(results, key)
+        point = lookup(results, key)
         if point is None or not math.isfinite(point):
             continue
         names = (columns,) if isinstance(columns, str) else tuple(columns)
@@ -186,7 +176,7 @@ def set_level_intervals(metric: Metric, results: Mapping[str, Any], draws: np.nd
                 column.append(float("nan"))
     out = {}
     for key, column in values.items():
-        point = _lookup(results, key)
+        point = lookup(results, key)
         if point is None or not math.isfinite(point):
             continue
         out[key] = interval_of(column, level).as_dict(seed, metric.resample_note)

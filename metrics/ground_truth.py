@@ -23,6 +23,7 @@ import math
 from typing import Any, Optional
 
 from talking_head.metrics import registry
+from talking_head.metrics.results import lookup
 
 MEASURED, IDENTITY = "measured on the reference videos", "by definition: the reference against itself"
 
@@ -31,16 +32,6 @@ def _number(value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def lookup(results: dict[str, Any], dotted: str) -> Optional[float]:
-    """``results["reference"]["lse_c"]`` for ``"reference.lse_c"``; None when absent or not a finite number."""
-    value: Any = results
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return _number(value)
 
 
 def normalised_score(value: float, truth: float) -> Optional[float]:
@@ -60,7 +51,7 @@ def anchor(results: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]
         if not isinstance(found, dict) or "error" in found:
             continue
         if column.ground_truth:
-            truth, how = lookup(found, column.ground_truth), MEASURED
+            truth, how = _number(lookup(found, column.ground_truth)), MEASURED
         elif column.identity is not None:
             truth, how = column.identity, IDENTITY
         else:

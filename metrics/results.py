@@ -12,7 +12,7 @@ import csv
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -62,3 +62,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def lookup(results: Mapping[str, Any], key: str) -> Optional[float]:
+    """The number at a dotted key of a metric's results (``"reference.lse_c"``), None when absent or not a number."""
+    value: Any = results
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)

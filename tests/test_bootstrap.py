@@ -23,7 +23,7 @@ from talking_head.metrics.feature_resampling import FrechetResampler, KernelResa
 from talking_head.metrics.frechet import frechet_distance
 from talking_head.metrics.inception import FIDInceptionV3
 from talking_head.metrics.pairing import pair_videos
-from talking_head.metrics.results import plain
+from talking_head.metrics.results import lookup, plain
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
 
@@ -189,7 +189,7 @@ def test_run_intervals_hold_the_point_estimates_and_follow_the_seed(scored):
                  ("blink", "reference.blink_rate"), *(("lmd", k) for k in expected["lmd"] if "video" not in k)}
     for metric, found in intervals.items():
         for key, interval in found.items():
-            point = B._lookup(results[metric], key)
+            point = lookup(results[metric], key)
             assert interval["low"] <= point <= interval["high"], (metric, key, point, interval)
             resamples = B.SET_LEVEL_RESAMPLES if (metric, key) in set_level else B.RESAMPLES
             assert interval["resamples"] == resamples, (metric, key)
