@@ -4,7 +4,8 @@ Three real runs of `metrics.runner.evaluate` (pose and LMD: cheap, and they cons
 built-in sample's two clips: "truth" (the reference clips themselves, in RUN/generated as `toolkit evaluate
 --model` writes them), "shifted" (clip 0 moved 10 px right and 6 px down and re-encoded, clip 1 a truncated
 file that the runner excludes; scored with paths relative to the folder evaluate ran in) and "moved" (scored,
-then its generated folder deleted: "video not found").
+then its generated folder deleted: "video not found"). The runner writes the meshes the landmark metrics saw
+(RUN/landmarks/<video_id>.npz), which the page's overlay draws.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from browser import Browser, chromium_path
 from talking_head.leaderboards import render, videos
 from talking_head.leaderboards.runs import leaderboard_from_runs
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import media
 
 FPS = 25
 SHIFT = (10, 6)  # x, y pixels: the shifted run's frames and hence its meshes
@@ -42,28 +43,6 @@ def _evaluate(generated, reference, out) -> None:
     from talking_head.metrics.runner import evaluate
 
     evaluate(generated, reference, metrics=METRICS, out=out, bootstrap=0, show_progress=False)
-
-
-def _meshes(path: Path) -> np.ndarray:
-    """(T, 478, 2) x / width, y / height of MediaPipe's mesh on each decoded frame, NaN without a face."""
-    frames = media.read_video(path, fps=FPS)
-    found = np.full((len(frames), face_mesh.NUM_POINTS, 2), np.nan)
-    with face_mesh.FaceMeshDetector(video=True) as detector:
-        for i, frame in enumerate(frames):
-            if (mesh := detector.detect(frame)) is not None:
-                found[i] = mesh[:, :2] / [frame.shape[1], frame.shape[0]]
-    return found
-
-
-def _ensure_landmarks(run_dir: Path) -> None:
-    """RUN/landmarks/<video_id>.npz as the runner writes it (when a metric consumed meshes); written here from
-    real meshes of the same videos for a runner that does not write them yet."""
-    for row in _scored(run_dir):
-        path = run_dir / videos.LANDMARKS / f"{row['video_id']}.npz"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, generated=_meshes(Path(row["generated"])).astype(np.float16),
-                     reference=_meshes(Path(row["reference"])).astype(np.float16), fps=np.float32(FPS))
 
 
 def _scored(run_dir: Path) -> list[dict[str, str]]:
@@ -100,9 +79,10 @@ def work(shared_sample, tmp_path_factory: pytest.TempPathFactory) -> Path:
     elsewhere = work / "elsewhere"
     shutil.copytree(reference, elsewhere)
     _evaluate(elsewhere, reference, runs / "moved")
-    for run in ("truth", "shifted", "moved"):
-        _ensure_landmarks(runs / run)  # before the videos go: meshes of the files that were scored
     shutil.rmtree(elsewhere)
+    for run in ("truth", "shifted", "moved"):  # the meshes the runner saw, one file per scored video
+        assert sorted(p.stem for p in (runs / run / videos.LANDMARKS).glob("*.npz")) == \
+            [row["video_id"] for row in _scored(runs / run)]
     return work
 
 
