@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+from talking_head.leaderboards import videos as video_section
 from talking_head.leaderboards.board import Leaderboard, Row
 from talking_head.leaderboards.columns import HIGHER, LOWER, Column
 from talking_head.toolkit.fileio import atomic_path
@@ -118,10 +119,14 @@ def markdown(board: Leaderboard) -> str:
         cells = [f"**{texts[c.id][i]}**" if i in best[c.id] else texts[c.id][i] for c in board.columns]
         cells = [cell if spans[c.id][i] is None else f"{cell} {spans[c.id][i]}"  # digits: nothing to escape
                  for c, cell in zip(board.columns, cells)]
+        cells = [cell if c.id not in row.normalised else f"{cell} (GT-norm {row.normalised[c.id]:.2f})"
+                 for c, cell in zip(board.columns, cells)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     legend = f"Best value per column in **bold**; {MISSING}: no value."
     if any(row.intervals for row in board.rows):
         legend += " [low, high] after a value: its confidence interval (see the notes)."
+    if any(row.normalised for row in board.rows):
+        legend += " (GT-norm x): the value's ground-truth-normalised score, 1 at the ground truth's value."
     if any(row.source == "paper" for row in board.rows):
         legend += " Rows marked (paper) are the numbers a paper published, not runs of ours."
     lines += ["", legend]
@@ -162,19 +167,22 @@ def write_markdown(board: Leaderboard, path: str | os.PathLike) -> Path:
 
 def write_csv(board: Leaderboard, path: str | os.PathLike) -> Path:
     """One line per row: label, model, source, run_id, one column per metric id (full precision, empty
-    when missing), ``<id>_low`` and ``<id>_high`` for each column some row has an interval in, provenance as
-    a JSON object."""
+    when missing), ``<id>_low`` and ``<id>_high`` for each column some row has an interval in, ``<id>_gt_norm``
+    for each column some row has a ground-truth-normalised score in, provenance as a JSON object."""
     spanned = [c for c in board.columns if any(c.id in row.intervals for row in board.rows)]
+    anchored = [c for c in board.columns if any(c.id in row.normalised for row in board.rows)]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["label", "model", "source", "run_id", *(c.id for c in board.columns),
-                             *(f"{c.id}_{end}" for c in spanned for end in ("low", "high")), "provenance"])
+                             *(f"{c.id}_{end}" for c in spanned for end in ("low", "high")),
+                             *(f"{c.id}_gt_norm" for c in anchored), "provenance"])
             for row in board.rows:
                 values = [row.values.get(c.id) for c in board.columns]
                 bounds = [b for c in spanned for b in row.intervals.get(c.id, (None, None))]
+                scores = [row.normalised.get(c.id) for c in anchored]
                 writer.writerow([row.label, row.model, row.source, row.run_id or "",
-                                 *("" if v is None else repr(float(v)) for v in values + bounds),
+                                 *("" if v is None else repr(float(v)) for v in values + bounds + scores),
                                  json.dumps(row.provenance, ensure_ascii=False)])
     return Path(path)
 
@@ -182,19 +190,24 @@ def write_csv(board: Leaderboard, path: str | os.PathLike) -> Path:
 # -- HTML -------------------------------------------------------------------------------------------------
 
 
-def page_data(board: Leaderboard) -> dict[str, Any]:
+def page_data(board: Leaderboard, videos: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """What the page's script reads: ``board.to_dict()`` plus the displayed text of each value (formatted
     here, so the page and the markdown agree) and the per-value notes. Non-finite values become null, as
-    JSON has no inf or nan; their text still says what they were."""
+    JSON has no inf or nan; their text still says what they were. `videos`: the Videos section's data
+    (:func:`leaderboards.videos.collect`), under ``videos``."""
     data = board.to_dict()
     for row in data["rows"]:
         row["values"] = {k: v if _finite(v) else None for k, v in row["values"].items()}
         row["intervals"] = {k: list(v) for k, v in row["intervals"].items() if all(_finite(b) for b in v)}
+        if isinstance(row.get("normalised"), dict):  # ground-truth-normalised scores, where the board has them
+            row["normalised"] = {k: v if _finite(v) else None for k, v in row["normalised"].items()}
     data["text"] = formatted_values(board)
     data["interval_text"] = formatted_intervals(board)
     data["better_text"] = {c.id: BETTER_TEXT[c.better] for c in board.columns}
     data["cell_notes"] = [{"row": row.label, "columns": labels, "note": note}
                           for row, labels, note in cell_notes(board)]
+    if videos is not None:
+        data["videos"] = videos
     return data
 
 
@@ -205,24 +218,39 @@ def _script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def page(board: Leaderboard) -> str:
-    template = (importlib.resources.files("talking_head.leaderboards") / "templates" / "index.html").read_text("utf-8")
-    values = {"title": html.escape(board.title), "data": _script_json(page_data(board))}
+def _template(name: str) -> str:
+    return (importlib.resources.files("talking_head.leaderboards") / "templates" / name).read_text("utf-8")
+
+
+def page(board: Leaderboard, videos: Optional[dict[str, Any]] = None) -> str:
+    """The page; with `videos` holding clips, its Videos section (``templates/videos.html``) too."""
+    values = {"title": html.escape(board.title), "data": _script_json(page_data(board, videos)),
+              "videos": _template("videos.html") if videos and videos.get("clips") else ""}
     # One pass, so a title that happens to contain "{{data}}" is not filled in again.
-    return re.sub(r"\{\{(title|data)\}\}", lambda m: values[m.group(1)], template)
+    return re.sub(r"\{\{(title|data|videos)\}\}", lambda m: values[m.group(1)], _template("index.html"))
 
 
-def write_html(board: Leaderboard, path: str | os.PathLike) -> Path:
+def write_html(board: Leaderboard, path: str | os.PathLike, videos: Optional[dict[str, Any]] = None) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(page(board), encoding="utf-8")
+        tmp.write_text(page(board, videos), encoding="utf-8")
     return Path(path)
 
 
-def write_all(board: Leaderboard, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write leaderboard.md, leaderboard.csv and index.html into `out_dir`; returns {"md", "csv", "html"}."""
+def write_all(board: Leaderboard, out_dir: str | os.PathLike, runs: str | os.PathLike | None = None,
+              bundle: bool = False) -> dict[str, Path]:
+    """Write leaderboard.md, leaderboard.csv and index.html into `out_dir`; returns {"md", "csv", "html"}.
+    `runs`: the folder of run directories the board was made from; the page then shows their videos
+    (:mod:`leaderboards.videos`, which writes the landmark files under ``out_dir/media/``), and `bundle`
+    copies the videos there too, so `out_dir` plays without the runs."""
     out_dir = Path(out_dir)
+    if bundle and runs is None:
+        raise ValueError("bundle=True needs the runs folder (runs=...) to copy the videos from")
+    clips = None
+    if runs is not None:
+        decimals = {c.id: column_decimals(board, c) for c in board.columns}
+        clips = video_section.collect(board, runs, out_dir, decimals, bundle=bundle)
     return {
         "md": write_markdown(board, out_dir / "leaderboard.md"),
         "csv": write_csv(board, out_dir / "leaderboard.csv"),
-        "html": write_html(board, out_dir / "index.html"),
+        "html": write_html(board, out_dir / "index.html", clips),
     }

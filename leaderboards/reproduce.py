@@ -202,7 +202,7 @@ def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, 
                                 show_progress=show_progress)
         step(f"{result.record['label']}: {'reused' if result.reused else 'generated and scored'} {result.run_dir}")
     board = leaderboard_from_runs(runs, title=recipe.title)
-    files = write_all(board, work / "leaderboard")
+    files = write_all(board, work / "leaderboard", runs=runs)  # with the Videos section
     step(f"leaderboard: {files['html']}")
     comparisons = compare_with_paper(recipe, board) if recipe.paper_table else []
     return Outcome(recipe, work, board, files, comparisons, ordering(board), steps,

@@ -263,15 +263,17 @@ def ground_truth_rows(run_dirs: list[Path], rows: list[Row], columns: list[Colum
     for run_dir in run_dirs:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
         if summary.get("ground_truth"):
-            found.setdefault((str(summary.get("reference")), str(summary.get("split"))), (run_dir, summary))
+            # by the reference's folder name: one set given as a relative and as an absolute path is one set
+            found.setdefault((Path(str(summary.get("reference"))).name, str(summary.get("split") or "test")),
+                             (run_dir, summary))
     made = []
     for (reference, split), (run_dir, summary) in found.items():
         values = {c.id: c.ground_truth(summary) for c in columns}
         how = {c.id: ((summary["ground_truth"].get(c.metric) or {}).get(c.key) or {}).get("how", "") for c in columns}
-        label = "Ground truth" if len(found) == 1 else f"Ground truth · {Path(reference).name} [{split}]"
+        label = "Ground truth" if len(found) == 1 else f"Ground truth · {reference} [{split}]"
         made.append(Row(label=label, model=REFERENCE_MODELS[0], source="ground truth", values=values,
                         notes={k: "no ground-truth value recorded" for k, v in values.items() if v is None},
-                        provenance={"reference": f"{reference} [{split}]", "values from": run_dir.name,
+                        provenance={"reference": f"{summary.get('reference')} [{split}]", "values from": run_dir.name,
                                     "how": "; ".join(sorted({f"{h}: {', '.join(c for c in how if how[c] == h)}"
                                                              for h in set(how.values()) if h}))}))
     return made

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 TIMEOUT = 30.0  # seconds, for every wait
 
@@ -62,13 +62,15 @@ def chromium_path() -> Optional[str]:
 
 
 class Browser:
-    """Headless Chromium with a fresh profile, closed (terminate, then kill) when the `with` block ends."""
+    """Headless Chromium with a fresh profile, closed (terminate, then kill) when the `with` block ends.
+    `flags`: command-line switches added to :data:`FLAGS` (e.g. ``--autoplay-policy=no-user-gesture-required``)."""
 
-    def __init__(self, executable: Optional[str] = None, timeout: float = TIMEOUT):
+    def __init__(self, executable: Optional[str] = None, timeout: float = TIMEOUT, flags: Sequence[str] = ()):
         self.executable = executable or chromium_path()
         if self.executable is None:
             raise FileNotFoundError("Chromium is not installed (set CHROMIUM or apt-get install chromium)")
         self.timeout = timeout
+        self.flags = tuple(flags)
         self._next_id = 0
         self._buffer = b""
         self._events: list[dict[str, Any]] = []
@@ -79,7 +81,7 @@ class Browser:
         self._log_path = Path(self._dir.name) / "chromium.log"
         to_chromium_r, self._to_chromium = os.pipe()
         self._from_chromium, from_chromium_w = os.pipe()
-        argv = [self.executable, *FLAGS, f"--user-data-dir={Path(self._dir.name) / 'profile'}"]
+        argv = [self.executable, *FLAGS, *self.flags, f"--user-data-dir={Path(self._dir.name) / 'profile'}"]
         try:
             with open(self._log_path, "wb") as log:
                 self._process = subprocess.Popen([sys.executable, "-I", "-S", "-c", _ONTO_FDS_3_AND_4, *argv],
@@ -230,15 +232,33 @@ class Page:
             raise BrowserError(f"JavaScript error: {message}")
         return result["result"].get("value")
 
-    def click(self, selector: str) -> None:
-        """Click the centre of the first element matching `selector` with the mouse, as a user would: the
-        click lands on whatever is drawn there, so a covered or invisible element is not clicked."""
+    def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+        """The first truthy value of a JavaScript expression, polled in the page every 20 ms; BrowserError
+        when it stays falsy for `timeout` seconds (keep it under the browser's own timeout)."""
+        waiting = f"timed out after {timeout:g} s waiting for {expression}"
+        return self.evaluate(f"""new Promise((resolve, reject) => {{
+            const started = performance.now();
+            const check = () => {{
+                let value;
+                try {{ value = ({expression}); }} catch (err) {{ reject(err); return; }}
+                if (value) resolve(value);
+                else if (performance.now() - started > {timeout * 1000}) reject(new Error({json.dumps(waiting)}));
+                else setTimeout(check, 20);
+            }};
+            check();
+        }})""")
+
+    def click(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> None:
+        """Click the first element matching `selector` with the mouse, as a user would: the click lands on
+        whatever is drawn there, so a covered or invisible element is not clicked. `at`: where, as fractions of
+        the element's width and height (the centre by default; e.g. a point along a slider)."""
         box = self.evaluate(f"""(() => {{
             const element = document.querySelector({json.dumps(selector)});
             if (!element) return null;
             element.scrollIntoView({{block: "center", inline: "center"}});
             const r = element.getBoundingClientRect();
-            return {{x: r.left + r.width / 2, y: r.top + r.height / 2, width: r.width, height: r.height}};
+            return {{x: r.left + r.width * {float(at[0])}, y: r.top + r.height * {float(at[1])}, width: r.width,
+                     height: r.height}};
         }})()""")
         if box is None:
             raise BrowserError(f"no element matches {selector!r}")
@@ -249,11 +269,30 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "button": "left", "clickCount": 1, **point})
 
-    def screenshot(self, path: str | os.PathLike) -> Path:
-        """A PNG of the whole page (not only the viewport)."""
-        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    def screenshot(self, path: str | os.PathLike, selector: Optional[str] = None) -> Path:
+        """A PNG of the whole page (not only the viewport), or of the first element matching `selector`."""
+        if selector is None:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            shot = self._capture({"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        else:
+            clip = self.evaluate(f"""(() => {{
+                const element = document.querySelector({json.dumps(selector)});
+                if (!element) return null;
+                element.scrollIntoView({{block: "nearest"}});
+                const r = element.getBoundingClientRect();  // in page coordinates: the clip is the page's
+                return {{x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height, scale: 1}};
+            }})()""")
+            if clip is None:
+                raise BrowserError(f"no element matches {selector!r}")
+            # Within the viewport when it fits: capturing beyond it lays the page out again without the scrollbar,
+            # wider than the element was measured.
+            viewport = self.send("Page.getLayoutMetrics")["cssLayoutViewport"]
+            shot = self._capture(clip, beyond_viewport=clip["height"] > viewport["clientHeight"])
         path = Path(path)
-        path.write_bytes(base64.b64decode(shot["data"]))
+        path.write_bytes(shot)
         return path
+
+    def _capture(self, clip: dict, beyond_viewport: bool = True) -> bytes:
+        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": beyond_viewport,
+                                                    "clip": clip})
+        return base64.b64decode(shot["data"])

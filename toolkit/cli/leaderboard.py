@@ -1,5 +1,6 @@
 """Tabulate run directories: leaderboard.md, leaderboard.csv and a static index.html (sortable, best values
-marked, one bar chart per metric, each row's provenance), rebuilt from the runs every time."""
+marked, one bar chart per metric, each row's provenance, and the runs' videos beside the reference clips, played
+in sync with their per-video values and landmark overlay), rebuilt from the runs every time."""
 
 from pathlib import Path
 from typing import Optional
@@ -7,16 +8,22 @@ from typing import Optional
 import typer
 
 EXAMPLE = ("Examples: toolkit leaderboard --runs results/ --out board/  |  "
-           "toolkit leaderboard --runs outputs/reproduce/sample/runs --out board/ --columns m_lmd,f_lmd,psnr")
+           "toolkit leaderboard --runs outputs/reproduce/sample/runs --out board/ --columns m_lmd,f_lmd,psnr  |  "
+           "toolkit leaderboard --runs results/ --out board/ --bundle (board/ then plays on its own)")
 
 
 def leaderboard(
     runs: Path = typer.Option(..., "--runs", help="Folder of run directories (toolkit evaluate --model ... --runs, "
                               "or any folders with summary.json)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: leaderboard.md, leaderboard.csv, index.html."),
+    out: Path = typer.Option(..., "--out", help="Output folder: leaderboard.md, leaderboard.csv, index.html, "
+                             "media/ (the landmark overlays; with --bundle the videos too)."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the runs folder's name)."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Comma-separated column ids (default: every "
                                           "metric some run has)."),
+    bundle: bool = typer.Option(False, "--bundle", help="Copy the videos the page's Videos section plays into "
+                                "OUT/media/ (the landmark files always go there), so OUT can be moved or shared "
+                                "without the run folders; without it the page refers to the videos where the runs "
+                                "name them, by paths relative to OUT."),
 ) -> None:
     from rich.console import Console
 
@@ -37,7 +44,7 @@ def leaderboard(
     except (FileNotFoundError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
-    files = write_all(board, out)
+    files = write_all(board, out, runs=runs, bundle=bundle)
     console.print(board_table(board))
     console.print("  ".join(f"{kind}: {path}" for kind, path in files.items()))
 
