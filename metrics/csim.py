@@ -18,15 +18,17 @@ convention: frames must already be face crops for the number to mean identity (a
 
 Conventions (the result names the one used):
 
-* ``"vico"``: exactly what ViCo's script computes. It stacks the embeddings of all reference
-  frames G and of all generated frames P (over all videos) and prints
+* ``"vico"``: what ViCo's script computed as first published (``compute_csim.py`` at commit
+  01dc5ce; its revision 16424c0 averages the time-aligned pairs instead, which is ``"paired"``).
+  It stacks the embeddings of all reference frames G and of all generated frames P (over all
+  videos) and prints
   ``sklearn.metrics.pairwise.cosine_similarity(G, P).mean()``: the mean over **every
   (reference frame, generated frame) pair**, not only the time-aligned ones. That equals the dot
   product of the mean unit embeddings, which is how it is accumulated here (streaming, exact).
   ``reference`` is the ground-truth clip (same number of frames as ``generated``, as ViCo
   requires).
 * ``"paired"``: mean over frames of the cosine between generated frame t and reference frame t
-  (what "CSIM between paired frames" usually means in papers; *not* what ViCo's script does).
+  (what "CSIM between paired frames" usually means in papers, and what ViCo's current script does).
 * ``"source"``: mean over generated frames of the cosine to one source/identity image
   (``reference`` is a single (H, W, 3) image, or (1, H, W, 3)), as in the many
   ``FaceAnalysis``-based scripts, but with this backbone and without their detection/alignment.

@@ -337,24 +337,17 @@ class InceptionVideos(SharedInput):
         return self.fid.features(False), self.fid.features(True), counts[:, 0], counts[:, 1]
 
 
-class FIDVideos(Metric):
-    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol), from the run's shared
-    Inception pass (:class:`InceptionVideos`, which KID reads too). :meth:`resample` recomputes the FID over a
-    draw of videos from their kept features (:class:`metrics.feature_resampling.FrechetResampler`)."""
+class InceptionFeatureMetric(Metric):
+    """A runner metric computed from the run's one Inception pass (:class:`InceptionVideos`, passed as
+    ``shared=``; built here when used alone): each video goes to the shared pass, and the metric keeps a
+    resampler of the kept features for the bootstrap, rebuilt when more videos were committed."""
 
-    name, direction = "fid", "lower"
     consumes = frozenset({PAIRED_FRAMES})
     shared_input = InceptionVideos
-    resample_note = ("each resample's FID is computed from the drawn videos' kept features (Frechet distance of "
-                     "their weighted mean and covariance through the singular values of the centred cross-Gram "
-                     "matrix, or a Cholesky factor with more frames than dimensions); it equals frechet_distance "
-                     "of the resampled features to ~1e-10 relative; the point estimate comes from the streamed "
-                     "float64 sums")
 
     def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None) -> None:
         self.features = shared if shared is not None else InceptionVideos(device=device)
-        self.metric = self.features.fid
-        self._resampler: tuple[int, Any] | None = None
+        self._resampler: tuple[int, Any] | None = None  # (videos when built, resampler)
 
     def start_video(self, video: VideoInfo) -> None:
         self.features.start_video(video)
@@ -368,6 +361,27 @@ class FIDVideos(Metric):
 
     def discard_video(self) -> None:
         self.features.discard_video()
+
+    def reset(self) -> None:
+        self.features.reset()
+        self._resampler = None
+
+
+class FIDVideos(InceptionFeatureMetric):
+    """FID for the runner: all paired frames of all videos, pooled (Wav2Lip's protocol), from the run's shared
+    Inception pass (:class:`InceptionVideos`, which KID reads too). :meth:`resample` recomputes the FID over a
+    draw of videos from their kept features (:class:`metrics.feature_resampling.FrechetResampler`)."""
+
+    name, direction = "fid", "lower"
+    resample_note = ("each resample's FID is computed from the drawn videos' kept features (Frechet distance of "
+                     "their weighted mean and covariance through the singular values of the centred cross-Gram "
+                     "matrix, or a Cholesky factor with more frames than dimensions); it equals frechet_distance "
+                     "of the resampled features to ~1e-10 relative; the point estimate comes from the streamed "
+                     "float64 sums")
+
+    def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None) -> None:
+        super().__init__(device, shared)
+        self.metric = self.features.fid
 
     def compute(self) -> dict[str, Any]:
         return self.metric.compute()
@@ -386,10 +400,6 @@ class FIDVideos(Metric):
 
     def weights_provenance(self) -> dict[str, Any]:
         return self.metric.weights_provenance()
-
-    def reset(self) -> None:
-        self.features.reset()
-        self._resampler = None
 
 
 def video_statistics(

@@ -294,6 +294,7 @@ class FVDVideos(Metric):
 
     def __init__(self, device: str = "cpu", variant: str = DEFAULT_VARIANT) -> None:
         self.metric = FVD(variant=variant, device=device)
+        self._resampler_key: Optional[tuple[int, str]] = None  # the committed videos the resampler was built on
 
     def start_video(self, video: VideoInfo) -> None:
         self.metric.start_video(reference_path=video.pair.reference)
@@ -318,7 +319,7 @@ class FVDVideos(Metric):
     def resample(self, indices: np.ndarray) -> dict[str, float]:
         gen, ref = self.metric.features(), self.metric.features(real=True)
         key = (len(gen), self.metric.spec.name)
-        if getattr(self, "_resampler_key", None) != key:  # built once per set of committed videos
+        if self._resampler_key != key:  # built once per set of committed videos
             self._resampler = FrechetResampler(
                 np.concatenate(gen), np.concatenate(ref), [len(f) for f in gen], [len(f) for f in ref],
                 ddof=0 if self.metric.spec.covariance == "divide_by_n" else 1)
@@ -334,3 +335,4 @@ class FVDVideos(Metric):
 
     def reset(self) -> None:
         self.metric.reset()
+        self._resampler_key = None

@@ -37,8 +37,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, VideoInfo
-from talking_head.metrics.fid import InceptionVideos
+from talking_head.metrics.fid import InceptionFeatureMetric, InceptionVideos
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 
 __all__ = ["SUBSETS", "SUBSET_SIZE", "DEGREE", "COEF0", "SEED", "KID", "KIDVideos", "kid_from_features",
@@ -150,15 +149,13 @@ class KID:
         return self.model.weights_provenance()
 
 
-class KIDVideos(Metric):
+class KIDVideos(InceptionFeatureMetric):
     """KID for the runner: all paired frames of all videos, pooled, as FID, on the features of the run's one
     Inception pass (:class:`metrics.fid.InceptionVideos`, shared with FID: with both requested, each frame
     goes through the network once). :meth:`resample` recomputes KID over a draw of videos from kernel
     matrices computed once (:class:`metrics.feature_resampling.KernelResampler`)."""
 
     name, direction = "kid", "lower"
-    consumes = frozenset({PAIRED_FRAMES})
-    shared_input = InceptionVideos
     resample_note = ("each resample's KID draws its subsets from the drawn videos' frames exactly as "
                      "kid_from_features does (same seed), but takes the kernel values from matrices computed once "
                      "on all frames (float32) and sums them in float64, where torch-fidelity sums each subset's "
@@ -166,22 +163,8 @@ class KIDVideos(Metric):
 
     def __init__(self, device: str = "cpu", shared: InceptionVideos | None = None, *, subsets: int = SUBSETS,
                  subset_size: int = SUBSET_SIZE, seed: int = SEED) -> None:
-        self.features = shared if shared is not None else InceptionVideos(device=device)
+        super().__init__(device, shared)
         self.subsets, self.subset_size, self.seed = int(subsets), int(subset_size), int(seed)
-        self._resampler: tuple[int, Any] | None = None
-
-    def start_video(self, video: VideoInfo) -> None:
-        self.features.start_video(video)
-
-    def update(self, chunk: Chunk) -> None:
-        self.features.update(chunk)
-
-    def end_video(self) -> dict[str, Any]:
-        self.features.end_video()
-        return {}
-
-    def discard_video(self) -> None:
-        self.features.discard_video()
 
     def _kid(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
         return kid_from_features(generated, reference, subsets=self.subsets, subset_size=self.subset_size,
@@ -210,7 +193,3 @@ class KIDVideos(Metric):
 
     def weights_provenance(self) -> dict[str, Any]:
         return self.features.model.weights_provenance()
-
-    def reset(self) -> None:
-        self.features.reset()
-        self._resampler = None
