@@ -63,7 +63,8 @@ def test_reproduce_sample_reuses_finished_steps_and_prints_the_table(first, work
     assert "M-LMD ↓" in first and "F-LMD ↓" in first
     assert first.count("ground truth beats every model: yes") == 2
     assert first.count("trained models beat the floor baselines: yes") == 2
-    assert {p.name for p in (work / "leaderboard").iterdir()} == {"leaderboard.md", "leaderboard.csv", "index.html"}
+    assert {p.name for p in (work / "leaderboard").iterdir()} == {"leaderboard.md", "leaderboard.csv", "index.html",
+                                                                   "media"}  # media: the Videos section's meshes
 
 
 def test_the_leaderboard_holds_every_row_with_its_provenance(first, work) -> None:
@@ -146,8 +147,10 @@ def test_evaluate_model_writes_a_run_and_reuses_it(first, work, tmp_path) -> Non
     board = run("leaderboard", "--runs", store, "--out", tmp_path / "board")
     assert board.exit_code == 0, board.output
     rows = list(csv.DictReader((tmp_path / "board" / "leaderboard.csv").open()))
-    assert sorted(r["label"] for r in rows) == ["Static reference (floor)", "static, LMD only"]
-    assert all(float(r["m_lmd"]) > 0 for r in rows)
+    # the ground truth's values as the runs recorded them (LMD 0 and PSNR infinite by definition), then the runs
+    assert [r["label"] for r in rows] == ["Ground truth", "Static reference (floor)", "static, LMD only"]
+    assert rows[0]["m_lmd"] == "0.0" and rows[0]["psnr"] == ""
+    assert all(float(r["m_lmd"]) > 0 for r in rows[1:])
 
     for bad, message in ((["--model", "moda", "--reference", work / "data", "--runs", store], "needs a checkpoint"),
                          (["--model", "nobody", "--reference", work / "data", "--runs", store], "unknown model"),
