@@ -355,7 +355,9 @@ def yt_dlp_command(url: str, output: Path, height: int | None, program: Sequence
         fmt = f"bestvideo[height={height}]+bestaudio/bestvideo[height<={height}]+bestaudio"
     else:
         fmt = "bestvideo+bestaudio"
-    command = [*program, "--no-playlist", "--format", fmt, "--merge-output-format", "mp4", "--output", str(output)]
+    # "%" starts a field in yt-dlp's output template: the path is taken literally ("%%" is a literal "%")
+    command = [*program, "--no-playlist", "--format", fmt, "--merge-output-format", "mp4",
+               "--output", str(output).replace("%", "%%")]
     if ffmpeg:
         command += ["--ffmpeg-location", ffmpeg]
     return command + [url]

@@ -67,6 +67,21 @@ def video_name(token: str) -> str:
     return token
 
 
+# A video name becomes a file name and a yt-dlp output template: letters, digits, "_", "-" and single dots only,
+# so no path separator, "..", template field ("%(title)s") or option-like leading "-" comes in from a file.
+_SAFE_NAME = re.compile(r"\w(?:[\w-]|\.(?!\.))*")
+
+
+def safe_video_name(token: str, path: Path, number: int, raw: str) -> str:
+    """:func:`video_name` of an annotation token, or :class:`AnnotationError` naming the line when the name could
+    reach outside its folder or into a download template."""
+    name = video_name(token)
+    if _SAFE_NAME.fullmatch(name) is None:
+        raise AnnotationError(path, number, f"video name {name!r} may hold only letters, digits, '_', '-' and single "
+                                            "'.' (no path separators, '..' or template characters)", raw)
+    return name
+
+
 _CLIP_TOKEN = re.compile(r"(?P<video>.+)_(?P<index>\d+)")
 _TIME = re.compile(r"(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
 
@@ -109,7 +124,7 @@ def parse_video_urls(path: Path) -> dict[str, str]:
     for number, fields, raw in _records(path):
         if len(fields) != 2 or not fields[1].startswith("http"):
             raise AnnotationError(path, number, "expected 'video_name url'", raw)
-        _unique(urls, video_name(fields[0]), fields[1], seen, path, number, raw)
+        _unique(urls, safe_video_name(fields[0], path, number, raw), fields[1], seen, path, number, raw)
     return urls
 
 
@@ -120,7 +135,7 @@ def parse_resolutions(path: Path) -> dict[str, int]:
     for number, fields, raw in _records(path):
         if len(fields) != 2 or not fields[1].isdigit():
             raise AnnotationError(path, number, "expected 'video.mp4 height'", raw)
-        _unique(heights, video_name(fields[0]), int(fields[1]), seen, path, number, raw)
+        _unique(heights, safe_video_name(fields[0], path, number, raw), int(fields[1]), seen, path, number, raw)
     return heights
 
 
@@ -135,12 +150,12 @@ def parse_annotation_times(path: Path) -> dict[str, tuple[tuple[float, float], .
             parsed = tuple(_parse_interval(text) for text in fields[1:])
         except ValueError as exc:
             raise AnnotationError(path, number, str(exc), raw) from None
-        _unique(intervals, video_name(fields[0]), parsed, seen, path, number, raw)
+        _unique(intervals, safe_video_name(fields[0], path, number, raw), parsed, seen, path, number, raw)
     return intervals
 
 
 def _clip_key(token: str, path: Path, number: int, raw: str) -> tuple[str, int]:
-    match = _CLIP_TOKEN.fullmatch(video_name(token))
+    match = _CLIP_TOKEN.fullmatch(safe_video_name(token, path, number, raw))
     if match is None:
         raise AnnotationError(path, number, "expected a clip name 'video_k.mp4'", raw)
     return match["video"], int(match["index"])

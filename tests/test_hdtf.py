@@ -422,3 +422,30 @@ def test_download_runs_one_command_per_video_and_records_failures(dataset, tmp_p
     calls.clear()
     hdtf.download(dataset[0], out, subsets=["RD"], videos=["Radio11"], program=["yt-dlp"], run=fake_run)
     assert calls == []  # already downloaded
+
+
+@pytest.mark.parametrize("name", ["../evil", "sub/Radio11", "a\\b", "%(title)s", "-o", ".hidden", "Radio..11", "Radio11{x}"])
+def test_hostile_video_names_are_refused_with_their_line(tmp_path, name):
+    """Annotation names become file names and yt-dlp output templates: nothing that could leave the folder,
+    expand a template field or read as an option gets through (issue 19: safe names)."""
+    cases = {
+        "RD_video_url.txt": f"Radio1 https://www.youtube.com/watch?v=a\n{name} https://www.youtube.com/watch?v=b\n",
+        "RD_resolution.txt": f"Radio1.mp4 720\n{name}.mp4 720\n",
+        "RD_annotion_time.txt": f"Radio1.mp4 00:01-00:05\n{name}.mp4 00:01-00:05\n",
+        "RD_crop_wh.txt": f"Radio1_0.mp4 1 2 3 4\n{name}_0.mp4 1 2 3 4\n",
+    }
+    parsers = {"RD_video_url.txt": hdtf.parse_video_urls, "RD_resolution.txt": hdtf.parse_resolutions,
+               "RD_annotion_time.txt": hdtf.parse_annotation_times, "RD_crop_wh.txt": hdtf.parse_crop_wh}
+    for file, text in cases.items():
+        path = _write_files(tmp_path, {file: text}) / file
+        with pytest.raises(hdtf.AnnotationError, match=rf"{file}:2: video name .* may hold only letters"):
+            parsers[file](path)
+
+
+def test_real_names_pass_and_the_output_path_is_literal_for_yt_dlp(tmp_path):
+    path = _write_files(tmp_path, {"WDA_video_url.txt": "LucilleRoybal-Allard https://www.youtube.com/watch?v=c\n"
+                                                         "JohnKasich1.mp4 https://www.youtube.com/watch?v=d\n"})
+    assert sorted(hdtf.parse_video_urls(path / "WDA_video_url.txt")) == ["JohnKasich1", "LucilleRoybal-Allard"]
+    # yt-dlp reads "%(...)s" in --output as a template field; "%%" is its literal "%"
+    command = hdtf.yt_dlp_command("u", Path("raw 100%/Radio11.mp4"), 720)
+    assert command[command.index("--output") + 1] == "raw 100%%/Radio11.mp4"
