@@ -38,6 +38,7 @@ metric whose weights are missing is skipped with the reason; the others still ru
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
@@ -258,9 +259,15 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
     return row
 
 
-def excluded_row(pair: VideoPair, reason: str) -> dict[str, Any]:
+def excluded_row(pair: VideoPair, reason: str, trace: str = "") -> dict[str, Any]:
     return {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
-            "status": EXCLUDED, "reason": reason}
+            "status": EXCLUDED, "reason": reason, "traceback": trace}
+
+
+def _traceback(err: VideoExcluded) -> str:
+    """The traceback of what made the pair unscorable (the media error behind the reason), for per_video.csv."""
+    cause = err.__cause__ or err.__context__ or err
+    return "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
 
 
 def _compute(metric: Metric, clock: Stopwatch) -> dict[str, Any]:
@@ -374,7 +381,7 @@ def evaluate(
                 frames += rows[-1]["frames_used"]
             except VideoExcluded as err:
                 excluded[pair.video_id] = str(err)
-                rows.append(excluded_row(pair, str(err)))
+                rows.append(excluded_row(pair, str(err), _traceback(err)))
             elapsed = max(time.perf_counter() - started, 1e-9)
             advance(1, info=f"{frames / elapsed:.0f} frames/s")
     results = {m.name: plain(_compute(m, clock)) for m in active}

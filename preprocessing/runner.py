@@ -3,7 +3,9 @@
 Every clip is independent. A finished clip is a complete folder under ``<out>/work/clips/`` (see
 :mod:`preprocessing.pipeline`), so a run that is killed (even with SIGKILL) and started again with
 the same command skips every finished clip and ends with the same dataset. A clip that fails is
-recorded in ``<out>/failures.jsonl`` with its file and a one-line reason, and the run goes on.
+recorded in ``<out>/failures.jsonl`` with its file, a one-line reason and the traceback, and the run
+goes on. When every clip fails with the same unexpected exception at the same place, the summary says it is
+probably a bug (:meth:`RunSummary.probable_bug`), not bad data.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +32,25 @@ ENGINES = ("local", "ray")
 @dataclass
 class RunSummary:
     done: list[dict] = field(default_factory=list)  # meta records of finished clips
-    failed: list[dict] = field(default_factory=list)  # {"clip_id", "path", "reason"}
+    failed: list[dict] = field(default_factory=list)  # {"clip_id", "path", "reason", "error", "where", "traceback"}
     seconds: float = 0.0
 
     @property
     def frames(self) -> int:
         return sum(m["num_frames"] for m in self.done)
+
+    def probable_bug(self) -> str | None:
+        """A sentence when no clip finished and every clip failed with the same unexpected exception raised at
+        the same place (two clips at least): that is the toolkit's bug or a broken install, not bad data."""
+        crashes = [f for f in self.failed if f.get("clip_id") is not None]
+        if self.done or len(crashes) < 2 or any(f.get("error") in (None, "ClipFailed") for f in crashes):
+            return None
+        kinds = {(f["error"], f.get("where")) for f in crashes}
+        if len(kinds) != 1:
+            return None
+        error, where = kinds.pop()
+        return (f"every clip ({len(crashes)}) failed with the same unexpected {error} at {where}: probably a bug "
+                "or a broken installation rather than bad data; the traceback is in failures.jsonl")
 
 
 def _limit_threads() -> None:
@@ -66,10 +82,19 @@ def _run_one(source: ClipSource, work_dir: Path, config: PreprocessConfig) -> tu
     try:
         return "done", _PIPELINE.process(source, work_dir)
     except ClipFailed as exc:
-        return "failed", {"clip_id": source.clip_id, "path": str(source.path), "reason": str(exc).splitlines()[0]}
+        return "failed", _failure(source, str(exc), exc)
     except Exception as exc:  # an unexpected error in one clip must not stop a long batch job
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return "failed", {"clip_id": source.clip_id, "path": str(source.path), "reason": reason}
+        return "failed", _failure(source, f"{type(exc).__name__}: {exc}", exc)
+
+
+def _failure(source: ClipSource, message: str, exc: BaseException) -> dict:
+    """A failures.jsonl record: the reason's first line, the exception's type, the innermost frame it was raised
+    in, and the whole traceback (a programming error must not look like bad data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    return {"clip_id": source.clip_id, "path": str(source.path), "reason": (message.splitlines() or [""])[0],
+            "error": type(exc).__name__, "where": where,
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
 
 
 def run(

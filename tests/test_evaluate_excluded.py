@@ -50,12 +50,14 @@ def test_empty_and_truncated_videos_are_excluded_and_the_rest_scored_as_alone(tm
     assert "truncated" in summary["excluded"][ids[3]] or "corrupt" in summary["excluded"][ids[3]]
     assert [rows[i]["status"] for i in ids] == ["scored", "scored", "excluded", "excluded"]
     assert rows[ids[2]]["reason"] == summary["excluded"][ids[2]] and rows[ids[0]]["reason"] == ""
+    # the media error behind each reason, whole (issue 19: failures keep their traceback)
+    assert rows[ids[3]]["traceback"].startswith("Traceback (most recent call last)") and rows[ids[0]]["traceback"] == ""
     assert f"excluded {ids[2]}" in " ".join(mixed.output.split())
 
     # The good videos: the same per-video values and the same pooled results as when evaluated alone.
     assert summary["videos"] == 2 and summary["frames"] == alone_summary["frames"]
     assert summary["results"] == alone_summary["results"]
-    skip = {"generated", "reference"}
+    skip = {"generated", "reference", "traceback"}  # traceback: a column only a run with an excluded video has
     for video_id in ids[:2]:
         assert {k: v for k, v in rows[video_id].items() if k not in skip} == \
                {k: v for k, v in alone_rows[video_id].items() if k not in skip}

@@ -75,6 +75,8 @@ def preprocess(
     if result is not None:
         counts = ", ".join(f"{k}: {len(v)}" for k, v in result.items())
         print(f"dataset: {out} ({counts}); card: {out / 'README.md'}")
+    if summary.probable_bug():
+        console.print(f"[red]{summary.probable_bug()}[/]")
     if failed:
         print(f"failures: {out / 'failures.jsonl'}")
         raise typer.Exit(code=2)
