@@ -119,6 +119,7 @@ def open_input(path: PathLike) -> Iterator["av.container.InputContainer"]:
 
 # Top-level boxes an ISO-BMFF (mp4/mov/m4a/3gp) file can start with.
 _ISO_FIRST_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+_FRAGMENT_BOXES = {b"moof", b"mdat"}  # a fragmented file's media: one of these cut short is a cut file
 
 
 def _check_iso_bmff_complete(path: str, size: int) -> None:
@@ -127,6 +128,10 @@ def _check_iso_bmff_complete(path: str, size: int) -> None:
     FFmpeg reads a cut mp4 silently when the index (moov) comes first (+faststart), and reports a
     cut file with the index at the end as "invalid data". Walking the top-level boxes catches
     both: in a complete file every box fits inside the file and there is a moov box.
+
+    Bytes after the last box (download tools and some muxers leave them) are not a cut: once the
+    index and the media data are both whole, whatever follows that does not parse as a box is
+    ignored, as FFmpeg ignores it, unless it is a movie fragment (moof, mdat) cut short.
     """
     with open(path, "rb") as f:
         head = f.read(8)
@@ -142,6 +147,9 @@ def _check_iso_bmff_complete(path: str, size: int) -> None:
             elif box_size == 0:  # box runs to the end of the file
                 box_size = size - pos
             name = box_type.decode("latin-1")
+            if {b"moov", b"mdat"} <= seen and box_type not in _FRAGMENT_BOXES and (
+                    box_size < 8 or pos + box_size > size):
+                return  # trailing data after a whole file
             if box_size < 8:
                 raise TruncatedMediaError(path, f"corrupt mp4: box {name!r} at byte {pos} has size {box_size}")
             if pos + box_size > size:
