@@ -6,6 +6,7 @@ Usage::
     from talking_head.preprocessing.voxceleb2 import voxceleb2_clips
 
     clips, problems = voxceleb2_clips(Path("vox2"), split="test")   # the extracted official archives
+    problems.warnings                                              # notes about kept clips (not failures)
     clips[0].clip_id, clips[0].speaker, clips[0].split             # "id00017_<video_id>_00001", "id00017", "test"
 
 Layout and metadata
@@ -19,17 +20,42 @@ the txt archives ``vox2_{dev,test}_txt.zip`` mirror it with ``txt`` for ``mp4``)
     root/test/mp4/id00017/...
 
 ``root/{dev,test}/idXXXXX/...``, ``root/mp4/idXXXXX/...`` and ``root/idXXXXX/...`` are accepted too.
-The split comes from the ``dev``/``test`` folder or, when present, from the official identity list
-``vox2_meta.csv`` (``root/vox2_meta.csv`` or ``meta_csv=``): 5,994 dev and 118 test identities, so
-the official split is identity-disjoint. Its lines look like (the official copy pads the cells with
-spaces; copies on GitHub also have them stripped)::
 
-    VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set
-    id00012 ,n000012 ,m ,dev
-    id00017 ,n000017 ,m ,test
+Split
+-----
 
-Dev clips get ``split="train"`` (the toolkit's name), test clips ``"test"``; ``extra["official_split"]``
-keeps ``dev``/``test``. Clip id: ``idXXXXX_<video_id>_<NNNNN>``, speaker ``idXXXXX``.
+VoxCeleb2's official split is by identity: 5,994 dev and 118 test identities, no identity in both.
+Every clip of an identity gets that identity's split, decided in this order:
+
+1. ``vox2_meta.csv`` (``root/vox2_meta.csv`` or ``meta_csv=``), when present and listing the identity.
+   Its lines look like (the official copy pads the cells with spaces; copies on GitHub also have them
+   stripped)::
+
+       VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set
+       id00012 ,n000012 ,m ,dev
+       id00017 ,n000017 ,m ,test
+
+2. The official test identity list shipped with the toolkit, ``splits/voxceleb2_test_identities.txt``
+   (the 118 test rows of the official meta file; its header names the source), so the official split
+   holds without ``vox2_meta.csv``: a VoxCeleb2 identity (``id0XXXX``) listed there is test, any other
+   is dev. (The meta file lists two more test rows, id04170 and id05348, that have no released clips;
+   they are test too.)
+3. The ``dev``/``test`` folder, for an identity that is not a VoxCeleb2 one.
+4. Otherwise the split is made up, by identity, never by clip: test iff
+   ``int(sha256("voxceleb2-identity-split-v1:" + identity).hexdigest()[:8], 16) % 100 < 10``
+   (:func:`identity_is_test`), with a warning.
+
+A ``dev``/``test`` folder that disagrees with 1 or 2 is a warning and the list wins. Dev clips get
+``split="train"`` (the toolkit's name), test clips ``"test"``; ``extra["official_split"]`` keeps
+``dev``/``test`` (None for a made-up split). Clip id: ``idXXXXX_<video_id>_<NNNNN>``, speaker ``idXXXXX``.
+
+Problems and warnings
+---------------------
+
+:func:`voxceleb2_clips` returns ``(clips, problems)``. ``problems`` is a list (a :class:`BuildProblems`)
+of what went wrong (no clips found); the notes about clips that are kept (no txt metadata, a malformed
+txt, a folder that disagrees with the list, a made-up split) are in ``problems.warnings``, not in the
+list, so a caller that counts the list as failures does not count them.
 
 Per-utterance txt (tab-separated after the colons; boxes are normalised to the frame size in
 VoxCeleb2, pixels in VoxCeleb1; frame numbers assume 25 fps)::
@@ -44,12 +70,14 @@ VoxCeleb2, pixels in VoxCeleb1; frame numbers assume 25 fps)::
     000349 \t0.319 \t0.067 \t0.424 \t0.753
 
 It goes into ``extra`` (reference video, offset, confidences, number and range of frames). A
-malformed txt is one problem line; the clip is kept without the metadata.
+malformed txt is one warning; the clip is kept without the metadata.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -57,18 +85,48 @@ from pathlib import Path
 
 from talking_head.preprocessing.clip import ClipSource
 
-__all__ = ["VoxTxt", "VoxTxtError", "parse_vox_txt", "read_vox2_meta", "voxceleb2_clips"]
+__all__ = [
+    "BuildProblems",
+    "VoxTxt",
+    "VoxTxtError",
+    "identity_is_test",
+    "official_split_of",
+    "official_test_identities",
+    "parse_vox_txt",
+    "read_identity_list",
+    "read_vox2_meta",
+    "voxceleb2_clips",
+]
 
 OFFICIAL_SPLITS = ("dev", "test")
 TOOLKIT_SPLIT = {"dev": "train", "test": "test"}
 META_CSV = "vox2_meta.csv"
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+TEST_IDENTITIES_FILE = SPLITS_DIR / "voxceleb2_test_identities.txt"
+# Test rows of the official vox2_meta.csv with no clips in the released archives (not in the shipped list).
+META_ONLY_TEST_IDENTITIES = frozenset({"id04170", "id05348"})
+SPLIT_SALT = "voxceleb2-identity-split-v1"
+TEST_PERCENT = 10
 _IDENTITY = re.compile(r"id\d+")
+_VOX2_IDENTITY = re.compile(r"id0\d{4}")  # VoxCeleb2: id00012 .. id09272 (VoxCeleb1's are id1XXXX)
 _HEADER_KEYS = {"identity": "identity", "reference": "reference", "offset": "offset",
                 "fv conf": "fv_conf", "asd conf": "asd_conf"}
 
 
 class VoxTxtError(ValueError):
     """A malformed VoxCeleb txt or meta file; the message names the file and line."""
+
+
+class BuildProblems(list):
+    """The builder's problems (the list: something went wrong) and its ``warnings`` (clips kept).
+
+    A list, so ``clips, problems = voxceleb2_clips(...)`` and callers that print or count the problems
+    keep working; the warnings are only in ``.warnings`` and are not counted as failures.
+    """
+
+    def __init__(self, problems=(), warnings=()):
+        super().__init__(problems)
+        self.warnings: list[str] = list(warnings)
 
 
 @dataclass(frozen=True)
@@ -171,6 +229,45 @@ def read_vox2_meta(path: Path) -> dict[str, str]:
     return splits
 
 
+def read_identity_list(path: Path) -> frozenset[str]:
+    """A split file: one identity a line, ``#`` comment lines and blank lines ignored."""
+    path = Path(path)
+    identities = set()
+    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not _IDENTITY.fullmatch(line):
+            raise VoxTxtError(f"{path}:{number}: expected one identity idXXXXX a line: {line!r}")
+        identities.add(line)
+    return frozenset(identities)
+
+
+@functools.lru_cache(maxsize=1)
+def official_test_identities() -> frozenset[str]:
+    """The 118 official VoxCeleb2 test identities shipped in ``splits/voxceleb2_test_identities.txt``."""
+    return read_identity_list(TEST_IDENTITIES_FILE)
+
+
+def official_split_of(identity: str) -> str | None:
+    """"test" or "dev" for a VoxCeleb2 identity (``id0XXXX``) by the shipped list, None for any other."""
+    if not _VOX2_IDENTITY.fullmatch(identity):
+        return None
+    if identity in official_test_identities() or identity in META_ONLY_TEST_IDENTITIES:
+        return "test"
+    return "dev"
+
+
+def identity_is_test(identity: str) -> bool:
+    """The made-up split's rule, by identity: about 10% of the identities, by a fixed hash of the id.
+
+    ``int(sha256("voxceleb2-identity-split-v1:" + identity).hexdigest()[:8], 16) % 100 < 10``; used
+    only for identities that neither ``vox2_meta.csv`` nor the shipped list nor a dev/test folder place.
+    """
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{identity}".encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % 100 < TEST_PERCENT
+
+
 def _has_identities(folder: Path) -> bool:
     if not folder.is_dir():
         return False
@@ -215,17 +312,36 @@ def _txt_for(mp4: Path, base: Path) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def _speaker_split(identity: str, folder_split: str | None, meta: dict[str, str],
+                   meta_csv: Path | None) -> tuple[str, str | None, str | None]:
+    """(split "dev"/"test", official split or None when made up, warning or None) for one identity."""
+    if identity in meta:
+        official, source = meta[identity], str(meta_csv)
+    else:
+        official, source = official_split_of(identity), "the official VoxCeleb2 test identity list"
+    if official is not None:
+        warning = None
+        if folder_split and folder_split != official:
+            warning = f"in the {folder_split} folder but {source} says {official}; {official} is used"
+        return official, official, warning
+    if folder_split:
+        return folder_split, folder_split, None
+    return ("test" if identity_is_test(identity) else "dev"), None, None
+
+
 def voxceleb2_clips(
     root: Path,
     split: str | None = None,
     *,
     meta_csv: Path | None = None,
     read_metadata: bool = True,
-) -> tuple[list[ClipSource], list[str]]:
-    """Every utterance mp4 under ``root`` (``split``: "dev", "test" or None for both), and problem lines.
+) -> tuple[list[ClipSource], BuildProblems]:
+    """Every utterance mp4 under ``root`` (``split``: "dev", "test" or None for both), and its problems.
 
-    ``split="train"`` is read as "dev". Raises FileNotFoundError when ``root`` holds no identity
-    folders, ValueError when a ``split`` is asked for but the layout and meta list cannot tell it.
+    ``split="train"`` is read as "dev". Every clip gets its identity's split (see the module docstring:
+    ``vox2_meta.csv``, the shipped official test list, the dev/test folder, else made up by identity).
+    The second value is a :class:`BuildProblems`: a list of problems plus ``.warnings`` for the notes
+    about clips that are kept. Raises FileNotFoundError when ``root`` holds no identity folders.
     """
     root = Path(root)
     if split == "train":
@@ -243,20 +359,20 @@ def voxceleb2_clips(
     meta = read_vox2_meta(meta_csv) if meta_csv is not None else {}
 
     clips: list[ClipSource] = []
-    problems: list[str] = []
+    problems = BuildProblems()
+    warnings = problems.warnings
     missing_txt = 0
+    made_up: dict[str, str] = {}
     for base, folder_split in bases:
         for speaker in _sorted_dirs(base):
             if not _IDENTITY.fullmatch(speaker.name):
                 continue
-            official = meta.get(speaker.name, folder_split)
-            if folder_split and meta.get(speaker.name, folder_split) != folder_split:
-                problems.append(f"{speaker.path}: in the {folder_split} folder but {meta_csv} says "
-                                f"{meta[speaker.name]}; {meta[speaker.name]} is used")
-            if official is None and split is not None:
-                raise ValueError(f"{base}: cannot tell dev from test identities here; use the official "
-                                 f"{root}/{{dev,test}}/mp4 layout or pass meta_csv={META_CSV}")
-            if split is not None and official != split:
+            chosen, official, warning = _speaker_split(speaker.name, folder_split, meta, meta_csv)
+            if warning:
+                warnings.append(f"{speaker.path}: {warning}")
+            if official is None:
+                made_up[speaker.name] = chosen
+            if split is not None and chosen != split:
                 continue
             for video in _sorted_dirs(Path(speaker.path)):
                 for mp4 in sorted(Path(video.path).glob("*.mp4")):
@@ -266,11 +382,11 @@ def voxceleb2_clips(
                         try:
                             parsed = parse_vox_txt(txt)
                         except VoxTxtError as exc:
-                            problems.append(f"{exc}; clip kept without its metadata")
+                            warnings.append(f"{exc}; clip kept without its metadata")
                         else:
                             extra.update(parsed.to_extra())
                             if parsed.identity != speaker.name:
-                                problems.append(f"{txt}: Identity {parsed.identity} but the folder is {speaker.name}")
+                                warnings.append(f"{txt}: Identity {parsed.identity} but the folder is {speaker.name}")
                     elif read_metadata:
                         missing_txt += 1
                     clips.append(ClipSource(
@@ -278,11 +394,20 @@ def voxceleb2_clips(
                         speaker=speaker.name,
                         clip_id=f"{speaker.name}_{video.name}_{mp4.stem}",
                         path=mp4,
-                        split=TOOLKIT_SPLIT.get(official) if official else None,
+                        split=TOOLKIT_SPLIT[chosen],
                         extra=extra,
                     ))
+    if made_up:
+        tested = sorted(i for i, s in made_up.items() if s == "test")
+        warnings.append(
+            f"{root}: {len(made_up)} identit{'y' if len(made_up) == 1 else 'ies'} not in VoxCeleb2 "
+            f"(not id0XXXX) and not in a dev/test folder"
+            + (f" or {meta_csv}" if meta_csv is not None else "")
+            + f"; split made up by identity ({TEST_PERCENT}% by a hash of the id): "
+            + (f"{len(tested)} test ({', '.join(tested[:10])}{', ...' if len(tested) > 10 else ''})"
+               if tested else "none test"))
     if missing_txt:
-        problems.append(f"{root}: {missing_txt} clip(s) without a txt metadata file (vox2_*_txt.zip not "
+        warnings.append(f"{root}: {missing_txt} clip(s) without a txt metadata file (vox2_*_txt.zip not "
                         "extracted?); they are kept without it")
     if not clips:
         problems.append(f"{root}: no VoxCeleb2 clips found" + (f" in the {split} split" if split else ""))

@@ -1,5 +1,10 @@
 """Tests for preprocessing.voxceleb2: layout walk, per-utterance txt metadata, official split.
 
+The shipped official test identity list (splits/voxceleb2_test_identities.txt) is the 'test' rows of
+the official vox2_meta.csv as copied in kaneelgit/msi_voxceleb @ 7d57e8c1a95b05fc3dbba5f681b9c39711c90351
+(120 rows) less id04170 and id05348 (no released clips), i.e. 118 identities, equal to TEST_PERSONS in
+AliaksandrSiarohin/video-preprocessing @ ac40aac58657a3d8db85421cd4afcf465e86ead1 crop_vox.py.
+
 The txt fixture is a real VoxCeleb2 dev utterance header as quoted in public code (id00012,
 reference _raOc3-IRsw); the meta lines are the first rows of the official vox2_meta.csv in its two
 circulating spellings (cells padded with a space, as in kaneelgit/msi_voxceleb, and stripped, as in
@@ -8,6 +13,7 @@ sin392/FaceEncoder).
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -97,8 +103,13 @@ def test_layout_walk_names_speakers_and_splits(official):
 
     malformed = by_id["id00015_0fQ3P8XNoK8_00001"]
     assert "offset" not in malformed.extra
-    assert any("id00015/0fQ3P8XNoK8/00001.txt" in p and "clip kept without its metadata" in p for p in problems)
-    assert any("1 clip(s) without a txt metadata file" in p for p in problems)
+    # the clips are all kept: the notes are warnings, not problems a caller would count as failures
+    assert list(problems) == []
+    assert isinstance(problems, list) and isinstance(problems, voxceleb2.BuildProblems)
+    warnings = problems.warnings
+    assert any("id00015/0fQ3P8XNoK8/00001.txt" in w and "clip kept without its metadata" in w for w in warnings)
+    assert any("1 clip(s) without a txt metadata file" in w for w in warnings)
+    assert len(warnings) == 2
 
 
 @pytest.mark.parametrize(
@@ -115,17 +126,118 @@ def test_flat_layout_uses_the_official_meta_list(tmp_path, tiny_video):
     root = tmp_path / "flat"
     _place(tiny_video, root / "id00012/_raOc3-IRsw/00001.mp4", REAL_TXT)
     _place(tiny_video, root / "id00017/7t6lfzvVaTM/00001.mp4", TEST_TXT)
+    # without vox2_meta.csv the shipped official list gives the same split
     clips, problems = voxceleb2.voxceleb2_clips(root)
-    assert [c.split for c in clips] == [None, None]  # the runner assigns one
-    with pytest.raises(ValueError, match="cannot tell dev from test"):
-        voxceleb2.voxceleb2_clips(root, split="test")
+    assert [(c.speaker, c.split, c.extra["official_split"]) for c in clips] == [
+        ("id00012", "train", "dev"), ("id00017", "test", "test")]
+    assert not problems and not problems.warnings
+    clips, _ = voxceleb2.voxceleb2_clips(root, split="test")
+    assert [c.clip_id for c in clips] == ["id00017_7t6lfzvVaTM_00001"]
 
     (root / "vox2_meta.csv").write_text(META_PADDED, encoding="utf-8")
     clips, problems = voxceleb2.voxceleb2_clips(root)
     assert [(c.speaker, c.split) for c in clips] == [("id00012", "train"), ("id00017", "test")]
-    assert not problems
+    assert not problems and not problems.warnings
     clips, _ = voxceleb2.voxceleb2_clips(root, split="test")
     assert [c.clip_id for c in clips] == ["id00017_7t6lfzvVaTM_00001"]
+
+    # with vox2_meta.csv present, the file's sets are used (here one that disagrees with the official list)
+    (root / "vox2_meta.csv").write_text(META_PADDED.replace("id00017 ,n000017 ,m ,test", "id00017 ,n000017 ,m ,dev")
+                                        .replace("id00012 ,n000012 ,m ,dev", "id00012 ,n000012 ,m ,test"),
+                                        encoding="utf-8")
+    clips, problems = voxceleb2.voxceleb2_clips(root)
+    assert [(c.speaker, c.split) for c in clips] == [("id00012", "test"), ("id00017", "train")]
+    assert not problems and not problems.warnings
+
+
+def test_shipped_official_test_identities():
+    """118 ids from the official meta file's test rows; the header cites where they were taken from."""
+    path = voxceleb2.TEST_IDENTITIES_FILE
+    assert path.parent.name == "splits" and path.name == "voxceleb2_test_identities.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    ids = [line for line in lines if line and not line.startswith("#")]
+    assert len(ids) == 118 == len(set(ids)) == len(voxceleb2.official_test_identities())
+    assert ids == sorted(ids) and all(len(i) == 7 and i.startswith("id0") and i[2:].isdigit() for i in ids)
+    assert ids[:3] == ["id00017", "id00061", "id00081"] and ids[-3:] == ["id08701", "id08911", "id09017"]
+    assert {"id00017", "id01224", "id02577", "id07874", "id09017"} <= set(ids)
+    assert not voxceleb2.META_ONLY_TEST_IDENTITIES & set(ids)  # test rows of the meta file with no released clips
+    header = "\n".join(line for line in lines if line.startswith("#"))
+    assert "kaneelgit/msi_voxceleb @ 7d57e8c1a95b05fc3dbba5f681b9c39711c90351" in header
+    assert "AliaksandrSiarohin/video-preprocessing @ ac40aac58657a3d8db85421cd4afcf465e86ead1" in header
+    # shipped with the package (the splits folder is package data)
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert '"talking_head.preprocessing" = ["splits/*.txt"]' in pyproject.read_text(encoding="utf-8")
+
+    assert voxceleb2.official_split_of("id00017") == "test"
+    assert voxceleb2.official_split_of("id00012") == "dev"
+    assert voxceleb2.official_split_of("id04170") == "test"
+    assert voxceleb2.official_split_of("id10270") is None  # a VoxCeleb1 id
+
+
+def test_copied_subset_without_meta_is_split_by_identity(tmp_path, tiny_video):
+    """The issue's tree: root/idXXXXX/<video>/<clip>.mp4, no vox2_meta.csv, no txt files."""
+    root = tmp_path / "subset"
+    for clip in ("00001", "00002", "00003"):
+        _place(tiny_video, root / f"id00017/5MkXgwdrmJw/{clip}.mp4")
+    _place(tiny_video, root / "id00017/7t6lfzvVaTM/00001.mp4")
+    _place(tiny_video, root / "id00012/_raOc3-IRsw/00001.mp4")
+    _place(tiny_video, root / "id00012/21Uxsk56VDQ/00001.mp4")
+    clips, problems = voxceleb2.voxceleb2_clips(root)
+    assert len(clips) == 6
+    splits = {c.clip_id: c.split for c in clips}
+    assert splits["id00017_5MkXgwdrmJw_00001"] == splits["id00017_5MkXgwdrmJw_00002"] == "test"
+    assert {c.split for c in clips if c.speaker == "id00017"} == {"test"}  # an official test identity
+    assert {c.split for c in clips if c.speaker == "id00012"} == {"train"}
+    by_split: dict[str, set[str]] = {}
+    for c in clips:
+        by_split.setdefault(c.split, set()).add(c.speaker)
+    assert not by_split["train"] & by_split["test"]
+    # the missing txt metadata is one warning, not a problem (a caller counting problems as failures counts 0)
+    assert list(problems) == []
+    assert problems.warnings == [f"{root}: 6 clip(s) without a txt metadata file (vox2_*_txt.zip not "
+                                 "extracted?); they are kept without it"]
+
+
+def test_folder_that_disagrees_with_the_official_list(tmp_path, tiny_video):
+    root = tmp_path / "vox2"
+    _place(tiny_video, root / "test/mp4/id00012/_raOc3-IRsw/00001.mp4", REAL_TXT)
+    _place(tiny_video, root / "dev/mp4/id00017/7t6lfzvVaTM/00001.mp4", TEST_TXT)
+    clips, problems = voxceleb2.voxceleb2_clips(root)
+    assert {c.speaker: c.split for c in clips} == {"id00012": "train", "id00017": "test"}
+    assert list(problems) == []
+    assert len(problems.warnings) == 2
+    assert any("id00017: in the dev folder but the official VoxCeleb2 test identity list says test" in w
+               for w in problems.warnings)
+
+
+def test_made_up_split_is_by_identity(tmp_path, tiny_video):
+    """Identities the lists do not place (not id0XXXX, no dev/test folder): split by a hash of the id."""
+    root = tmp_path / "other"
+    identities = [f"id1{n:04d}" for n in range(1, 41)]
+    for identity in identities:
+        for clip in ("00001", "00002"):
+            _place(tiny_video, root / f"{identity}/video/{clip}.mp4")
+    clips, problems = voxceleb2.voxceleb2_clips(root, read_metadata=False)
+    assert len(clips) == 80 and list(problems) == []
+    speaker_splits: dict[str, set[str]] = {}
+    for c in clips:
+        speaker_splits.setdefault(c.speaker, set()).add(c.split)
+        assert c.extra["official_split"] is None
+    assert all(len(s) == 1 for s in speaker_splits.values())  # never split clip by clip
+
+    def rule(identity: str) -> bool:
+        digest = hashlib.sha256(f"voxceleb2-identity-split-v1:{identity}".encode()).hexdigest()
+        return int(digest[:8], 16) % 100 < 10
+
+    expected_test = sorted(i for i in identities if rule(i))
+    assert expected_test  # the fixture exercises both sides
+    assert sorted(i for i, s in speaker_splits.items() if s == {"test"}) == expected_test
+    assert [voxceleb2.identity_is_test(i) for i in identities] == [rule(i) for i in identities]
+    assert len(problems.warnings) == 1 and "40 identities not in VoxCeleb2" in problems.warnings[0]
+    assert f"{len(expected_test)} test (" in problems.warnings[0]
+
+    clips, _ = voxceleb2.voxceleb2_clips(root, split="test", read_metadata=False)
+    assert sorted({c.speaker for c in clips}) == expected_test
 
 
 def test_split_folder_given_directly(official):
@@ -145,7 +257,8 @@ def test_meta_list_formats_and_disagreement(official, tmp_path):
     wrong.write_text(META_STRIPPED.replace("id00012,n000012,m,dev", "id00012,n000012,m,test"), encoding="utf-8")
     clips, problems = voxceleb2.voxceleb2_clips(official, meta_csv=wrong)
     assert {c.speaker: c.split for c in clips}["id00012"] == "test"
-    assert any("in the dev folder but" in p and "says test" in p for p in problems)
+    assert any("in the dev folder but" in w and "wrong.csv says test" in w for w in problems.warnings)
+    assert list(problems) == []
 
     wrong.write_text(META_STRIPPED + "id00099,n000099,m,valid\n", encoding="utf-8")
     with pytest.raises(voxceleb2.VoxTxtError, match="wrong.csv:4: "):
