@@ -64,6 +64,9 @@ def preprocess(
                   "split_file": str(split_file) if split_file else None}
     for problem in problems:
         console.print(f"[yellow]skipped:[/] {problem}")
+    warnings = list(getattr(problems, "warnings", ()))  # notes (missing metadata), not failures
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     parameters = {"dataset": dataset, "inputs": inputs, "workers": workers, "engine": engine}
     result, summary = run_preprocess(
         sources, out, config, parameters=parameters, problems=problems, workers=workers, engine=engine,
@@ -71,7 +74,8 @@ def preprocess(
     )
     failed = len(summary.failed)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
-    print(f"{len(summary.done)} clips done, {failed} failed, {summary.frames} frames in {summary.seconds:.1f} s ({rate:.1f} frames/s)")
+    print(f"{len(summary.done)} clips done, {failed} failed, {len(warnings)} warnings, {summary.frames} frames in "
+          f"{summary.seconds:.1f} s ({rate:.1f} frames/s)")
     if result is not None:
         counts = ", ".join(f"{k}: {len(v)}" for k, v in result.items())
         print(f"dataset: {out} ({counts}); card: {out / 'README.md'}")
