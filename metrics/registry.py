@@ -49,10 +49,32 @@ class MetricEntry:
     aliases: tuple[str, ...] = ()  # other names for --metrics (psnr and ssim share one metric)
     default_run: bool = True  # in the set `toolkit evaluate` runs without --metrics
     columns: tuple[ResultColumn, ...] = ()
+    # Pretrained files (toolkit.weights registry names) building the metric asks for: `weights` with any
+    # options, plus `option_weights[option][value]` for the value the run uses (default: `defaults[option]`),
+    # e.g. LSE's face-track presets add the S3FD detector. `toolkit weights fetch --for/--protocol` reads this.
+    weights: tuple[str, ...] = ()
+    option_weights: dict[str, dict[Any, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"metric {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        unknown = set(self.option_weights) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: option_weights names options without a default: {sorted(unknown)}")
+
+    def weights_for(self, options: Optional[dict[str, Any]] = None) -> tuple[str, ...]:
+        """The weight files this metric needs with `options` (the others at their defaults), in order."""
+        chosen = {**self.defaults, **(options or {})}
+        found = list(self.weights)
+        for option, by_value in self.option_weights.items():
+            found += by_value.get(chosen.get(option), ())
+        return tuple(dict.fromkeys(found))
+
+    def all_weights(self) -> tuple[str, ...]:
+        """Every weight file some option value of this metric needs."""
+        found = list(self.weights) + [n for by_value in self.option_weights.values() for names in by_value.values()
+                                      for n in names]
+        return tuple(dict.fromkeys(found))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -72,14 +94,17 @@ PRESET_FLAGS = {"lse_preset": ("lse", "preset"), "lse_frames": ("lse", "frames")
 _M = "talking_head.metrics."
 _BUILT_IN = (
     MetricEntry("fid", _M + "fid:FIDVideos", "FID", "lower", "Frechet Inception Distance, frames pooled over all videos",
+                weights=("fid-inception",),
                 columns=(ResultColumn("fid", "fid", "FID", "lower",
                                       description="Frechet Inception Distance to the reference frames", identity=0.0),)),
     MetricEntry("kid", _M + "kid:KIDVideos", "KID", "lower", "Kernel Inception Distance (torch-fidelity), frames pooled",
+                weights=("fid-inception",),
                 default_run=False,
                 columns=(ResultColumn("kid", "kid", "KID", "lower", description="Kernel Inception Distance to the reference frames",
                                       identity=0.0),)),
     MetricEntry("efid", _M + "efid:EFIDVideos", "E-FID", "lower",
                 "expression FID: Frechet distance of Deep3DFaceRecon expression coefficients (EchoMimic), frames pooled",
+                weights=("deep3dfacerecon",),
                 default_run=False,
                 columns=(ResultColumn("efid", "efid", "E-FID", "lower",
                                       description="Frechet distance of 3DMM expression coefficients to the reference",
@@ -87,17 +112,23 @@ _BUILT_IN = (
     MetricEntry("fvd", _M + "fvd:FVDVideos", "FVD", "lower",
                 "Frechet Video Distance (I3D), clips pooled; variants styleganv (default), videogpt, disco, latentsync",
                 defaults={"variant": "styleganv"}, default_run=False,
+                option_weights={"variant": {"styleganv": ("i3d-torchscript",), "latentsync": ("i3d-torchscript",),
+                                            "videogpt": ("i3d-kinetics400",), "disco": ("i3d-kinetics400",)}},
                 columns=(ResultColumn("fvd", "fvd", "FVD", "lower",
                                       description="Frechet Video Distance to the reference clips (the variant is recorded)",
                                       identity=0.0),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
                 defaults={"preset": "wav2lip_lrs", "frames": "ffmpeg_jpeg"},
+                weights=("syncnet",),  # face-track presets also run SyncNet's S3FD detector
+                option_weights={"preset": {p: ("syncnet-s3fd",) for p in ("wav2lip_real", "mocha", "latentsync")}},
                 columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)",
                                       ground_truth="reference.lse_c", normalised=True),
                          ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)",
                                       ground_truth="reference.lse_d"))),
     MetricEntry("lmd", _M + "lmd:LMDVideos", "LMD", "lower", "mouth and face landmark distance (and velocity) to the reference",
                 defaults={"preset": "dense"},
+                # dense: MediaPipe's mesh (bundled with mediapipe); the 68-point presets run face-alignment's FAN
+                option_weights={"preset": {p: ("fan-2d", "fan-s3fd") for p in ("atvgnet", "vico")}},
                 columns=(ResultColumn("m_lmd", "mouth_lmd", "M-LMD", "lower",
                                       description="mouth landmark distance to the reference clip", identity=0.0),
                          ResultColumn("m_lmd_v", "mouth_lmd_v", "M-LMD-v", "lower",
@@ -121,13 +152,16 @@ _BUILT_IN = (
                          ResultColumn("ssim", "ssim", "SSIM", "higher",
                                       description="structural similarity to the reference frames", identity=1.0))),
     MetricEntry("lpips", _M + "lpips:LPIPSVideos", "LPIPS", "lower", "learned perceptual distance (AlexNet)",
+                weights=("lpips-alexnet",),  # the linear heads ship in the lpips wheel
                 columns=(ResultColumn("lpips", "lpips", "LPIPS", "lower",
                                       description="learned perceptual distance (AlexNet)", identity=0.0),)),
     MetricEntry("csim", _M + "csim:CSIMVideos", "CSIM", "higher", "identity similarity (ArcFace cosine)",
+                weights=("arcface-r100",),
                 defaults={"convention": "paired"},
                 columns=(ResultColumn("csim", "csim", "CSIM", "higher",
                                       description="identity similarity (ArcFace cosine)"),)),
     MetricEntry("niqe", _M + "niqe:NIQEVideos", "NIQE", "lower", "no-reference image quality",
+                weights=("niqe-pristine",),
                 columns=(ResultColumn("niqe", "niqe", "NIQE", "lower", description="no-reference image quality",
                                       ground_truth="niqe_reference"),)),
     MetricEntry("beat_align", _M + "beat_align:BeatAlignVideos", "Beat Align", "higher",
@@ -191,6 +225,11 @@ def default_names() -> list[str]:
 def preset_defaults() -> dict[str, Any]:
     """The preset flags and their defaults, e.g. ``{"lse_preset": "wav2lip_lrs", ...}``."""
     return {flag: REGISTRY[metric].defaults[option] for flag, (metric, option) in PRESET_FLAGS.items()}
+
+
+def weights_for(name: str, options: Optional[dict[str, Any]] = None) -> tuple[str, ...]:
+    """The weight files (toolkit.weights names) metric `name` needs with `options` (e.g. a protocol's)."""
+    return entry(name).weights_for(options)
 
 
 def columns() -> list[tuple[MetricEntry, ResultColumn]]:

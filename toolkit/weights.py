@@ -53,7 +53,7 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from talking_head.toolkit import __version__
 from talking_head.toolkit.fileio import atomic_path
@@ -504,8 +504,9 @@ def _open(url: str, entry: WeightFile, timeout: float = 60.0) -> tuple[Any, str 
 
 
 def _save(response: Any, dest: Path, entry: WeightFile, url: str, *, label: str, size: int | None = None,
-          sha256: str | None = None, prefix: str | None = None, progress: bool = True) -> None:
-    """Stream a response to `<dest>.part`, check it, then rename it onto `dest`.
+          sha256: str | None = None, prefix: str | None = None, progress: bool = True,
+          on_bytes: Callable[[int], None] | None = None) -> None:
+    """Stream a response to `<dest>.part`, check it, then rename it onto `dest` (`on_bytes(n)` after each chunk).
 
     On any failure (network, disk, size, digest) the .part file is removed and `dest` is untouched.
     """
@@ -539,6 +540,8 @@ def _save(response: Any, dest: Path, entry: WeightFile, url: str, *, label: str,
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(task, advance=len(chunk))
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
         except (OSError, http.client.HTTPException) as err:
             raise WeightsDownloadError(f"Download of '{entry.name}' from {url} was interrupted: {err}") from err
         actual = digest.hexdigest()
@@ -573,7 +576,8 @@ def hf_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
 
 
-def _fetch_hf(entry: WeightFile, force: bool, endpoint: str | None, progress: bool) -> Path:
+def _fetch_hf(entry: WeightFile, force: bool, endpoint: str | None, progress: bool,
+              on_bytes: Callable[[int], None] | None = None) -> Path:
     """Download a model's files into the hub cache layout (snapshots/<commit>/..., refs/<branch>)."""
     base = (endpoint or hf_endpoint()).rstrip("/")
     repo_dir = _hf_repo_dir(entry)
@@ -592,7 +596,7 @@ def _fetch_hf(entry: WeightFile, force: bool, endpoint: str | None, progress: bo
                 commit = header_commit if header_commit and HEX40.match(header_commit) else None
                 snapshot = repo_dir / "snapshots" / (commit or revision)
             _save(response, snapshot / path_in_repo, entry, url, label=f"{entry.repo_id}/{path_in_repo}",
-                  size=size, sha256=sha256, progress=progress)
+                  size=size, sha256=sha256, progress=progress, on_bytes=on_bytes)
 
     try:
         for extra in entry.extra_files:
@@ -621,18 +625,20 @@ def _fetch_hf(entry: WeightFile, force: bool, endpoint: str | None, progress: bo
     return path(entry)
 
 
-def fetch(name: str | WeightFile, force: bool = False, *, endpoint: str | None = None, progress: bool = True) -> Path:
+def fetch(name: str | WeightFile, force: bool = False, *, endpoint: str | None = None, progress: bool = True,
+          on_bytes: Callable[[int], None] | None = None) -> Path:
     """Download the file(s) unless a usable copy is present; returns `path(name)`.
 
     A present file that fails verification is replaced; `force` downloads even a good copy again.
     Downloads go to `<dest>.part` and are renamed into place only once size and sha256 match.
     `endpoint` overrides the Hugging Face base URL (default $HF_ENDPOINT or https://huggingface.co).
+    `progress=False` hides the per-file bar; `on_bytes(n)` is called for every chunk received (a caller's own bar).
     """
     entry = get(name)
     if not force and verify(entry).usable:
         return path(entry)
     if entry.location == "hf_hub":
-        return _fetch_hf(entry, force, endpoint, progress)
+        return _fetch_hf(entry, force, endpoint, progress, on_bytes)
     dest = destination(entry)
     try:
         response, _ = _open(entry.url, entry)
@@ -642,7 +648,7 @@ def fetch(name: str | WeightFile, force: bool = False, *, endpoint: str | None =
         ) from err
     with response:
         _save(response, dest, entry, entry.url, label=entry.name, size=entry.size, sha256=entry.sha256,
-              prefix=entry.sha256_prefix, progress=progress)
+              prefix=entry.sha256_prefix, progress=progress, on_bytes=on_bytes)
     return dest
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from talking_head.metrics import bootstrap as intervals, registry
+from talking_head.toolkit.cli.weights import OutputFormat, stdout_console, write_records
 
 EXCLUDED_EXIT = 2  # some videos could not be scored (listed in summary.json); the others were
 PRESETS = registry.preset_defaults()
@@ -24,8 +25,11 @@ EXAMPLE = (
     "toolkit evaluate --model moda --checkpoint runs/moda --reference data/sample --runs results/  |  "
     "toolkit evaluate --model static-reference --reference data/sample --runs results/  |  "
     "toolkit evaluate --protocol hallo --generated fake/ --reference data/hdtf --out runs/hallo  "
-    "(a published protocol by name: toolkit evaluate --list-protocols)"
+    "(a published protocol by name: toolkit evaluate --list-protocols)  |  "
+    "toolkit evaluate ... --format json > table.json  (csv: one row per metric.key; messages go to stderr)"
 )
+
+RESULT_FIELDS = ("metric", "key", "value", "low", "high", "ground_truth", "ground_truth_normalised")
 
 
 def format_value(value: float, summary: dict, metric: str, key: str) -> str:
@@ -71,14 +75,22 @@ def evaluate(
                                             help="Resamples (the first of the same draws) for the set-level "
                                                  "statistics: FID, KID, frame-pooled means."),
     bootstrap_seed: int = typer.Option(intervals.SEED, "--bootstrap-seed", help="Seed of the bootstrap draws."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", case_sensitive=False, help=(
+        "The result table as table, json (one object: the numbers with their intervals, ground truth and "
+        "GT-normalised score, skipped metrics, excluded videos, files) or csv (one row per metric.key). "
+        "With json/csv nothing else goes to stdout; messages go to stderr.")),
 ) -> None:
+    import contextlib
+    import sys
+
     from rich.console import Console
 
     from talking_head.metrics.runner import evaluate as run
 
-    console = Console()
+    machine = fmt is not OutputFormat.table
+    console = Console(stderr=True) if machine else stdout_console()  # messages; json/csv keep stdout to themselves
     if list_protocols:
-        print_protocols(console)
+        print_protocols(stdout_console())
         return
     chosen = None
     if protocol is not None:
@@ -111,28 +123,19 @@ def evaluate(
     if model is not None and lse_frames not in (None, PRESETS["lse_frames"]):
         raise typer.BadParameter(f"--model runs score LSE with the default frames ({PRESETS['lse_frames']}); "
                                  "--lse-frames applies to --generated runs", param_hint="--lse-frames")
+    # json/csv: whatever a library prints while scoring goes to stderr, so stdout parses
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if machine else contextlib.nullcontext()
     try:
-        if model is None:
-            if chosen is not None:
-                summary = run(generated, reference, out=out, device=device, show_progress=not quiet, protocol=chosen,
-                              **drawn)
-            else:
-                summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                              show_progress=not quiet, **flags, **drawn)
-        else:
-            from talking_head.leaderboards.runs import evaluate_model
-
-            result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split or "test",
-                                    metrics=None if chosen else names, lse_preset=preset, lmd_preset=lmd_preset,
-                                    fvd_variant=fvd_variant, seed=seed, num_samples=num_samples, label=name,
-                                    device=device, show_progress=not quiet, bootstrap=drawn, protocol=chosen)
-            summary, out = result.summary, result.run_dir
-            if result.reused:
-                console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")
+        with quiet_stdout:
+            summary, out = _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags,
+                                  drawn, chosen, preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
-    console.print(result_table(summary))
+    if machine:
+        write_records(result_records(summary), fmt, RESULT_FIELDS, document=result_document(summary, out))
+    else:
+        console.print(result_table(summary))
     console.print(throughput_line(summary), markup=False)
     if summary.get("intervals"):
         record = summary["bootstrap"]
@@ -145,6 +148,29 @@ def evaluate(
     console.print(f"per video: {out / 'per_video.csv'}\nsummary: {out / 'summary.json'}")
     if summary.get("excluded"):
         raise typer.Exit(EXCLUDED_EXIT)
+
+
+def _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags, drawn, chosen,
+           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet):
+    """Run the evaluation (or generate, then evaluate): (summary, run folder)."""
+    if model is None:
+        if chosen is not None:
+            summary = run(generated, reference, out=out, device=device, show_progress=not quiet, protocol=chosen,
+                          **drawn)
+        else:
+            summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
+                          show_progress=not quiet, **flags, **drawn)
+    else:
+        from talking_head.leaderboards.runs import evaluate_model
+
+        result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split or "test",
+                                metrics=None if chosen else names, lse_preset=preset, lmd_preset=lmd_preset,
+                                fvd_variant=fvd_variant, seed=seed, num_samples=num_samples, label=name,
+                                device=device, show_progress=not quiet, bootstrap=drawn, protocol=chosen)
+        summary, out = result.summary, result.run_dir
+        if result.reused:
+            console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")
+    return summary, out
 
 
 def result_table(summary: dict):
@@ -169,6 +195,38 @@ def result_table(summary: dict):
                 table.add_row(f"{metric}.{key}", format_value(value, summary, metric, key),
                               "" if truth is None else f"{truth:.4g}", "" if score is None else f"{score:.3f}")
     return table
+
+
+def result_records(summary: dict) -> list[dict]:
+    """The result table's rows as data, one per metric.key: value, interval (low, high; None without one),
+    the ground truth's value and the GT-normalised score (None where they do not apply)."""
+    truths, normalised = summary.get("ground_truth") or {}, summary.get("ground_truth_normalised") or {}
+    rows = []
+    for metric, values in summary["results"].items():
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                found = (summary.get("intervals", {}).get(metric) or {}).get(key)
+                found = found if isinstance(found, dict) else {}
+                rows.append({"metric": metric, "key": key, "value": value, "low": found.get("low"),
+                             "high": found.get("high"),
+                             "ground_truth": ((truths.get(metric) or {}).get(key) or {}).get("value"),
+                             "ground_truth_normalised": (normalised.get(metric) or {}).get(key)})
+    return rows
+
+
+def result_document(summary: dict, out=None) -> dict:
+    """What --format json prints around the rows: the run's size, protocol, interval method, what was skipped
+    or excluded and where the files are."""
+    protocol = summary.get("protocol")
+    record = summary.get("bootstrap") or {}
+    return {
+        "videos": summary.get("videos"), "frames": summary.get("frames"),
+        "protocol": {"name": protocol["name"], "hash": protocol["hash"]} if protocol else None,
+        "intervals": {k: record.get(k) for k in ("level", "method", "resamples", "set_level_resamples", "seed")}
+        if summary.get("intervals") else None,
+        "skipped": dict(summary.get("skipped") or {}), "excluded": dict(summary.get("excluded") or {}),
+        "files": None if out is None else {"per_video": str(out / "per_video.csv"), "summary": str(out / "summary.json")},
+    }
 
 
 def throughput_line(summary: dict) -> str:

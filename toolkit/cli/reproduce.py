@@ -8,9 +8,14 @@ from typing import List, Optional
 
 import typer
 
+from talking_head.toolkit.cli.weights import OutputFormat, stdout_console, write_records
+
 EXAMPLE = ("Examples: toolkit reproduce sample  |  toolkit reproduce moda-hdtf --raw HDTF/videos "
            "--annotations HDTF/HDTF_dataset  |  toolkit reproduce moda-hdtf --dataset data/hdtf30 "
-           "--checkpoint moda=runs/moda-paper  |  toolkit reproduce --list")
+           "--checkpoint moda=runs/moda-paper  |  toolkit reproduce --list  |  toolkit reproduce --list --format json")
+
+LIST_FIELDS = ("id", "title", "models", "config", "floors", "metrics", "lse_preset", "lmd_preset", "weights",
+               "paper_table")
 
 
 def reproduce(
@@ -25,6 +30,8 @@ def reproduce(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     list_tables: bool = typer.Option(False, "--list", help="List the tables and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", case_sensitive=False,
+                                     help="--list: table, json or csv (every field whole, nothing else on stdout)."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -32,15 +39,20 @@ def reproduce(
     from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
     from talking_head.toolkit.cli.leaderboard import board_table
 
-    import sys
-
-    # wide enough for the table when piped (make demo, CI logs); a terminal keeps its own width
-    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    # a terminal keeps its own width; piped (make demo, CI logs) nothing is cut or folded
+    console = stdout_console()
     if list_tables or table is None:
+        if fmt is not OutputFormat.table:
+            write_records([_recipe_record(recipe) for recipe in RECIPES.values()], fmt, LIST_FIELDS)
+            return
         for recipe in RECIPES.values():
             models = ", ".join(recipe.models)
-            console.print(f"{recipe.id:16s} {recipe.title}  (models: {models}; configs: {recipe.config})")
+            console.print(f"{recipe.id:16s} {recipe.title}  (models: {models}; configs: {recipe.config})",
+                          markup=False)
         return
+    if fmt is not OutputFormat.table:
+        raise typer.BadParameter("--format json|csv applies to --list; a reproduction writes "
+                                 "reproduce.json and leaderboard.csv in its work folder", param_hint="--format")
     if table not in RECIPES:
         raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(RECIPES)}", param_hint="TABLE")
     checkpoints = {}
@@ -75,6 +87,13 @@ def reproduce(
                       f"({check['detail']})")
     console.print(f"done in {outcome.seconds:.0f} s; leaderboard: {outcome.files['html']}; "
                   f"record: {outcome.work / 'reproduce.json'}")
+
+
+def _recipe_record(recipe) -> dict:
+    return {"id": recipe.id, "title": recipe.title, "models": list(recipe.models), "config": recipe.config,
+            "floors": list(recipe.floors), "metrics": None if recipe.metrics is None else list(recipe.metrics),
+            "lse_preset": recipe.lse_preset, "lmd_preset": recipe.lmd_preset, "weights": list(recipe.weights),
+            "paper_table": recipe.paper_table}
 
 
 def _fmt(value) -> str:

@@ -1,10 +1,20 @@
 """`toolkit weights`: list, fetch, verify and locate the pretrained files the toolkit uses.
 
 Tables go to stdout; errors, "missing"/"corrupt" explanations and download progress go to stderr,
-so `toolkit weights path NAME` can be used in shell substitutions.
+so `toolkit weights path NAME` can be used in shell substitutions. `--format json|csv` (list, verify) writes
+every field whole (full sha256, full URL) and nothing else to stdout; a table written to a pipe or a file is
+never cut or folded (a terminal gets its own width).
+
+The output helpers here (`FormatOption`, `stdout_console`, `write_records`) are shared by the other listing
+commands (`toolkit reproduce --list`, `toolkit evaluate`).
 """
 
-from typing import Annotated, Optional
+import csv
+import json
+import math
+import sys
+from enum import Enum
+from typing import Annotated, Any, Iterable, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -24,6 +34,59 @@ app = typer.Typer(
 )
 
 _STATUS_STYLE = {"ok": "green", "unpinned": "yellow", "missing": "red", "corrupt": "bold red"}
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", case_sensitive=False,
+    help="table (for people), json or csv (for programs: every field whole, nothing else on stdout).")]
+
+PIPE_WIDTH = 100_000  # a console this wide never cuts or folds a cell: the table keeps its natural width
+
+
+def stdout_console() -> Console:
+    """The console for stdout: a terminal's own width; written to a pipe or a file, wide enough that no field
+    is truncated or folded (the table takes its natural width)."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=PIPE_WIDTH, soft_wrap=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no inf/nan (json.dumps would write Infinity, which strict parsers refuse)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def write_records(records: Sequence[dict[str, Any]], fmt: "OutputFormat | str", fields: Sequence[str],
+                  document: Optional[dict[str, Any]] = None) -> None:
+    """Rows as JSON (a list of objects, or `document` with the rows under its "rows" key) or CSV (a header
+    of `fields`, lists joined with ";"), to stdout and nothing else."""
+    fmt = OutputFormat(fmt)
+    rows = [{k: _plain(r.get(k)) for k in fields} for r in records]
+    if fmt is OutputFormat.json:
+        out = rows if document is None else {**_plain(document), "rows": rows}
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    elif fmt is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                             for k, v in row.items()})
+    else:
+        raise ValueError(f"write_records writes json or csv, not {fmt.value}")
+    sys.stdout.flush()
+
 
 NamesArg = Annotated[Optional[list[str]], typer.Argument(help="Registry names (see `toolkit weights list`).", show_default=False)]
 
@@ -70,8 +133,13 @@ def _digest_label(entry: w.WeightFile) -> str:
 )
 def list_weights(
     long: Annotated[bool, typer.Option("--long", "-l", help="Also show the download URL and the published sha256.")] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Show every registered file: size, status (ok/unpinned/missing/corrupt) and location (--long adds more)."""
+    """Show every registered file: size, status (ok/unpinned/missing/corrupt) and location (--long adds more;
+    --format json|csv gives every field)."""
+    if fmt is not OutputFormat.table:
+        write_records([_list_record(entry, w.verify(entry)) for entry in w.REGISTRY.values()], fmt, LIST_FIELDS)
+        return
     names_width = max(len(name) for name in w.REGISTRY)
     table = Table(title="Pretrained weights")
     table.add_column("name", no_wrap=True, min_width=names_width)
@@ -94,36 +162,167 @@ def list_weights(
         if long:
             row += [Text(entry.consumer), Text(_file_label(entry)), Text(entry.url), Text(_digest_label(entry))]
         table.add_row(*row)
-    Console().print(table)
+    stdout_console().print(table)
+
+
+LIST_FIELDS = ("name", "status", "size", "actual_size", "path", "location", "consumer", "description", "license",
+               "url", "filename", "repo_id", "revision", "extra_files", "alternatives", "sha256", "sha256_prefix",
+               "git_blob_sha1", "actual_sha256", "detail")
+
+
+def _list_record(entry: w.WeightFile, result: w.VerifyResult) -> dict[str, Any]:
+    return {"name": entry.name, "status": result.status, "size": entry.size, "actual_size": result.actual_size,
+            "path": str(result.path), "location": entry.location, "consumer": entry.consumer,
+            "description": entry.description, "license": entry.license, "url": entry.url, "filename": entry.filename,
+            "repo_id": entry.repo_id, "revision": entry.revision if entry.location == "hf_hub" else None,
+            "extra_files": list(entry.extra_files), "alternatives": list(entry.alternatives), "sha256": entry.sha256,
+            "sha256_prefix": entry.sha256_prefix, "git_blob_sha1": entry.git_blob_sha1,
+            "actual_sha256": result.actual_sha256,
+            "detail": result.detail if result.status != "missing" else "not found"}
+
+
+class TargetError(ValueError):
+    """A --for / --protocol that names nothing known (exit 2)."""
+
+
+def _parse_metric_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``lse`` or ``lse:preset=mocha,frames=decoded`` -> (name, options)."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TargetError(f"--for {spec!r}: options are OPTION=VALUE, e.g. --for lse:preset=mocha")
+        options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def resolve_targets(names: Sequence[str] = (), metrics: Sequence[str] = (), protocols: Sequence[str] = (),
+                    all_: bool = False) -> dict[str, list[str]]:
+    """Which registry files to fetch, each with why: ``{file: ["lse (preset=mocha)", "protocol hallo: fvd", ...]}``.
+
+    `metrics` are registry metric names (or aliases), optionally with options (``lse:preset=mocha``);
+    `protocols` shipped protocol names or .yaml paths, each metric with the protocol's options. The files
+    a metric needs are declared in its registry entry (:meth:`metrics.registry.MetricEntry.weights_for`).
+    Raises TargetError for an unknown name, metric, option or protocol.
+    """
+    from talking_head.metrics import registry
+
+    wanted: dict[str, list[str]] = {}
+
+    def add(files: Iterable[str], why: str) -> None:
+        for file in files:
+            wanted.setdefault(file, []).append(why)
+
+    if all_:
+        add(w.REGISTRY, "--all")
+    for name in names:
+        try:
+            w.get(name)
+        except w.UnknownWeightsError as err:
+            raise TargetError(err.args[0]) from None
+        add([name], "named")
+
+    def add_metric(name: str, options: dict[str, Any], why: str) -> None:
+        try:
+            entry = registry.entry(name)
+        except ValueError as err:
+            raise TargetError(str(err)) from None
+        import inspect
+
+        accepted = [p for p in inspect.signature(entry.load()).parameters if p not in ("self", "device", "shared")]
+        unknown = sorted(set(options) - set(entry.defaults) - set(accepted))
+        if unknown:
+            known = ", ".join(accepted) or "none"
+            raise TargetError(f"metric {entry.name!r} has no option {', '.join(map(repr, unknown))} (options: {known})")
+        shown = ", ".join(f"{k}={v}" for k, v in {**entry.defaults, **options}.items())
+        add(entry.weights_for(options), why + (f" ({shown})" if shown else ""))
+
+    for spec in metrics:
+        name, options = _parse_metric_spec(spec)
+        add_metric(name, options, name)
+    if protocols:
+        from talking_head.metrics import protocols as protocol_files
+
+        for protocol in protocols:
+            try:
+                found = protocol_files.load(protocol)
+            except ValueError as err:
+                raise TargetError(str(err)) from None
+            for name, options in found.metrics.items():
+                add_metric(name, dict(options or {}), f"protocol {found.name}: {name}")
+    for file in wanted:  # a metric declaring a file the weights registry lacks is a bug here, not the user's
+        w.get(file)
+    return wanted
 
 
 @app.command(
     epilog=(
-        "Examples:  toolkit weights fetch fid-inception syncnet  |  toolkit weights fetch --all  |  "
-        "HF_ENDPOINT=https://hf-mirror.example toolkit weights fetch wav2vec2-base-960h"
+        "Examples:  toolkit weights fetch fid-inception syncnet  |  toolkit weights fetch --for lse  |  "
+        "toolkit weights fetch --for lse:preset=mocha --for lmd:preset=vico  |  toolkit weights fetch --protocol hallo  |  "
+        "toolkit weights fetch --all  |  HF_ENDPOINT=https://hf-mirror.example toolkit weights fetch wav2vec2-base-960h"
     ),
 )
 def fetch(
     names: NamesArg = None,
+    for_: Annotated[Optional[list[str]], typer.Option(
+        "--for", metavar="METRIC[:OPTION=VALUE,...]",
+        help="Every file a metric needs with these options (default: the metric's defaults), e.g. lse, "
+             "lse:preset=mocha, lmd:preset=vico, fvd:variant=disco. Repeatable.", show_default=False)] = None,
+    protocol: Annotated[Optional[list[str]], typer.Option(
+        "--protocol", help="Every file a published protocol's metrics need (see toolkit evaluate "
+                           "--list-protocols), or a protocol .yaml file. Repeatable.", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Fetch every registered file.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Download again even if a good copy is present.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be fetched and why.")] = False,
 ) -> None:
-    """Download files (skipping good copies), verifying size and sha256 before they are moved into place."""
-    if not names and not all_:
-        typer.echo("Error: give one or more NAMEs, or --all (see `toolkit weights list`).", err=True)
+    """Download files (skipping good copies), verifying size and sha256 before they are moved into place:
+    named ones, those a metric or protocol needs (--for, --protocol), or all. One progress bar, one summary line."""
+    if not names and not all_ and not for_ and not protocol:
+        typer.echo("Error: give one or more NAMEs, --for METRIC, --protocol NAME or --all "
+                   "(see `toolkit weights list`).", err=True)
         raise typer.Exit(2)
-    targets = list(w.REGISTRY) if all_ else list(names or [])
-    _check_names(targets)
-    failed = 0
-    for name in targets:
-        try:
-            location = w.fetch(name, force=force)
-        except w.WeightsError as err:
-            typer.echo(f"{name}: FAILED\n{err}", err=True)
-            failed += 1
-            continue
-        result = w.verify(name)
-        typer.echo(f"{name}: {result.status}  {location}")
+    try:
+        wanted = resolve_targets(names or (), for_ or (), protocol or (), all_)
+    except TargetError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(2) from None
+    present = [] if force else [name for name in wanted if w.verify(name).usable]
+    todo = [name for name in wanted if name not in present]
+    if dry_run:
+        for name, why in wanted.items():
+            state = "present" if name in present else "to fetch"
+            typer.echo(f"{name}: {state}  (for {'; '.join(why)})")
+        return
+    failed: dict[str, str] = {}
+    locations: dict[str, str] = {}
+    if todo:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        sizes = [w.get(name).size for name in todo]
+        total = None if any(size is None for size in sizes) else sum(sizes)  # type: ignore[arg-type]
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      TimeRemainingColumn(), console=Console(stderr=True), redirect_stdout=False,
+                      redirect_stderr=False) as bar:
+            task = bar.add_task("weights", total=total)
+            for k, name in enumerate(todo, 1):
+                bar.update(task, description=f"{name} ({k}/{len(todo)})")
+                try:
+                    locations[name] = str(w.fetch(name, force=force, progress=False,
+                                                  on_bytes=lambda n: bar.update(task, advance=n)))
+                except w.WeightsError as err:
+                    failed[name] = str(err)
+            bar.update(task, description=f"{len(todo)} file(s)")
+    for name in wanted:
+        if name in present:
+            typer.echo(f"{name}: already present  {w.path(name)}")
+        elif name in failed:
+            typer.echo(f"{name}: FAILED\n{failed[name]}", err=True)
+        else:
+            typer.echo(f"{name}: {w.verify(name).status}  {locations[name]}")
+    fetched = len(todo) - len(failed)
+    typer.echo(f"{fetched} fetched, {len(present)} already present, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
 
@@ -131,21 +330,24 @@ def fetch(
 @app.command(
     epilog="Examples:  toolkit weights verify  |  toolkit weights verify syncnet arcface-r100",
 )
-def verify(names: NamesArg = None) -> None:
+def verify(names: NamesArg = None, fmt: FormatOption = OutputFormat.table) -> None:
     """Check size and sha256. Exit 1 if any file is corrupt, or if a NAME given explicitly is missing."""
     explicit = bool(names)
     targets = list(names) if names else list(w.REGISTRY)
     _check_names(targets)
-    table = Table(title="Weights verification")
-    table.add_column("name", no_wrap=True, min_width=max(len(n) for n in targets))
-    table.add_column("status", no_wrap=True)
-    table.add_column("detail", overflow="fold")
-    table.add_column("path", overflow="fold")
     results = [w.verify(name) for name in targets]
-    for result in results:
-        detail = result.detail if result.status != "missing" else f"not found; run `toolkit weights fetch {result.name}`"
-        table.add_row(Text(result.name), _status_text(result.status), Text(detail), Text(str(result.path)))
-    Console().print(table)
+    if fmt is not OutputFormat.table:
+        write_records([_verify_record(r) for r in results], fmt, VERIFY_FIELDS)
+    else:
+        table = Table(title="Weights verification")
+        table.add_column("name", no_wrap=True, min_width=max(len(n) for n in targets))
+        table.add_column("status", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        table.add_column("path", overflow="fold")
+        for result in results:
+            table.add_row(Text(result.name), _status_text(result.status), Text(_verify_detail(result)),
+                          Text(str(result.path)))
+        stdout_console().print(table)
     failing = [r for r in results if r.status == "corrupt" or (explicit and r.status == "missing")]
     for result in failing:
         try:
@@ -154,6 +356,20 @@ def verify(names: NamesArg = None) -> None:
             typer.echo(f"\n{err}", err=True)
     if failing:
         raise typer.Exit(1)
+
+
+VERIFY_FIELDS = ("name", "status", "detail", "path", "expected_size", "actual_size", "expected_sha256",
+                 "actual_sha256")
+
+
+def _verify_detail(result: w.VerifyResult) -> str:
+    return result.detail if result.status != "missing" else f"not found; run `toolkit weights fetch {result.name}`"
+
+
+def _verify_record(result: w.VerifyResult) -> dict[str, Any]:
+    return {"name": result.name, "status": result.status, "detail": _verify_detail(result), "path": str(result.path),
+            "expected_size": result.expected_size, "actual_size": result.actual_size,
+            "expected_sha256": result.expected_sha256, "actual_sha256": result.actual_sha256}
 
 
 @app.command(
