@@ -162,7 +162,8 @@ class BeatAlign(PerVideoRows):
 
     `motion`: pose (T, >=3) or meshes (T, 478, 3) (``source="pose"``: velocity of yaw, pitch, roll), or
     landmarks/joints (T, J, D) (``source="points"``). `audio`: mono samples at `sample_rate` or a file;
-    or pass precomputed ``audio_beats=`` (video frame indices) instead.
+    or pass precomputed ``audio_beats=`` (video frame indices) instead. `fps`: the default frame rate; a
+    video at another rate passes its own (``update(..., fps=30)``): its audio hop is sample_rate / its fps.
     ``compute()``: ``beat_align``, ``videos``, ``videos_excluded`` (no audio beat inside the motion),
     ``videos_without_motion_beats`` (scored 0), ``frames_interpolated`` (missing poses filled linearly).
     ``per_video()``: per video ``beat_align``, ``audio_beats``, ``motion_beats``, ``frames_interpolated``.
@@ -190,13 +191,16 @@ class BeatAlign(PerVideoRows):
         self._per_video_rows = []
 
     def update(self, motion: np.ndarray, audio: np.ndarray | str | PathLike[str] | None = None, *,
-               sample_rate: int = 16000, audio_beats: np.ndarray | None = None) -> None:
+               sample_rate: int = 16000, audio_beats: np.ndarray | None = None, fps: float | None = None) -> None:
         if (audio is None) == (audio_beats is None):
             raise ValueError("give exactly one of audio and audio_beats")
+        fps = self.fps if fps is None else float(fps)
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
         velocity, missing = motion_velocity(motion, self.source)
         m_beats = motion_beats(velocity, self.sigma)
         if audio_beats is None:
-            a_beats = _beats_of_audio(audio, sample_rate, self.fps, self.percussive)
+            a_beats = _beats_of_audio(audio, sample_rate, fps, self.percussive)
         else:
             a_beats = np.asarray(audio_beats).ravel()
         a_beats = a_beats[(a_beats >= 0) & (a_beats < len(velocity))]  # Bailando: music_array[:length]
@@ -211,7 +215,7 @@ class BeatAlign(PerVideoRows):
             if len(m_beats) == 0:
                 c["videos_without_motion_beats"] += 1
         self._per_video_rows.append({"beat_align": score, "audio_beats": len(a_beats), "motion_beats": len(m_beats),
-                                     "frames_interpolated": missing})
+                                     "frames_interpolated": missing, "fps": fps})
 
     def compute(self) -> dict[str, Any]:
         return {"beat_align": float(np.mean(self._scores)) if self._scores else float("nan"), **self._counts}
@@ -266,7 +270,7 @@ class BeatAlignVideos(PoseVideos):
         from talking_head.toolkit import media  # as in audio_beats: the motion metrics import no media stack
 
         rate = beat_sample_rate(fps)
-        metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate)
+        metric.update(per_frame, media.read_audio(path, sample_rate=rate), sample_rate=rate, fps=fps)
         return metric.per_video(-1)[0]
 
     def config(self) -> dict[str, Any]:

@@ -194,16 +194,20 @@ def _video(ear: np.ndarray, preset: BlinkPreset) -> dict[str, Any]:
 class BlinkRate(PerVideoRows):
     """Streaming blink statistics: ``update(landmarks)`` per video, ``compute()`` over all of them.
 
-    `landmarks`: (T, 68, 2|3) for ``ear68``, (T, 478|468, 2|3) MediaPipe meshes for ``mesh``, at `fps`.
+    `landmarks`: (T, 68, 2|3) for ``ear68``, (T, 478|468, 2|3) MediaPipe meshes for ``mesh``, at `fps`
+    (the default rate; a video at another rate passes its own, ``update(landmarks, fps=30)``, and is
+    reduced at it: its rate and durations in seconds use its frame rate).
     ``compute()``:
 
-    * ``blink_rate``: blinks per second, all blinks over all valid frames' duration (pooled);
+    * ``blink_rate``: blinks per second, all blinks over all valid frames' duration (pooled: each video's
+      valid frames / its own fps, summed);
     * ``blink_rate_video_mean``: mean over videos of each video's rate;
-    * ``mean_duration_s`` / ``mean_duration_frames``: mean length of all blinks (NaN without blinks);
+    * ``mean_duration_s`` / ``mean_duration_frames``: mean length of all blinks (NaN without blinks; each
+      blink's seconds at its video's fps);
     * ``blinks``, ``videos``, ``videos_excluded`` (no valid frame), ``frames_used``, ``frames_excluded``.
 
     ``per_video()``: per video its ``blinks``, ``runs`` ([start, stop) frame ranges), ``blink_rate``,
-    ``mean_duration_s``, ``threshold``, ``open_ear`` and frame counts.
+    ``mean_duration_s``, ``threshold``, ``open_ear``, frame counts, ``fps`` and ``seconds_used``.
     """
 
     name = "blink"
@@ -218,21 +222,30 @@ class BlinkRate(PerVideoRows):
 
     def reset(self) -> None:
         self._durations: list[int] = []
+        self._durations_s: list[float] = []
         self._rates: list[float] = []
+        self._frames_at: dict[float, int] = {}  # fps -> valid frames of the videos at that rate
         self._counts = {"blinks": 0, "videos": 0, "videos_excluded": 0, "frames_used": 0, "frames_excluded": 0}
         self._per_video_rows = []
 
-    def update(self, landmarks: np.ndarray) -> None:
-        """Add one video (its blinks, rate and threshold: ``per_video()``)."""
-        self.update_ear(eye_aspect_ratio(check_layout(landmarks, self.preset)))
+    def update(self, landmarks: np.ndarray, fps: float | None = None) -> None:
+        """Add one video at `fps` (default: the metric's) (its blinks, rate and threshold: ``per_video()``)."""
+        self.update_ear(eye_aspect_ratio(check_layout(landmarks, self.preset)), fps=fps)
 
-    def update_ear(self, ear: np.ndarray) -> None:
+    def update_ear(self, ear: np.ndarray, fps: float | None = None) -> None:
         """Add one video given its per-frame eye aspect ratio (T,) (NaN: no face), e.g. gathered chunk by
-        chunk with ``eye_aspect_ratio``; the same as :meth:`update` on the landmarks."""
+        chunk with ``eye_aspect_ratio``; the same as :meth:`update` on the landmarks. `fps`: the video's
+        frame rate (default: the metric's)."""
+        fps = self.fps if fps is None else float(fps)
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
         ear = np.asarray(ear, dtype=np.float64)
         if ear.ndim != 1:
             raise ValueError(f"ear must be 1-D (T,), got shape {ear.shape}")
         row = _video(ear, self.preset)
+        row["fps"] = fps
+        row["seconds_used"] = row["frames_used"] / fps
+        self._frames_at[fps] = self._frames_at.get(fps, 0) + row["frames_used"]
         c = self._counts
         c["videos"] += 1
         c["frames_used"] += row["frames_used"]
@@ -240,27 +253,32 @@ class BlinkRate(PerVideoRows):
         c["blinks"] += row["blinks"]
         durations = [stop - start for start, stop in row["runs"]]
         self._durations.extend(durations)
+        self._durations_s.extend(d / fps for d in durations)
         if row["frames_used"]:
-            row["blink_rate"] = row["blinks"] * self.fps / row["frames_used"]
+            row["blink_rate"] = row["blinks"] * fps / row["frames_used"]
             self._rates.append(row["blink_rate"])
         else:
             row["blink_rate"] = float("nan")
             c["videos_excluded"] += 1
-        row["mean_duration_s"] = float(np.mean(durations)) / self.fps if durations else float("nan")
+        row["mean_duration_s"] = float(np.mean(durations)) / fps if durations else float("nan")
         self._per_video_rows.append(row)
 
     def compute(self) -> dict[str, Any]:
         c = self._counts
-        seconds = c["frames_used"] / self.fps
+        seconds = sum(frames / fps for fps, frames in self._frames_at.items())  # one term per frame rate
         frames = float(np.mean(self._durations)) if self._durations else float("nan")
+        if len(self._frames_at) <= 1:  # one frame rate: the mean length in frames over it
+            duration_s = frames / next(iter(self._frames_at), self.fps)
+        else:  # each blink's seconds at its own video's rate
+            duration_s = float(np.mean(self._durations_s)) if self._durations_s else float("nan")
         return {"blink_rate": c["blinks"] / seconds if seconds else float("nan"),
                 "blink_rate_video_mean": float(np.mean(self._rates)) if self._rates else float("nan"),
-                "mean_duration_frames": frames, "mean_duration_s": frames / self.fps, **c}
+                "mean_duration_frames": frames, "mean_duration_s": duration_s, **c}
 
     def config(self) -> dict[str, Any]:
         return {"metric": "blink", "fps": self.fps, **self.preset.config(),
                 "ear": "Soukupova & Cech, mean of both eyes, x and y",
-                "rate": "blinks / (valid frames / fps), pooled over videos"}
+                "rate": "blinks / (valid frames / fps), pooled over videos, each video at its own fps"}
 
     def weights_provenance(self) -> dict[str, str]:
         return {}
@@ -290,7 +308,7 @@ class BlinkVideos(BothSides):
         return eye_aspect_ratio(meshes)  # (n,)
 
     def add_video(self, metric: BlinkRate, per_frame: np.ndarray, path: Any, fps: float) -> dict[str, Any]:
-        metric.update_ear(per_frame.reshape(-1))
+        metric.update_ear(per_frame.reshape(-1), fps=fps)
         return metric.per_video(-1)[0]
 
     def resample(self, indices: np.ndarray) -> dict[str, float]:
@@ -302,6 +320,6 @@ class BlinkVideos(BothSides):
         for prefix, metric in (("", self.generated), ("reference.", self.reference)):
             rows = metric._per_video_rows  # one per committed video (update_ear is called for every video)
             blinks = np.array([r["blinks"] for r in rows], np.float64)[indices].sum()
-            frames = np.array([r["frames_used"] for r in rows], np.float64)[indices].sum()
-            out[prefix + "blink_rate"] = float(blinks / (frames / metric.fps)) if frames else float("nan")
+            seconds = np.array([r["seconds_used"] for r in rows], np.float64)[indices].sum()  # each at its fps
+            out[prefix + "blink_rate"] = float(blinks / seconds) if seconds else float("nan")
         return out

@@ -20,7 +20,12 @@ ANCHOR_FPS = 25.0  # the frame rate a metric's config is described at before any
 
 class BothSides(Metric):
     """Subclasses say how to make the streaming statistic of one side (:meth:`make`), what they keep of
-    each chunk of meshes (:meth:`reduce`) and how a video's per-frame values are added (:meth:`add_video`)."""
+    each chunk of meshes (:meth:`reduce`) and how a video's per-frame values are added (:meth:`add_video`).
+
+    Pairs may come at different frame rates (the runner reads each pair at its reference's): every video
+    is reduced at its own rate, ``add_video(..., fps=video.fps)``, which the statistic must honour (it
+    takes the rate per video; the rate given to :meth:`make` is only its default). ``config()`` reports
+    the rates the run met."""
 
     consumes = frozenset({LANDMARKS})
     keys: ClassVar[tuple[str, ...]] = ()  # per-video values copied to per_video.csv
@@ -51,8 +56,9 @@ class BothSides(Metric):
     def end_video(self) -> dict[str, Any]:
         video = self._video
         assert video is not None
-        if self.generated is None:  # the first pair's frame rate (the runner reads every pair at its reference's)
+        if self.generated is None:  # the default rate; each video below is reduced at its own
             self.generated, self.reference = self.make(video.fps), self.make(video.fps)
+        self._rates.add(float(video.fps))
         gen, ref = (self.add_video(metric, np.concatenate(parts) if parts else np.zeros((0, 3)), path, video.fps)
                     for metric, parts, path in ((self.generated, self._parts[0], video.pair.generated),
                                                 (self.reference, self._parts[1], video.pair.reference)))
@@ -69,10 +75,14 @@ class BothSides(Metric):
         return {**self.generated.compute(), "reference": self.reference.compute()}
 
     def config(self) -> dict[str, Any]:
-        return (self.generated or self.make(ANCHOR_FPS)).config()
+        config = (self.generated or self.make(ANCHOR_FPS)).config()
+        if "fps" in config and len(self._rates) > 1:  # mixed rates: each video's own, all of them listed
+            config["fps"] = sorted(self._rates)
+        return config
 
     def reset(self) -> None:
         self.generated: Optional[Any] = None
         self.reference: Optional[Any] = None
         self._video: Optional[VideoInfo] = None
         self._parts = ([], [])
+        self._rates: set[float] = set()  # the frame rates of the videos added

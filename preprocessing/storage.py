@@ -4,13 +4,29 @@ One row per clip, with the columns of :mod:`toolkit.dataset`, whose schema versi
 Everything a row needs is inside it (the crop video as mp4 bytes, the 16 kHz audio as int16 samples,
 every per-frame array), so the saved directory can be moved or copied anywhere and
 ``toolkit.dataset.load(DIR)`` (or ``datasets.load_from_disk(DIR)``) still works.
+
+Replacing a dataset is atomic. The new dataset (every split, ``dataset_dict.json``, the schema version, the
+card) is written into a sibling folder ``DIR.tmp-<pid>`` together with everything else ``DIR`` holds (the
+preprocess work folder ``DIR/work`` with its finished clips, ``failures.jsonl``, any other file), which is
+hard-linked there (copied where the filesystem has no hard links), so ``DIR`` stays whole meanwhile. Then
+the two folders are exchanged in one step (Linux ``renameat2(RENAME_EXCHANGE)``), and the old dataset, now
+at the temporary name, is deleted. A process killed at any point leaves ``DIR`` holding the whole old or
+the whole new dataset, never a mix, with its work folder (a rerun resumes); the next save deletes the
+temporary folders a killed save left behind. Where the exchange is not available (not Linux, or a
+filesystem without it) ``DIR`` is renamed aside and the new folder renamed into place: two steps, with a
+moment without ``DIR``, after which ``DIR.old-<pid>`` is what a killed save leaves (still never a mix).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
+import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +37,12 @@ from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.provenance import software_versions
 
 SPLITS = ("train", "test")
+# The files of a saved dataset in its folder (everything else there, e.g. work/ and failures.jsonl, is kept).
+DATASET_FILES = (*SPLITS, "dataset_dict.json", schema.SCHEMA_FILE, "README.md", ".staging")
+# The steps of a save, in order. For tests: with TALKING_HEAD_STORAGE_KILL_AT=<step> in the environment the
+# process kills itself (SIGKILL) right after that step, as a crash there would.
+KILL_AT_ENV = "TALKING_HEAD_STORAGE_KILL_AT"
+STEPS = ("cleaned", "kept", "saved", "schema", "card", "synced", "swapped", "done")
 
 
 def assign_splits(metas: list[dict], test_fraction: float = 0.1) -> dict[str, str]:
@@ -89,22 +111,162 @@ def build_dataset(
             parts[split] = Dataset.from_dict({k: [] for k in features}, features=features)
     dataset = DatasetDict(parts)
 
-    # Save next to the destination, then swap in: a reader never sees a half-written dataset.
-    staging = out / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
+    # The whole folder is written beside the destination, then swapped in (module docstring): a reader, or
+    # a run after a crash, finds the whole old or the whole new dataset, never a mix.
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if out.is_symlink():  # swap the folder it points to (the link stays), not the link
+        out = out.resolve()
+    remove_leftovers(out)
+    _step("cleaned")
+    staging = out.parent / f"{out.name}.tmp-{os.getpid()}"
+    staging.mkdir()
+    _keep_others(out, staging, skip={Path(cache).resolve()})
+    _step("kept")
     # An empty split (one speaker, or --test-fraction 0) would be saved as zero shards, which
     # load_from_disk cannot read back; one empty shard keeps its schema.
     dataset.save_to_disk(str(staging), num_shards={name: 1 for name, part in parts.items() if len(part) == 0})
-    for name in (*SPLITS, "dataset_dict.json"):
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        (staging / name).replace(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(cache, ignore_errors=True)
-    schema.write_schema_version(out)
-    write_card(out, dataset, metas, parameters, failures)
+    _step("saved")
+    schema.write_schema_version(staging)
+    _step("schema")
+    write_card(staging, dataset, metas, parameters, failures)
+    _step("card")
+    _sync_tree(staging)
+    _step("synced")
+    old = swap_dirs(staging, out)
+    _step("swapped")
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)  # not carried into the new folder; gone with the old one unless elsewhere
+    _step("done")
     return dataset
+
+
+def _step(name: str) -> None:
+    """A step of a save is complete; a test's TALKING_HEAD_STORAGE_KILL_AT=<name> kills the process here."""
+    assert name in STEPS, name
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_leftovers(out: Path) -> None:
+    """Delete the temporary folders of saves into `out` that were killed (their process is gone).
+
+    ``DIR.tmp-<pid>`` is a new dataset never swapped in, or an old one whose deletion was cut short;
+    ``DIR.old-<pid>`` (fallback without an exchange) the old dataset renamed aside: put back where ``DIR``
+    itself is missing, deleted otherwise.
+    """
+    out = Path(out)
+    for kind in ("old", "tmp"):
+        for leftover in sorted(out.parent.glob(f"{out.name}.{kind}-*")):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+                continue  # a save running now in another process
+            if kind == "old" and not out.exists():
+                os.rename(leftover, out)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _keep_others(out: Path, staging: Path, skip: set[Path]) -> None:
+    """Everything in `out` that is not the dataset's own files (work/, failures.jsonl, ...), hard-linked
+    into `staging` (copied where hard links fail), so the folder swapped in holds it too."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for entry in sorted(out.iterdir()):
+        if entry.name in DATASET_FILES or entry.resolve() in skip:
+            continue
+        target = staging / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=link,
+                            ignore=lambda folder, names: [n for n in names if (Path(folder) / n).resolve() in skip])
+        else:
+            link(str(entry), str(target))
+
+
+def _sync_tree(folder: Path) -> None:
+    """Flush every file and folder under `folder` to disk, so the swap never publishes unwritten data."""
+    for root, dirs, files in os.walk(folder):
+        for name in (*files, *dirs, "."):
+            path = os.path.join(root, name)
+            if name != "." and os.path.islink(path):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, or another libc without the wrapper
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+        return False  # the filesystem (or kernel) cannot exchange
+    raise OSError(code, f"cannot swap {a} and {b}: {os.strerror(code)}")
+
+
+def swap_dirs(new: Path, out: Path) -> Path:
+    """Put folder `new` at `out` and return where the old `out` now is (to delete).
+
+    One atomic exchange where the system has it; otherwise `out` is renamed aside to ``out.old-<pid>``
+    and `new` renamed into place (recoverable by :func:`remove_leftovers`)."""
+    if _exchange(new, out):
+        _sync_parent(out)
+        return new
+    aside = out.parent / f"{out.name}.old-{os.getpid()}"
+    os.rename(out, aside)
+    os.rename(new, out)
+    _sync_parent(out)
+    return aside
+
+
+def _sync_parent(path: Path) -> None:
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_card(out: Path, dataset: DatasetDict, metas: list[dict], parameters: dict, failures: list[dict]) -> None:
