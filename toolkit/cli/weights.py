@@ -270,7 +270,7 @@ def fetch(
         help="Every file a metric needs with these options (default: the metric's defaults), e.g. lse, "
              "lse:preset=mocha, lmd:preset=vico, fvd:variant=disco. Repeatable.", show_default=False)] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(
-        "--protocol", help="Every file a published protocol's metrics need (see toolkit evaluate "
+        "--protocol", metavar="NAME", help="Every file a published protocol's metrics need (see toolkit evaluate "
                            "--list-protocols), or a protocol .yaml file. Repeatable.", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Fetch every registered file.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Download again even if a good copy is present.")] = False,
