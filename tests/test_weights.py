@@ -122,9 +122,27 @@ def test_registry_entries_are_well_formed() -> None:
     assert w.REGISTRY["fid-inception"].sha256 == "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
     assert w.REGISTRY["fid-inception"].size == 95_628_359
     assert w.REGISTRY["syncnet"].size == 54_573_114
-    assert w.REGISTRY["lpips-alexnet"].sha256 is None and w.REGISTRY["lpips-alexnet"].sha256_prefix == "7be5be79"
-    assert w.REGISTRY["sd-vae-ft-mse"].sha256 is None
-    assert w.REGISTRY["niqe-pristine"].size == 11_850  # basicsr 1.4.2's file: tests/test_niqe_basicsr.py
+    alexnet, vgg19 = w.REGISTRY["lpips-alexnet"], w.REGISTRY["vgg19"]
+    assert alexnet.sha256 == "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
+    assert alexnet.sha256_prefix == "7be5be79" and alexnet.size == 244_408_911
+    # torchvision's name for VGG19 (tests/test_weight_sources.py checks it against the installed torchvision)
+    assert vgg19.filename == "vgg19-dcbb9e9d.pth" and vgg19.url.endswith("/vgg19-dcbb9e9d.pth")
+    assert vgg19.sha256 == "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44"
+    assert vgg19.size == 574_673_361
+    # Hugging Face pins: the commits that hold the pinned files
+    hubert, vae = w.REGISTRY["hubert-base-ls960"], w.REGISTRY["sd-vae-ft-mse"]
+    assert hubert.revision == "dba3bb02fda4248b6e082697eee756de8fe8aa8a" and hubert.size == 377_569_754
+    assert vae.revision == "31f26fdeee1355a5c34592e401dd41e45d25a493"
+    for entry in (w.REGISTRY["wav2vec2-base-960h"], hubert, vae):
+        assert f"/resolve/{entry.revision}/{entry.filename}" in entry.url and w.HEX40.match(entry.revision)
+    arcface = w.REGISTRY["arcface-r100"]
+    assert "/camenduru/show/resolve/064a379f415f674051145ec4862f54bd6a65073f/" in arcface.url
+    assert arcface.size is None  # not confirmed: a wrong size would reject the real file before hashing
+    assert arcface.sha256 == "a566a62357f0c55b679d9ff2f022a294486568be0c00665d39029d0e46a8109b"
+    niqe = w.REGISTRY["niqe-pristine"]
+    assert niqe.size == 11_850  # basicsr 1.4.2's file: tests/test_niqe_basicsr.py
+    assert niqe.sha256 == "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
+    assert "/BasicSR/a19aac61b277f64be050cef7fe578a121d944a0e/basicsr/metrics/niqe_pris_params.npz" in niqe.url
 
 
 def test_entry_validation_rejects_bad_digests() -> None:
@@ -306,6 +324,11 @@ def test_preplaced_torch_hub_files_are_found_offline(isolated_caches: Path) -> N
     fid_result = w.verify("fid-inception")
     assert fid_result.status == "corrupt" and "truncated" in fid_result.detail  # 4 KiB of a 95.6 MB file
     alex_result = w.verify("lpips-alexnet")
+    assert alex_result.status == "corrupt" and "truncated" in alex_result.detail  # the size rules it out unhashed
+    assert alex_result.expected_sha256 == w.REGISTRY["lpips-alexnet"].sha256
+    # An entry that knows only torchvision's prefix (a private mirror) checks the prefix after hashing.
+    prefix_only = dataclasses.replace(w.REGISTRY["lpips-alexnet"], sha256=None, size=None)
+    alex_result = w.verify(prefix_only)
     assert alex_result.status == "corrupt" and "7be5be79" in alex_result.detail
     assert alex_result.actual_sha256 == sha256_of(random_bytes)
     assert w.verify("fan-2d").status == "corrupt"
@@ -355,10 +378,11 @@ def test_preplaced_hf_cache_is_found_offline(isolated_caches: Path) -> None:
         "diffusion_pytorch_model.safetensors": vae_bytes,
     }, branch=None, symlinks=False)
     assert w.path("sd-vae-ft-mse") == vae_snapshot
-    result = w.verify("sd-vae-ft-mse")
+    unpinned = dataclasses.replace(entry, size=None, sha256=None)  # the registry's entry pins no digest yet
+    result = w.verify(unpinned)
     assert result.status == "unpinned" and result.actual_sha256 == sha256_of(vae_bytes)
     assert result.actual_sha256 in result.detail  # the observed digest is reported honestly
-    assert "decoder.conv_in.weight" in w.load_safetensors("sd-vae-ft-mse")
+    assert "decoder.conv_in.weight" in w.load_safetensors(unpinned)
 
 
 def test_hf_incomplete_snapshot_and_dangling_symlink_count_as_missing(isolated_caches: Path) -> None:

@@ -67,18 +67,24 @@ class WeightFile:
 
 
 # --------------------------------------------------------------------------------------------------
-# The table. Sources of the digests:
+# The table. Sources of the digests (each entry's comment says more):
 #  * fid-inception, syncnet*, fan-*: published sha256 of the upstream files.
-#  * lpips-alexnet, vgg19: torchvision only publishes the 8-digit prefix in the file name (torch hub checks it).
-#  * wav2vec2 / hubert: the sha256 Hugging Face shows for the LFS object at the pinned commit.
+#  * lpips-alexnet, vgg19: torchvision names the file after its sha256 prefix (torch hub checks it); the full
+#    digest and size are the ones other projects record for the same download, and torchvision's own
+#    `_file_size` metadata (MiB, 3 decimals) agrees with the size.
+#  * wav2vec2 / hubert: the sha256 (and, for hubert, the size) Hugging Face shows for the LFS object at the
+#    pinned commit (the commit that other projects pin and that holds the file). sd-vae: commit pinned, digest
+#    known but not pinned yet (see its entry).
 #  * arcface-r100: insightface publishes the file only through OneDrive/Baidu folders (no direct link,
 #    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
-#    DeepFakeApp/model) carry byte-identical copies (same LFS sha256 and size); that digest is pinned.
-#  * niqe-pristine: the sha256 of the file in the basicsr 1.4.2 source distribution (tests/test_niqe_basicsr.py).
+#    DeepFakeApp/model) carry byte-identical copies (same LFS sha256); that digest is pinned, the size is not.
+#  * niqe-pristine: the sha256 of the file in the basicsr 1.4.2 source distribution (tests/test_niqe_basicsr.py),
+#    the same bytes (git blob 204ddcee) as the BasicSR commit the URL names.
 #  * i3d-torchscript, i3d-kinetics400: no sha256 is published; the git blob ids are those of the copies
 #    committed to JunyaoHu/common_metrics_on_video_quality@5f751734 (fvd/styleganv/, fvd/videogpt/) and,
 #    for i3d_pretrained_400.pt, the identical blob in songweige/TATS@03bbce1d (tats/fvd/).
 # Hugging Face models are pinned to a commit so configs and weights cannot change under us.
+# tests/test_weight_sources.py holds the entries against the installed libraries' own download names.
 # --------------------------------------------------------------------------------------------------
 REGISTRY: dict[str, WeightFile] = {
     e.name: e
@@ -133,6 +139,9 @@ REGISTRY: dict[str, WeightFile] = {
             consumer="face-alignment (face detection)",
             url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
             filename="s3fd-619a316812.pth",
+            # face-alignment's own URL (face_alignment.detection.sfd.sfd_detector.models_urls["s3fd"]). Its size,
+            # 89,843,225 bytes, is corroborated by independent mirrors and logs of this download but not pinned yet:
+            # tests/test_landmarks68.py unpins only the sha256 of this entry for its random stand-in files.
             size=None,
             sha256="619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
             location="torch_hub",
@@ -143,9 +152,11 @@ REGISTRY: dict[str, WeightFile] = {
             description="torchvision AlexNet (ImageNet) backbone under the LPIPS linear layers",
             consumer="lpips (LPIPS, net='alex') via torchvision",
             url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-            filename="alexnet-owt-7be5be79.pth",
-            size=None,
-            sha256=None,
+            filename="alexnet-owt-7be5be79.pth",  # torchvision AlexNet_Weights.IMAGENET1K_V1.url
+            # Full digest and size as recorded by other projects for torchvision's download; the name's prefix and
+            # torchvision's `_file_size` (233.087 MiB) agree.
+            size=244_408_911,
+            sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
             sha256_prefix="7be5be79",
             location="torch_hub",
             license="BSD-3-Clause (torchvision)",
@@ -154,11 +165,14 @@ REGISTRY: dict[str, WeightFile] = {
             name="vgg19",
             description="torchvision VGG19 (ImageNet); its features up to relu5_1 drive perceptual and style losses",
             consumer="MODA renderer (VGG19 perceptual and style losses)",
-            url="https://download.pytorch.org/models/vgg19-dcbe5e52.pth",
-            filename="vgg19-dcbe5e52.pth",
-            size=None,
-            sha256=None,
-            sha256_prefix="dcbe5e52",
+            # torchvision VGG19_Weights.IMAGENET1K_V1.url. (An earlier "vgg19-dcbe5e52.pth" existed nowhere: fetch
+            # failed and a copy torchvision had downloaded was not found.) Full digest and size as recorded by other
+            # projects for this download; the name's prefix and torchvision's `_file_size` (548.051 MiB) agree.
+            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            filename="vgg19-dcbb9e9d.pth",
+            size=574_673_361,
+            sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+            sha256_prefix="dcbb9e9d",
             location="torch_hub",
             license="BSD-3-Clause (torchvision)",
         ),
@@ -183,6 +197,9 @@ REGISTRY: dict[str, WeightFile] = {
             consumer="transformers (Wav2Vec2Model / Wav2Vec2FeatureExtractor)",
             url="https://huggingface.co/facebook/wav2vec2-base-960h/resolve/22aad52d435eb6dbaf354bdad9b0da84ce7d6156/model.safetensors",
             filename="model.safetensors",
+            # sha256 of the LFS object at this commit, as the Hub lists it. Its size, 377,607,901 bytes, is corroborated
+            # the same way but not pinned yet: tests/test_audio_features.py expects this entry, filled with a random
+            # model, to fail on its sha256 (a pinned size would reject it earlier, as "size mismatch").
             size=None,
             sha256="8aa76ab2243c81747a1f832954586bc566090c83a0ac167df6f31f0fa917d74a",
             location="hf_hub",
@@ -196,14 +213,16 @@ REGISTRY: dict[str, WeightFile] = {
             name="hubert-base-ls960",
             description="HuBERT base pre-trained on LibriSpeech 960h (speech features for audio conditioning)",
             consumer="transformers (HubertModel)",
-            url="https://huggingface.co/facebook/hubert-base-ls960/resolve/e16f1b664ae8372daa0194c516e976dbae1f5b88/pytorch_model.bin",
+            # Commit dba3bb02 is the one other projects pin and the one that holds this pytorch_model.bin (an earlier
+            # pin, e16f1b66, appears in no public source). Size and sha256: the LFS object at that commit.
+            url="https://huggingface.co/facebook/hubert-base-ls960/resolve/dba3bb02fda4248b6e082697eee756de8fe8aa8a/pytorch_model.bin",
             filename="pytorch_model.bin",  # the repository's main branch has no safetensors file
-            size=None,
+            size=377_569_754,
             sha256="062249fffb353eab67547a2fbc129f7c31a2f459faf641b19e8fb007cc5c48ad",
             location="hf_hub",
             license="Apache-2.0",
             repo_id="facebook/hubert-base-ls960",
-            revision="e16f1b664ae8372daa0194c516e976dbae1f5b88",
+            revision="dba3bb02fda4248b6e082697eee756de8fe8aa8a",
             extra_files=("config.json", "preprocessor_config.json"),
             alternatives=("model.safetensors",),
         ),
@@ -211,14 +230,18 @@ REGISTRY: dict[str, WeightFile] = {
             name="sd-vae-ft-mse",
             description="Stable Diffusion kl-f8 VAE, decoder fine-tuned with MSE (latent space of diffusion baselines)",
             consumer="diffusers (AutoencoderKL)",
-            url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/651c6dc459a3ae175a511e7086a28d7e8182ac0c/diffusion_pytorch_model.safetensors",
+            # Commit 31f26fde is the one other projects pin and the one that holds this file (an earlier pin, 651c6dc4,
+            # appears in no public source). The LFS object at that commit has sha256
+            # a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815 and 334,643,276 bytes (as the Hub lists
+            # it); not pinned yet because tests/test_dreamhead_l2i.py loads a random VAE saved under this very entry.
+            url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/31f26fdeee1355a5c34592e401dd41e45d25a493/diffusion_pytorch_model.safetensors",
             filename="diffusion_pytorch_model.safetensors",
             size=None,
             sha256=None,
             location="hf_hub",
             license="MIT",
             repo_id="stabilityai/sd-vae-ft-mse",
-            revision="651c6dc459a3ae175a511e7086a28d7e8182ac0c",
+            revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
             extra_files=("config.json",),
             alternatives=("diffusion_pytorch_model.bin",),
         ),
@@ -231,9 +254,12 @@ REGISTRY: dict[str, WeightFile] = {
                 " the URL is a Hugging Face re-upload pinned to a commit"
             ),
             consumer="CSIM (identity cosine similarity, arcface_torch iresnet100)",
-            url="https://huggingface.co/camenduru/show/resolve/d95d9e7901b981d744390e052e05432499d3106c/models/arcface/ms1mv3_arcface_r100_fp16.pth",
+            # camenduru/show commit 064a379f holds the file (an earlier pin, d95d9e79, appears in no public source).
+            # The sha256 is the LFS digest the three re-uploads share. The exact size is not confirmed by any public
+            # source, so it is left unpinned: a wrong size would reject the real file before it is hashed.
+            url="https://huggingface.co/camenduru/show/resolve/064a379f415f674051145ec4862f54bd6a65073f/models/arcface/ms1mv3_arcface_r100_fp16.pth",
             filename="ms1mv3_arcface_r100_fp16/backbone.pth",
-            size=261_223_796,
+            size=None,
             sha256="a566a62357f0c55b679d9ff2f022a294486568be0c00665d39029d0e46a8109b",
             location="toolkit",
             license="insightface pretrained models: non-commercial research use only",
@@ -242,7 +268,10 @@ REGISTRY: dict[str, WeightFile] = {
             name="niqe-pristine",
             description="NIQE pristine-image model parameters (mu/cov of natural-scene statistics)",
             consumer="NIQE (BasicSR implementation)",
-            url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
+            # BasicSR commit a19aac61 added this file and no later commit changed it: the v1.4.2 tag, master and the
+            # basicsr 1.4.2 source distribution (the tests' reference) hold the same bytes (git blob 204ddcee...).
+            # A commit is pinned rather than the tag because a commit cannot be moved. Size and sha256: that file.
+            url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/a19aac61b277f64be050cef7fe578a121d944a0e/basicsr/metrics/niqe_pris_params.npz",
             filename="niqe_pris_params.npz",
             size=11_850,
             sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
