@@ -172,12 +172,14 @@ class LipLeak(PerVideoRows):
     def reset(self) -> None:
         self._per_video_rows = []
 
-    def update(self, meshes: np.ndarray, audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> None:
-        """Add one video: its meshes (T, 478, 2|3) and its audio (samples at `sample_rate`, or a file)."""
-        self.update_openness(mouth_openness(meshes), audio, sample_rate)
+    def update(self, meshes: np.ndarray, audio: AudioInput, sample_rate: int = SAMPLE_RATE,
+               fps: Optional[float] = None) -> None:
+        """Add one video: its meshes (T, 478, 2|3) and its audio (samples at `sample_rate`, or a file);
+        `fps`: the video's frame rate (default: the metric's)."""
+        self.update_openness(mouth_openness(meshes), audio, sample_rate, fps)
 
     def update_openness(self, openness: np.ndarray, audio: Optional[AudioInput],
-                        sample_rate: int = SAMPLE_RATE) -> None:
+                        sample_rate: int = SAMPLE_RATE, fps: Optional[float] = None) -> None:
         """Add one video given its per-frame mouth openness (T,) (NaN: no face), e.g. gathered chunk by chunk
         with :func:`mouth_openness`; ``audio=None``: a video whose audio could not be read (no frame has
         audio)."""
@@ -187,7 +189,7 @@ class LipLeak(PerVideoRows):
         if audio is None:
             state = np.full(len(openness), -1, np.int8)
         else:
-            state = silent_frames(speech_activity(audio, sample_rate, self.mode), len(openness), self.fps)
+            state = silent_frames(speech_activity(audio, sample_rate, self.mode), len(openness), fps or self.fps)
         face = np.isfinite(openness)
         silent = (state == 1) & face
         open_silent = silent & (openness > self.threshold)
@@ -263,7 +265,7 @@ class LipLeakVideos(BothSides):
             audio = None
             if self._video is not None:
                 self._video.warnings.append(f"LipLeak: no audio read from {path}: {str(err).splitlines()[0]}")
-        metric.update_openness(per_frame.reshape(-1), audio, SAMPLE_RATE)
+        metric.update_openness(per_frame.reshape(-1), audio, SAMPLE_RATE, fps)  # each video at its own rate
         return metric.per_video(-1)[0]
 
     def resample(self, indices: np.ndarray) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """Per-pair frame rates: references at 25 and 30 fps in one run, every video reduced at its own rate.
 
-The runner reads each pair at its reference's frame rate; blink rate (blinks per second) and Beat Align
-(audio hop = sample_rate / fps, beats in frames) must use that pair's rate, not the first pair's.
+The runner reads each pair at its reference's frame rate; blink rate (blinks per second), Beat Align
+(audio hop = sample_rate / fps, beats in frames) and LipLeak (each frame's audio window) must use that pair's
+rate, not the first pair's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from talking_head.metrics.runner import evaluate
 from talking_head.toolkit import media
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py: no weights needed
-METRICS = ["blink", "beat_align"]
+METRICS = ["blink", "beat_align", "lipleak"]
 FRAMES = 200  # the 8 s sample's frames (two blinks); at 30 fps the same frames last 6.67 s
 RATES = {"a25": 25, "b30": 30}  # pairs are scored in name order: the 25 fps pair comes first
 
@@ -61,7 +62,8 @@ def test_each_pair_is_reduced_at_its_own_frame_rate(folders, tmp_path):
         blink = results["blink"]
         assert blink["videos"] == 1 and blink["blinks"] >= 1  # the sample blinks in these frames
         # The pair's per-video values in the mixed run are the single-video run's, on both sides.
-        for column in ("blink_rate", "reference_blink_rate", "beat_align", "reference_beat_align"):
+        for column in ("blink_rate", "reference_blink_rate", "beat_align", "reference_beat_align",
+                       "lipleak_silent_frames", "reference_lipleak_silent_frames"):
             assert float(rows[name][column]) == pytest.approx(float(row[column]), rel=1e-9), (name, column)
         assert float(rows[name]["blink_rate"]) == pytest.approx(blink["blink_rate"], rel=1e-9)
         assert float(rows[name]["blink_rate"]) == pytest.approx(blink["blinks"] * fps / blink["frames_used"])
