@@ -17,7 +17,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from talking_head.toolkit import face_mesh
+from talking_head.toolkit import face_mesh, quiet
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "NoFaceError", "Detection", "FaceDetector"]
 
@@ -123,13 +123,19 @@ class FaceDetector:
         if solution is None:
             import mediapipe as mp  # imported lazily: it takes a second and pulls in TensorFlow Lite
 
-            solution = mp.solutions.face_detection.FaceDetection(
-                model_selection=1 if model == "full" else 0, min_detection_confidence=self.min_confidence
-            )
+            # A new solution logs from its graph threads while it opens and on its first inference: both
+            # inside the scope that drops those lines (toolkit.quiet).
+            with quiet.native_logs():
+                solution = face_mesh.start_solution(lambda: mp.solutions.face_detection.FaceDetection(
+                    model_selection=1 if model == "full" else 0, min_detection_confidence=self.min_confidence
+                ))
+                found = face_mesh.run_solution(solution, frame, "detections")
             self._solutions[model] = solution
+        else:
+            found = face_mesh.run_solution(solution, frame, "detections")
         h, w = frame.shape[:2]
         out = []
-        for d in face_mesh.run_solution(solution, frame, "detections") or []:
+        for d in found or []:
             rel = d.location_data.relative_bounding_box
             box = np.array([rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w, (rel.ymin + rel.height) * h])
             kps = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], dtype=np.float64)

@@ -7,7 +7,11 @@ Contours are listed in drawing order, corner to corner, so they can be used as p
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+
+from talking_head.toolkit import quiet
 
 NUM_POINTS = 478
 
@@ -80,6 +84,21 @@ def run_solution(solution, image: np.ndarray, output: str):
     return solution._get_packet_content(solution._output_stream_type_info[output], packet)
 
 
+def start_solution(factory):
+    """``factory()`` (a MediaPipe legacy solution) created with its native log lines dropped (toolkit.quiet).
+
+    The graph opens its calculators on its own threads after the constructor returns, and they log then:
+    waiting until the graph is idle inside the scope catches those lines, however long the caller waits
+    before the first inference.
+    """
+    with quiet.native_logs():
+        solution = factory()
+        graph = getattr(solution, "_graph", None)
+        if graph is not None and hasattr(graph, "wait_until_idle"):
+            graph.wait_until_idle()
+    return solution
+
+
 class FaceMeshDetector:
     """MediaPipe face mesh (0.10.21's bundled model, fully offline) returning pixel coordinates.
 
@@ -87,25 +106,33 @@ class FaceMeshDetector:
     track is lost), which is faster and steadier for clips; ``video=False`` treats each image alone.
     Landmarks come back as (478, 3) float32: x, y in pixels of the given image, z in the same pixel
     scale as x (MediaPipe's z is relative depth, normalised by image width).
+    MediaPipe's native log lines (on creation, the first inferences, the first tracked face) are dropped
+    until a face has been found once: :mod:`toolkit.quiet`.
     """
 
     def __init__(self, video: bool = False, max_faces: int = 1, min_confidence: float = 0.5):
         import mediapipe as mp  # imported lazily: it takes a second and pulls in TensorFlow Lite
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = start_solution(lambda: mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
             refine_landmarks=True,
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
-        )
+        ))
+        # The graph logs once more when the landmark model first tracks a face ("landmark_projection_
+        # calculator.cc ... Using NORM_RECT without IMAGE_DIMENSIONS"): inferences stay in the quiet scope
+        # until a face has been found.
+        self._logs_done = False
 
     def detect_all(self, image: np.ndarray) -> list[np.ndarray]:
         """Every face found in an RGB uint8 image, as a list of (478, 3) arrays."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
-        found = run_solution(self._mesh, np.ascontiguousarray(image), "multi_face_landmarks")
+        with contextlib.nullcontext() if self._logs_done else quiet.native_logs():
+            found = run_solution(self._mesh, np.ascontiguousarray(image), "multi_face_landmarks")
+        self._logs_done = self._logs_done or bool(found)
         faces = []
         for face in found or []:
             pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)

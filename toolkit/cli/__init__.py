@@ -2,6 +2,7 @@
 
 import typer
 
+from talking_head.toolkit import quiet
 from talking_head.toolkit.cli import audit, evaluate, generate, leaderboard, preprocess, reproduce, sample, train, weights
 
 app = typer.Typer(
@@ -11,6 +12,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False, "--verbose",
+        help="Show third-party output too: MediaPipe / TensorFlow Lite log lines and Hugging Face progress bars "
+             "(hidden by default; the toolkit's own progress and messages are always shown).",
+    ),
+) -> None:
+    quiet.configure(verbose)
+
+
 app.command("sample", help=sample.__doc__, epilog=sample.EXAMPLE)(sample.sample)
 app.command("preprocess", help=preprocess.__doc__, epilog=preprocess.EXAMPLE)(preprocess.preprocess)
 app.command("evaluate", help=evaluate.__doc__, epilog=evaluate.EXAMPLE)(evaluate.evaluate)
