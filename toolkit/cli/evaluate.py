@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from talking_head.metrics import bootstrap as intervals, registry
-from talking_head.toolkit.cli.weights import OutputFormat, stdout_console, write_records
+from talking_head.toolkit.cli.output import OutputFormat, stdout_console, write_records
 
 EXCLUDED_EXIT = 2  # some videos could not be scored (listed in summary.json); the others were
 PRESETS = registry.preset_defaults()

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from talking_head.toolkit.cli.weights import OutputFormat, stdout_console, write_records
+from talking_head.toolkit.cli.output import OutputFormat, stdout_console, write_records
 
 EXAMPLE = ("Examples: toolkit reproduce sample  |  toolkit reproduce moda-hdtf --raw HDTF/videos "
            "--annotations HDTF/HDTF_dataset  |  toolkit reproduce moda-hdtf --dataset data/hdtf30 "
@@ -33,7 +33,6 @@ def reproduce(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", case_sensitive=False,
                                      help="--list: table, json or csv (every field whole, nothing else on stdout)."),
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
