@@ -45,18 +45,32 @@ KILL_AT_ENV = "TALKING_HEAD_STORAGE_KILL_AT"
 STEPS = ("cleaned", "kept", "saved", "schema", "card", "synced", "swapped", "done")
 
 
-def assign_splits(metas: list[dict], test_fraction: float = 0.1) -> dict[str, str]:
-    """clip_id -> split. Builder-given splits win; the rest by a stable hash of the clip id.
+UNKNOWN_SPEAKERS = ("", "unknown")  # a clip whose builder knows no speaker is its own identity
 
-    The hash makes the split independent of which other clips exist or finished; when no clip
-    falls into the test split and there are at least two, the clip with the smallest hash does.
+
+def identity(meta: dict) -> str:
+    """Who a clip shows, for splitting: its speaker, or the clip itself when the builder knows no speaker."""
+    speaker = str(meta.get("speaker") or "")
+    return f"clip:{meta['clip_id']}" if speaker in UNKNOWN_SPEAKERS else f"speaker:{speaker}"
+
+
+def assign_splits(metas: list[dict], test_fraction: float = 0.1) -> dict[str, str]:
+    """clip_id -> split. Builder-given splits win; the rest by a stable hash of the clip's identity (its
+    speaker), so no person is in both splits: a test score never measures a face the model trained on.
+
+    The hash makes the split independent of which other clips exist or finished; when no identity
+    falls into the test split and there are at least two, the identity with the smallest hash does.
+    A set of one identity cannot be split without sharing it, so all its clips stay in train.
     """
     splits = {m["clip_id"]: m["split"] for m in metas if m.get("split") in SPLITS}
-    rest = sorted((m["clip_id"] for m in metas if m["clip_id"] not in splits), key=_unit_hash)
-    for clip_id in rest:
-        splits[clip_id] = "test" if _unit_hash(clip_id) < test_fraction else "train"
-    if rest and len(metas) >= 2 and "test" not in splits.values():
-        splits[rest[0]] = "test"
+    rest = [m for m in metas if m["clip_id"] not in splits]
+    people = sorted({identity(m) for m in rest}, key=_unit_hash)
+    chosen = {person for person in people if _unit_hash(person) < test_fraction}
+    given = {identity(m) for m in metas if m["clip_id"] in splits}
+    if people and not chosen and "test" not in splits.values() and len(set(people) | given) >= 2:
+        chosen = {people[0]}
+    for meta in rest:
+        splits[meta["clip_id"]] = "test" if identity(meta) in chosen else "train"
     return splits
 
 

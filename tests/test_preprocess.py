@@ -135,6 +135,24 @@ def test_split_assignment_is_deterministic():
     assert assign_splits([{"clip_id": "x", "split": "test"}], 0.1) == {"x": "test"}
 
 
+def test_a_made_up_split_is_made_by_identity_never_by_clip():
+    """A builder that gives no split (a folder of videos): every person's clips land in one split."""
+    metas = [{"clip_id": f"{p}_{k}", "speaker": f"person{p}", "split": None} for p in range(60) for k in range(4)]
+    splits = assign_splits(metas, 0.1)
+    by_person: dict[str, set[str]] = {}
+    for meta in metas:
+        by_person.setdefault(meta["speaker"], set()).add(splits[meta["clip_id"]])
+    assert all(len(found) == 1 for found in by_person.values())  # no identity in both splits
+    assert 2 <= sum(found == {"test"} for found in by_person.values()) <= 15
+    # One person cannot be split without sharing them: every clip stays in train.
+    alone = [{"clip_id": f"c{k}", "speaker": "solo", "split": None} for k in range(5)]
+    assert set(assign_splits(alone, 0.1).values()) == {"train"}
+    # Two people and neither hashed into test: the one with the smallest hash is, whole.
+    pair = [{"clip_id": f"{p}{k}", "speaker": p, "split": None} for p in ("ann", "bob") for k in range(3)]
+    chosen = assign_splits(pair, 0.0)
+    assert sorted(chosen.values()).count("test") == 3 and len({chosen[f"{p}{k}"] for p in ("ann",) for k in range(3)}) == 1
+
+
 def test_rerun_is_idempotent(built):
     before = {p: p.stat().st_mtime_ns for p in (built / "work" / "clips").rglob("*")}
     sources, _ = sample_clips(built / "raw_sample", **SAMPLE)
