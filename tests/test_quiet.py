@@ -115,3 +115,19 @@ def test_scope_keeps_own_output_and_tracebacks(tmp_path: Path) -> None:
     assert "a native error is kept" in done.stderr
     assert "the toolkit's own line is kept" in done.stderr
     assert "Traceback" in done.stderr and "a traceback from inside the scope is printed" in done.stderr
+
+
+def test_filter_native_lines() -> None:
+    """What is dropped: absl/glog info and warning lines, TF Lite's notices, also after a live bar's text."""
+    from talking_head.toolkit.quiet import filter_native
+
+    native = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+              b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              b"W0000 00:00:1796629742.496960    8395 inference_feedback_manager.cc:114] Feedback manager ...\n"
+              b"I1207 08:00:00.123456      77 gl_context.cc:5] info\n")
+    assert filter_native(native) == b""
+    kept = b"E0000 00:00:1796629742.4 8395 graph.cc:1] error\nWARNING:root:python logging\nUserWarning: x\n"
+    assert filter_native(native + kept) == kept
+    bar = b"\r\x1b[2Kevaluate 1/2 videos"
+    assert filter_native(bar + native) == bar  # the bar's line is left as the bar drew it
+    assert filter_native(bar + native.splitlines(keepends=True)[-1] + b"done\n") == bar + b"\ndone\n"

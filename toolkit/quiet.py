@@ -42,9 +42,15 @@ from typing import Iterator
 VERBOSE_ENV = "TOOLKIT_VERBOSE"
 
 # absl/glog info and warning lines ("W0000 00:00:1796629742.496960    8395 file.cc:114] ...", also with a real
-# MMDD date) and TensorFlow Lite's minimal logging ("INFO: ...", "WARNING: ..." -- absl's pre-init notice has
-# the same form). Python's logging ("WARNING:root:...") has no space after the colon and is not matched.
-NATIVE_LINE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+\s+\d+ [^\s\]]+:\d+\] |(?:INFO|WARNING): )")
+# MMDD date) and TensorFlow Lite's minimal logging ("INFO: ...", "WARNING: ..." at a line start; absl's
+# pre-init notice has the same form), each up to its newline. The glog form and the two known notices are
+# also found after text without a newline (a live progress bar leaves the cursor at the end of its line).
+# Python's logging ("WARNING:root:...") has no space after the colon and is not matched.
+NATIVE_LINE = re.compile(
+    rb"(?:^(?:INFO|WARNING): |[IW]\d{4} [\d:.]+\s+\d+ [^\s\]]+:\d+\] "
+    rb"|INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog)[^\n]*\n?",
+    re.MULTILINE,
+)
 
 # What configure() sets for Hugging Face libraries when quiet (only where the user has not set them).
 _HF_QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -62,7 +68,16 @@ def verbose() -> bool:
 
 def filter_native(data: bytes) -> bytes:
     """`data` without MediaPipe / TensorFlow Lite / absl info and warning lines."""
-    return b"".join(line for line in data.splitlines(keepends=True) if not NATIVE_LINE.match(line))
+    def drop(m: re.Match) -> bytes:
+        # A line found after other text (a progress bar's) keeps its newline when more output follows, so
+        # that output does not join the bar's line.
+        mid_line = m.start() > 0 and data[m.start() - 1:m.start()] != b"\n"
+        rest = data[m.end():]
+        if mid_line and m.group().endswith(b"\n") and rest and not NATIVE_LINE.match(data, m.end()):
+            return b"\n"
+        return b""
+
+    return NATIVE_LINE.sub(drop, data)
 
 
 @contextlib.contextmanager
