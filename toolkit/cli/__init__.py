@@ -17,9 +17,10 @@ app = typer.Typer(
 @app.callback()
 def _options(
     verbose: bool = typer.Option(
-        False, "--verbose",
+        False, "--verbose", envvar=quiet.VERBOSE_ENV, show_envvar=False,
         help="Show third-party output too: MediaPipe / TensorFlow Lite log lines and Hugging Face progress bars "
-             "(hidden by default; the toolkit's own progress and messages are always shown).",
+             "(hidden by default; the toolkit's own progress and messages are always shown). "
+             "TOOLKIT_VERBOSE=1 does the same.",
     ),
 ) -> None:
     quiet.configure(verbose)
