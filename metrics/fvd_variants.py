@@ -186,14 +186,25 @@ class LatentSyncFaceCrop:
     def __init__(self, size: int = 224) -> None:
         import mediapipe as mp
 
+        from talking_head.toolkit.face_mesh import start_solution
+
         self.size = size
-        self.detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+        self.detector = start_solution(lambda: mp.solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=0.5))  # its native start-up lines dropped (toolkit.quiet)
+        self._first = True
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         import cv2
 
+        from talking_head.toolkit import quiet
+
         height, width = frame.shape[:2]
-        found = self.detector.process(frame)
+        if self._first:  # the first inference logs natively too
+            with quiet.native_logs():
+                found = self.detector.process(frame)
+            self._first = False
+        else:
+            found = self.detector.process(frame)
         if not found.detections:
             raise ClipRejected("no face detected (LatentSync's FVD needs a face in each of frames 20-35)")
         box = found.detections[0].location_data.relative_bounding_box
