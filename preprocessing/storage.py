@@ -220,16 +220,7 @@ def _sync_tree(folder: Path) -> None:
             path = os.path.join(root, name)
             if name != "." and os.path.islink(path):
                 continue
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            _fsync(path)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -271,8 +262,13 @@ def swap_dirs(new: Path, out: Path) -> Path:
 
 
 def _sync_parent(path: Path) -> None:
+    _fsync(path.parent)
+
+
+def _fsync(path: str | Path) -> None:
+    """Flush one file or folder to disk; a file that cannot be opened or synced is left as it is."""
     try:
-        fd = os.open(path.parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
