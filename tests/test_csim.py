@@ -68,7 +68,7 @@ def test_architecture_has_the_published_checkpoint_layout(backbone_file):
     assert "layer2.13.bn1.weight" not in state and "layer2.12.bn1.weight" in state  # [3, 13, 30, 3]
     # Same parameter count as the published 261,223,796-byte backbone.pth: fp32 tensors plus a zip
     # container; any architecture difference would move the size by megabytes.
-    published = w.REGISTRY[WEIGHTS_NAME].size
+    published = 261_223_796  # insightface's ms1mv3 r100 backbone.pth as published (the registry leaves the size unpinned)
     assert abs(backbone_file.stat().st_size - published) / published < 1e-3
 
 

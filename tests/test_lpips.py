@@ -120,7 +120,7 @@ def test_missing_trunk_names_the_file(isolated_caches, monkeypatch):
 
 
 def test_wrong_checkpoint_is_rejected(isolated_caches, monkeypatch):
-    entry = dataclasses.replace(w.REGISTRY[WEIGHTS_NAME], sha256_prefix=None)
+    entry = dataclasses.replace(w.REGISTRY[WEIGHTS_NAME], sha256_prefix=None, sha256=None, size=None)  # reach the load
     monkeypatch.setitem(w.REGISTRY, WEIGHTS_NAME, entry)
     w.destination(entry).parent.mkdir(parents=True)
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, w.destination(entry))  # truncated state dict
