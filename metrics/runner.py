@@ -59,7 +59,12 @@ LANDMARKS_DIR = "landmarks"  # <out>/landmarks/<video id>.npz: the meshes the la
 
 
 class VideoExcluded(Exception):
-    """A pair that cannot be scored; the message is the reason written to per_video.csv."""
+    """A pair that cannot be scored; the message is the reason written to per_video.csv, ``detail`` the
+    technical evidence behind a media error (FFmpeg's message, byte offsets, damaged frames)."""
+
+    def __init__(self, reason: str, detail: Optional[str] = None) -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 def resolve_flags(flags: dict[str, Optional[str]]) -> dict[str, str]:
@@ -164,7 +169,7 @@ def _open(pair: VideoPair, needs_audio: bool, fps_override: Optional[float] = No
                     generated_fps = info.fps
                 readers[side] = media.VideoReader(path, fps=fps)
             except (ValueError, media.MediaError) as err:
-                raise VideoExcluded(f"{side} video: {_first_line(err)}") from None
+                raise VideoExcluded(f"{side} video: {_first_line(err)}", getattr(err, "detail", None)) from None
     except VideoExcluded:
         for reader in readers.values():
             reader.close()
@@ -223,7 +228,7 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
             except (ValueError, media.MediaError, RuntimeError) as err:  # RuntimeError: a stream ended early
                 for metric in metrics:
                     metric.discard_video()
-                raise VideoExcluded(f"decoding failed half-way: {_first_line(err)}") from None
+                raise VideoExcluded(f"decoding failed half-way: {_first_line(err)}", getattr(err, "detail", None)) from None
             meshes: list[Optional[np.ndarray]] = [None, None]
             with clock("face_mesh"):
                 for side, (frames, detector) in enumerate(zip((gen_chunk, ref_chunk), detectors)):
@@ -245,6 +250,11 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
     row: dict[str, Any] = {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
                            "status": SCORED, "reason": "", "fps": video.fps, "frames_generated": len(gen),
                            "frames_reference": len(ref), "frames_used": video.frames_used}
+    for side, reader in (("generated", gen), ("reference", ref)):
+        damaged = sum(reader.damaged_frames.values())
+        if damaged:
+            video.warnings.append(f"{damaged} damaged frames in the {side} video (lost or decoded with errors), read "
+                                  "as a player shows them")
     if landmarks:
         row["faces_generated"], row["faces_reference"] = faces
         if row["faces_generated"] < video.frames_used:
@@ -259,9 +269,9 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
     return row
 
 
-def excluded_row(pair: VideoPair, reason: str, trace: str = "") -> dict[str, Any]:
+def excluded_row(pair: VideoPair, reason: str, trace: str = "", detail: Optional[str] = None) -> dict[str, Any]:
     return {"video_id": pair.video_id, "generated": str(pair.generated), "reference": str(pair.reference),
-            "status": EXCLUDED, "reason": reason, "traceback": trace}
+            "status": EXCLUDED, "reason": reason, "detail": detail or "", "traceback": trace}
 
 
 def _traceback(err: VideoExcluded) -> str:
@@ -381,7 +391,7 @@ def evaluate(
                 frames += rows[-1]["frames_used"]
             except VideoExcluded as err:
                 excluded[pair.video_id] = str(err)
-                rows.append(excluded_row(pair, str(err), _traceback(err)))
+                rows.append(excluded_row(pair, str(err), _traceback(err), err.detail))
             elapsed = max(time.perf_counter() - started, 1e-9)
             advance(1, info=f"{frames / elapsed:.0f} frames/s")
     results = {m.name: plain(_compute(m, clock)) for m in active}

@@ -37,7 +37,7 @@ DECODE_CHUNK = 32  # frames per decoded chunk: constant memory, few seeks when c
 # Pass 1 keeps its decoded frames for pass 2 up to this many bytes (about 50 s of 512x512 video), so
 # short clips are decoded once; longer ones are decoded again rather than held in memory.
 FRAME_CACHE_BYTES = 1 << 30
-PIPELINE_VERSION = 1  # bump when a change alters what a finished clip contains
+PIPELINE_VERSION = 2  # bump when a change alters what a finished clip contains
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,12 @@ class PreprocessConfig:
 
 
 class ClipFailed(Exception):
-    """A clip that cannot be processed; the message is the one-line reason for failures.jsonl."""
+    """A clip that cannot be processed; the message is the one-line reason for failures.jsonl, ``detail``
+    the technical evidence behind it (FFmpeg's message, byte offsets), when there is any."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class Pipeline:
@@ -108,7 +113,7 @@ class Pipeline:
             meta = self._process_into(source, tmp)
             tmp.rename(final)
         except media.MediaError as exc:
-            raise ClipFailed(str(exc)) from exc
+            raise ClipFailed(str(exc), detail=exc.detail) from exc
         except face_detector.NoFaceError as exc:
             raise ClipFailed(f"{source.path}: {exc}") from exc
         finally:
@@ -209,6 +214,8 @@ class Pipeline:
                 "face_fraction": float(has_face.mean()),
                 "mean_face_size": face_size,
                 "frames_dropped": source_frames - len(used),
+                "frames_damaged": sum(reader.damaged_frames.values()),
+                "damage": reader.damaged_frames,
                 "frames_without_face": int((~has_face).sum()),
             },
             "face_track": track_info,

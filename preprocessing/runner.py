@@ -3,8 +3,8 @@
 Every clip is independent. A finished clip is a complete folder under ``<out>/work/clips/`` (see
 :mod:`preprocessing.pipeline`), so a run that is killed (even with SIGKILL) and started again with
 the same command skips every finished clip and ends with the same dataset. A clip that fails is
-recorded in ``<out>/failures.jsonl`` with its file, a one-line reason and the traceback, and the run
-goes on. When every clip fails with the same unexpected exception at the same place, the summary says it is
+recorded in ``<out>/failures.jsonl`` with its file, a one-line reason, the technical detail behind it and the
+traceback, and the run goes on. When every clip fails with the same unexpected exception at the same place, the summary says it is
 probably a bug (:meth:`RunSummary.probable_bug`), not bad data.
 """
 
@@ -32,7 +32,7 @@ ENGINES = ("local", "ray")
 @dataclass
 class RunSummary:
     done: list[dict] = field(default_factory=list)  # meta records of finished clips
-    failed: list[dict] = field(default_factory=list)  # {"clip_id", "path", "reason", "error", "where", "traceback"}
+    failed: list[dict] = field(default_factory=list)  # {"clip_id", "path", "reason", "detail", "error", "where", "traceback"}
     seconds: float = 0.0
 
     @property
@@ -93,7 +93,7 @@ def _failure(source: ClipSource, message: str, exc: BaseException) -> dict:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
     return {"clip_id": source.clip_id, "path": str(source.path), "reason": (message.splitlines() or [""])[0],
-            "error": type(exc).__name__, "where": where,
+            "detail": getattr(exc, "detail", None), "error": type(exc).__name__, "where": where,
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
 
 

@@ -97,6 +97,7 @@ def _rows(metas: list[dict]):
             schema.VIDEO: (folder / "crop.mp4").read_bytes(),
             schema.FACE_FRACTION: quality["face_fraction"], schema.MEAN_FACE_SIZE: quality["mean_face_size"],
             schema.FRAMES_DROPPED: quality["frames_dropped"],
+            schema.FRAMES_DAMAGED: quality["frames_damaged"],
             schema.FRAMES_WITHOUT_FACE: quality["frames_without_face"],
             schema.FACE_TRACK: json.dumps(meta["face_track"], sort_keys=True),
             schema.SOURCE: json.dumps(meta["source"], sort_keys=True),

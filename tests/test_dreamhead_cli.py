@@ -117,7 +117,7 @@ def test_generate_bad_input(run_dir, preprocessed_sample, wavs, tmp_path) -> Non
     no_face = generate(run_dir, wavs["speech"], gray)
     assert no_face.exit_code == 1 and f"{gray}: no face found in the reference" in no_face.output
     not_audio = generate(run_dir, gray, face)
-    assert not_audio.exit_code == 1 and "cannot read the audio" in not_audio.output and "no audio stream" in not_audio.output
+    assert not_audio.exit_code == 1 and "cannot read the audio" in not_audio.output and "no audio track" in not_audio.output
 
     other_model = tmp_path / "moda_run"
     shutil.copytree(run_dir, other_model)

@@ -46,8 +46,9 @@ def test_empty_and_truncated_videos_are_excluded_and_the_rest_scored_as_alone(tm
     assert mixed.exit_code == 2, mixed.output
     ids = [c.video.relative_to(tmp_path / "ref").with_suffix("").as_posix() for c in clips]
     assert set(summary["excluded"]) == {ids[2], ids[3]} and summary["num_excluded"] == 2
-    assert "empty file" in summary["excluded"][ids[2]] and "generated video" in summary["excluded"][ids[2]]
-    assert "truncated" in summary["excluded"][ids[3]] or "corrupt" in summary["excluded"][ids[3]]
+    assert "is empty (0 bytes)" in summary["excluded"][ids[2]] and "generated video" in summary["excluded"][ids[2]]
+    assert "cut short" in summary["excluded"][ids[3]]
+    assert "needs" in rows[ids[3]]["detail"] and "bytes" in rows[ids[3]]["detail"]  # the evidence, apart from the reason
     assert [rows[i]["status"] for i in ids] == ["scored", "scored", "excluded", "excluded"]
     assert rows[ids[2]]["reason"] == summary["excluded"][ids[2]] and rows[ids[0]]["reason"] == ""
     # the media error behind each reason, whole (issue 19: failures keep their traceback)
@@ -57,7 +58,7 @@ def test_empty_and_truncated_videos_are_excluded_and_the_rest_scored_as_alone(tm
     # The good videos: the same per-video values and the same pooled results as when evaluated alone.
     assert summary["videos"] == 2 and summary["frames"] == alone_summary["frames"]
     assert summary["results"] == alone_summary["results"]
-    skip = {"generated", "reference", "traceback"}  # traceback: a column only a run with an excluded video has
+    skip = {"generated", "reference", "traceback", "detail"}  # columns only a run with an excluded video has
     for video_id in ids[:2]:
         assert {k: v for k, v in rows[video_id].items() if k not in skip} == \
                {k: v for k, v in alone_rows[video_id].items() if k not in skip}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
+import av
 import numpy as np
 import pytest
 from datasets import load_from_disk
@@ -56,15 +58,45 @@ def result(tmp_path_factory):
     _ffmpeg("-i", str(good), "-vf", "scale=513:287", "-c:v", "libx264", "-pix_fmt", "yuv444p", "-c:a", "copy",
             str(videos / "odd_513x287.mkv"))
 
+    _damaged_copies(good, videos)
+
     out = root / "dataset"
     run = CliRunner().invoke(app, ["preprocess", "--dataset", "folder", "--input", str(root / "videos"),
                                    "--out", str(out), "--size", "256", "--workers", "2", "-q"])
     return run, out
 
 
-FAILING = {"spk__truncated", "spk__not_a_video", "spk__no_audio", "spk__no_face"}
+def _damaged_copies(good, videos) -> None:
+    """What real collections hold (issue 19): damaged copies of a good mp4 (faststart: ftyp, moov, free, mdat)."""
+    data = good.read_bytes()
+    rng = np.random.default_rng(1)
+    (videos / "zero_byte.mp4").write_bytes(b"")
+    (videos / "appended.mp4").write_bytes(data + rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    middle = len(data) // 2
+    (videos / "zeroed_block.mp4").write_bytes(data[:middle] + bytes(4096) + data[middle + 4096 :])
+    chunks = [data[i : i + 8192] for i in range(0, len(data), 8192)]
+    shuffled = chunks[:2] + [chunks[2:][i] for i in rng.permutation(len(chunks) - 2)]
+    (videos / "shuffled.mp4").write_bytes(b"".join(shuffled))
+    moov_end = 32 + int.from_bytes(data[32:36], "big")  # ftyp is 32 bytes, moov follows
+    assert data[36:40] == b"moov"
+    (videos / "duplicated_header.mp4").write_bytes(data[:moov_end] + data[32:moov_end] + data[moov_end:])
+    with av.open(str(good)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    light, heavy = bytearray(data), bytearray(data)
+    for pos, size in packets[10:12]:  # bits flipped in two frames: decoded with errors, under the threshold
+        for offset in rng.integers(8, size, 30):
+            light[pos + int(offset)] ^= 1 << int(rng.integers(0, 8))
+    for pos, size in packets[1::4]:  # every fourth frame undecodable: far over it
+        heavy[pos : pos + size] = bytes(size)
+    (videos / "bitflip_light.mp4").write_bytes(bytes(light))
+    (videos / "bitflip_heavy.mp4").write_bytes(bytes(heavy))
+
+
+FAILING = {"spk__truncated", "spk__not_a_video", "spk__no_audio", "spk__no_face", "spk__zero_byte", "spk__shuffled",
+           "spk__duplicated_header", "spk__bitflip_heavy"}
 PROCESSED = {"spk__good", "spk__face_lost", "spk__two_faces", "spk__one_frame", "spk__stereo_44k", "spk__vfr",
-             "spk__rotated", "spk__odd_513x287"}
+             "spk__rotated", "spk__odd_513x287", "spk__appended", "spk__zeroed_block", "spk__bitflip_light"}
+MEDIA_FAILURES = FAILING - {"spk__no_face"}  # refused by the media layer: a sentence plus the evidence apart
 
 
 def test_run_reports_failures_and_continues(result):
@@ -77,9 +109,16 @@ def test_run_reports_failures_and_continues(result):
         assert failure["path"] and "\n" not in failure["reason"]
         assert failure["path"].split("/")[-1].split(".")[0] in failure["clip_id"]
     reasons = {f["clip_id"]: f["reason"].lower() for f in failures}
-    assert "truncat" in reasons["spk__truncated"]
+    assert "cut short" in reasons["spk__truncated"]
     assert "audio" in reasons["spk__no_audio"]
     assert "face" in reasons["spk__no_face"]
+    assert "empty" in reasons["spk__zero_byte"]
+    assert re.search(r"\d+ of its 50 video frames are damaged .* more than the 5%", reasons["spk__bitflip_heavy"])
+    for failure in failures:  # one plain sentence; FFmpeg's words, offsets and timestamps only in the detail
+        cause = failure["reason"].lower().removeprefix(failure["path"].lower())
+        assert not re.search(r"errno|operation not permitted|invalid data|\bpts\b|box '", cause), failure
+        if failure["clip_id"] in MEDIA_FAILURES and failure["clip_id"] not in {"spk__zero_byte", "spk__not_a_video"}:
+            assert failure["detail"], failure
 
 
 def test_awkward_inputs_are_processed(result):
@@ -99,4 +138,9 @@ def test_awkward_inputs_are_processed(result):
     for clip_id in ("spk__rotated", "spk__odd_513x287", "spk__vfr", "spk__stereo_44k"):
         assert float(rows[clip_id]["face_fraction"]) > 0.9, clip_id
     assert int(rows["spk__vfr"]["frames_dropped"]) >= 0
+    # Damaged but playable: read as a player shows it, the damage counted; bytes after the last box change nothing.
+    assert int(rows["spk__good"]["frames_damaged"]) == 0 and int(rows["spk__appended"]["frames_damaged"]) == 0
+    assert np.array_equal(rows["spk__appended"]["landmarks"], rows["spk__good"]["landmarks"], equal_nan=True)
+    for clip_id in ("spk__zeroed_block", "spk__bitflip_light"):
+        assert 1 <= int(rows[clip_id]["frames_damaged"]) <= 2 and int(rows[clip_id]["num_frames"]) == 50, clip_id
 

@@ -131,3 +131,26 @@ def test_filter_native_lines() -> None:
     bar = b"\r\x1b[2Kevaluate 1/2 videos"
     assert filter_native(bar + native) == bar  # the bar's line is left as the bar drew it
     assert filter_native(bar + native.splitlines(keepends=True)[-1] + b"done\n") == bar + b"\ndone\n"
+
+
+def test_in_process_command_hides_datasets_bars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that imported `datasets` before the command ran (a notebook, CliRunner) gets the same quiet run:
+    the switch is set on the module datasets reads, not on its tqdm class of the same name."""
+    import datasets
+    from typer.testing import CliRunner
+
+    from talking_head.toolkit.cli import app
+
+    for name in ("TOOLKIT_VERBOSE", "HF_DATASETS_DISABLE_PROGRESS_BARS", "DATASETS_VERBOSITY"):
+        monkeypatch.delenv(name, raising=False)
+    switch = sys.modules["datasets.utils.tqdm"]
+    monkeypatch.setattr(switch, "_hf_datasets_progress_bars_disabled", False)
+    try:
+        quiet = CliRunner().invoke(app, [*PREPROCESS, "--out", str(tmp_path / "quiet"), "-q"])
+        assert quiet.exit_code == 0, quiet.output
+        assert third_party_lines(quiet.output) == [] and switch.are_progress_bars_disabled()
+        verbose = CliRunner().invoke(app, ["--verbose", *PREPROCESS, "--out", str(tmp_path / "loud"), "-q"])
+        assert verbose.exit_code == 0, verbose.output
+        assert any("Saving the dataset" in line for line in third_party_lines(verbose.output))
+    finally:
+        datasets.logging.set_verbosity_warning()

@@ -24,7 +24,7 @@ from talking_head.toolkit.fileio import atomic_path
 
 # Bump when a change alters what a row holds or means (a column added, renamed, re-scaled): readers
 # then refuse datasets of the other version instead of misreading them.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: frames_damaged
 SCHEMA_FILE = "schema.json"  # next to dataset_dict.json: {"schema_version": N}
 
 # ----------------------------------------------------------------------------- column names
@@ -44,6 +44,7 @@ MEL = "mel"
 FACE_FRACTION = "face_fraction"
 MEAN_FACE_SIZE = "mean_face_size"
 FRAMES_DROPPED = "frames_dropped"
+FRAMES_DAMAGED = "frames_damaged"
 FRAMES_WITHOUT_FACE = "frames_without_face"
 FACE_TRACK = "face_track"
 SOURCE = "source"
@@ -72,6 +73,7 @@ def features(landmarks68: bool = False, audio_features_dim: int | None = None) -
         FACE_FRACTION: Value("float32"),
         MEAN_FACE_SIZE: Value("float32"),  # crop box side / source frame height
         FRAMES_DROPPED: Value("int32"),  # source frames dropped by the frame-rate conversion
+        FRAMES_DAMAGED: Value("int32"),  # source frames lost or decoded with errors (a damaged file, read anyway)
         FRAMES_WITHOUT_FACE: Value("int32"),
         FACE_TRACK: Value("string"),  # JSON: how the face was chosen (tracks seen, main track)
         SOURCE: Value("string"),  # JSON: original file, cut, split origin

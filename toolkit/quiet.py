@@ -150,8 +150,9 @@ def _tell_imported_libraries(quiet: bool) -> None:
         import datasets
 
         if not user_decides("HF_DATASETS_DISABLE_PROGRESS_BARS"):
-            with contextlib.suppress(Exception):  # the env var is read once, at import: set the switch itself
-                datasets.utils.tqdm._hf_datasets_progress_bars_disabled = quiet
+            # The env var is read once, at import: set the switch itself. (`datasets.utils.tqdm` is the class of
+            # that name; the switch lives in the module of the same name.)
+            sys.modules["datasets.utils.tqdm"]._hf_datasets_progress_bars_disabled = quiet
         if not user_decides("DATASETS_VERBOSITY"):
             datasets.logging.set_verbosity(datasets.logging.ERROR if quiet else datasets.logging.WARNING)
     if "huggingface_hub" in sys.modules and not user_decides("HF_HUB_DISABLE_PROGRESS_BARS"):

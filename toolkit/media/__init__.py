@@ -32,6 +32,7 @@ from talking_head.toolkit.media.audio import read_audio
 from talking_head.toolkit.media.constants import DEFAULT_FPS, DEFAULT_SAMPLE_RATE, VIDEO_EXTENSIONS
 from talking_head.toolkit.media.containers import MediaInfo, StreamInfo, probe
 from talking_head.toolkit.media.errors import (
+    DamagedVideoError,
     MediaError,
     MediaNotFoundError,
     NoAudioStreamError,
@@ -55,6 +56,7 @@ __all__ = [
     "NoVideoFramesError",
     "NoAudioStreamError",
     "UnsupportedCodecError",
+    "DamagedVideoError",
     "StreamInfo",
     "MediaInfo",
     "probe",

@@ -38,10 +38,12 @@ def read_audio(
         stream = select_audio_stream(container)
         if stream is None:
             kinds = ", ".join(s.type for s in container.streams) or "none"
-            raise NoAudioStreamError(path, f"no audio stream (streams: {kinds})")
+            raise NoAudioStreamError(path, "the file has no audio track, and the speech is needed",
+                                     detail=f"streams: {kinds}")
         if stream.codec_context is None:
             raise UnsupportedCodecError(
-                path, f"no decoder for audio stream #{stream.index} (unknown codec, or not in this FFmpeg build)"
+                path, "the audio track uses a codec this FFmpeg build cannot decode; re-encode it (e.g. to AAC)",
+                detail=f"no decoder for audio stream #{stream.index}",
             )
         for other in container.streams:
             if other is not stream:
@@ -88,7 +90,8 @@ def _trimmed_audio_frames(path: str, container, stream) -> Iterator["av.AudioFra
     if previous is not None:
         yield _trim_to_duration(previous)
     elif errors:
-        raise TruncatedMediaError(path, f"no audio could be decoded ({errors} errors, first: {first_error})")
+        raise TruncatedMediaError(path, "none of the audio track can be decoded: its data is damaged",
+                                  detail=f"{errors} audio packets failed, first: {first_error}")
 
 
 def _trim_to_duration(frame: "av.AudioFrame") -> "av.AudioFrame":

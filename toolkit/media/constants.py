@@ -15,6 +15,10 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".m
 DEFAULT_FPS = 25.0  # talking-head datasets and SyncNet work at 25 fps
 DEFAULT_SAMPLE_RATE = 16000  # SyncNet / wav2vec / HuBERT input rate
 DEFAULT_CHUNK_SIZE = 16  # frames per chunk: small chunks are recycled by malloc, big ones page-fault
+# A video with at most this fraction of its frames lost or decoded with errors is read (and the count
+# reported); above it, it is refused. A few bad packets in a long download leave the clip usable, as
+# players show it; more means the file is damaged, and training or scoring on it would mislead.
+MAX_DAMAGED_FRACTION = 0.05
 DEFAULT_CRF = 18  # x264 constant rate factor: visually lossless for faces
 
 X264_PRESET = "medium"

@@ -86,19 +86,21 @@ def open_container(path: str) -> "av.container.InputContainer":
     if not os.path.exists(path):
         raise MediaNotFoundError(path)
     if os.path.isdir(path):
-        raise NotAMediaFileError(path, "is a directory, not a media file")
+        raise NotAMediaFileError(path, "this is a folder, not a media file")
     size = os.path.getsize(path)
     if size == 0:
-        raise NotAMediaFileError(path, "empty file (0 bytes)")
+        raise NotAMediaFileError(path, "the file is empty (0 bytes); the download or copy that made it did not finish")
     _check_iso_bmff_complete(path, size)
     try:
         return av.open(path, "r", metadata_errors="replace")
     except av.error.FileNotFoundError:
         raise MediaNotFoundError(path) from None
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
-        raise NotAMediaFileError(path, f"not a media file FFmpeg can read ({reason(exc)})") from None
+        raise NotAMediaFileError(
+            path, "this is not a video or audio file FFmpeg recognises (wrong file, or its start is damaged)",
+            detail=reason(exc)) from None
     except av.error.FFmpegError as exc:
-        raise MediaError(path, f"cannot open: {reason(exc)}") from None
+        raise MediaError(path, "FFmpeg cannot open the file", detail=reason(exc)) from None
 
 
 @contextmanager
@@ -109,13 +111,17 @@ def open_input(path: PathLike) -> Iterator["av.container.InputContainer"]:
     try:
         yield container
     except av.error.DecoderNotFoundError as exc:
-        raise UnsupportedCodecError(path, f"no decoder available ({reason(exc)})") from None
+        raise UnsupportedCodecError(
+            path, "a stream uses a codec this FFmpeg build cannot decode; re-encode the file (e.g. to H.264 and AAC)",
+            detail=reason(exc)) from None
     except av.error.FFmpegError as exc:
         # Errors while reading packets: files cut short surface here for most containers.
-        raise TruncatedMediaError(path, f"truncated or corrupt data ({reason(exc)})") from None
+        raise TruncatedMediaError(path, _CUT_OR_DAMAGED, detail=reason(exc)) from None
     finally:
         container.close()
 
+
+_CUT_OR_DAMAGED = "the file is cut short or its data is damaged; fetch or copy it again"
 
 # Top-level boxes an ISO-BMFF (mp4/mov/m4a/3gp) file can start with.
 _ISO_FIRST_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
@@ -151,17 +157,19 @@ def _check_iso_bmff_complete(path: str, size: int) -> None:
                     box_size < 8 or pos + box_size > size):
                 return  # trailing data after a whole file
             if box_size < 8:
-                raise TruncatedMediaError(path, f"corrupt mp4: box {name!r} at byte {pos} has size {box_size}")
+                raise TruncatedMediaError(path, _CUT_OR_DAMAGED,
+                                          detail=f"mp4 box {name!r} at byte {pos} has size {box_size}")
             if pos + box_size > size:
                 raise TruncatedMediaError(
-                    path,
-                    f"truncated mp4: box {name!r} at byte {pos} needs {box_size} bytes "
-                    f"but the file ends after {size - pos}",
+                    path, "the mp4 file is cut short (an interrupted download or copy?); fetch or copy it again",
+                    detail=f"mp4 box {name!r} at byte {pos} needs {box_size} bytes but the file ends after {size - pos}",
                 )
             seen.add(box_type)
             pos += box_size
         if b"moov" not in seen:
-            raise TruncatedMediaError(path, "truncated mp4: no 'moov' box (the writer never finished the file)")
+            raise TruncatedMediaError(
+                path, "the mp4 file has no index (its 'moov' box): the program writing it never finished; write it again",
+                detail=f"top-level boxes: {', '.join(sorted(b.decode('latin-1') for b in seen)) or 'none'}")
 
 
 def reason(exc: BaseException) -> str:

@@ -13,9 +13,13 @@ import av.error
 import numpy as np
 
 from talking_head.toolkit.media.cfr import rescale_q, ffmpeg_cfr_indices
-from talking_head.toolkit.media.constants import DEFAULT_CHUNK_SIZE, DEFAULT_FPS, PathLike, Rate
+from talking_head.toolkit.media.constants import DEFAULT_CHUNK_SIZE, DEFAULT_FPS, MAX_DAMAGED_FRACTION, PathLike, Rate
 from talking_head.toolkit.media.containers import as_rate, open_container, reason, select_video_stream
-from talking_head.toolkit.media.errors import MediaError, NoVideoFramesError, TruncatedMediaError, UnsupportedCodecError
+from talking_head.toolkit.media.errors import (
+    DamagedVideoError, MediaError, NoVideoFramesError, TruncatedMediaError, UnsupportedCodecError,
+)
+
+LOST, CONCEALED = "lost", "concealed"  # the two kinds of damaged frame (VideoReader.damaged_frames)
 
 
 @dataclass
@@ -40,7 +44,8 @@ def _build_index(path: str, container: "av.container.InputContainer", stream) ->
             continue
         ts = packet.pts if packet.pts is not None else packet.dts
         if ts is None:
-            raise MediaError(path, "video packets carry no timestamps (raw elementary stream?); remux it first")
+            raise MediaError(path, "the video has no timestamps (a raw stream?); put it in a container first, e.g. "
+                                   "`ffmpeg -i FILE -c copy out.mp4`", detail=f"video packet at byte {packet.pos}")
         if packet.is_keyframe or not keys:
             keys.append((ts, packet.dts if packet.dts is not None else ts, packet.pos))
         if packet.is_discard:  # outside the edit list: decoded for reference, never shown
@@ -83,14 +88,25 @@ class VideoReader:
 
     ``threads``: decoder threads. None lets FFmpeg choose (frame and slice threads, one per core);
     a process pool that already keeps every core busy passes 1. The pixels are the same either way.
+
+    Damaged streams are read as players play them: a frame the decoder cannot produce shows the
+    picture after it (the last one at the very end), and a frame decoded with errors is
+    kept as the decoder patched it. Both are counted in :attr:`damaged_frames`; a pass that finds
+    more than ``max_damaged_fraction`` of the source frames damaged raises DamagedVideoError.
     """
 
-    def __init__(self, path: PathLike, fps: Optional[Rate] = DEFAULT_FPS, threads: Optional[int] = None) -> None:
+    def __init__(self, path: PathLike, fps: Optional[Rate] = DEFAULT_FPS, threads: Optional[int] = None,
+                 max_damaged_fraction: float = MAX_DAMAGED_FRACTION) -> None:
         self.path = os.fspath(path)
         self._rate = None if fps is None else as_rate(fps)
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be None or >= 1, got {threads}")
+        if not 0.0 <= max_damaged_fraction <= 1.0:
+            raise ValueError(f"max_damaged_fraction must be in [0, 1], got {max_damaged_fraction}")
         self._threads = threads
+        self._max_damaged = max_damaged_fraction
+        self._damaged: dict[int, str] = {}  # source slot -> LOST or CONCEALED
+        self._first_decode_error: Optional[str] = None
         self._container = self._stream = None  # kept open between read_window calls
         self._seek_by_dts = 0  # seek to keyframes by pts (mp4, mkv, avi) or by dts (MPEG-TS)
         container, stream = self._window_input()
@@ -105,7 +121,7 @@ class VideoReader:
             self._index = _build_index(self.path, container, stream)
         index = self._index
         if len(index.pts) == 0:
-            raise NoVideoFramesError(self.path, "the video stream has no frames")
+            raise NoVideoFramesError(self.path, "the video stream holds no frames")
         if self._rate is None:
             self._source_of = np.arange(len(index.pts), dtype=np.int64)
         else:
@@ -114,7 +130,10 @@ class VideoReader:
             )
         self._used = np.zeros(len(index.pts), dtype=bool)
         self._used[self._source_of] = True
-        self._slot_of_pts = {p: j for j, p in enumerate(index.pts.tolist())}
+        self._pts = index.pts.tolist()
+        self._slot_of_pts: dict[int, int] = {}  # pts -> its first slot (VFR files can repeat a timestamp)
+        for j, p in enumerate(self._pts):
+            self._slot_of_pts.setdefault(p, j)
         self._native_rate = stream.average_rate or stream.guessed_rate
         # Decode the first frame now: it proves the stream decodes and fixes the output shape.
         first = self._decode_sources([0])[0]
@@ -139,6 +158,14 @@ class VideoReader:
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return (len(self), self.height, self.width, 3)
+
+    @property
+    def damaged_frames(self) -> dict[str, int]:
+        """Damaged source frames found so far: ``lost`` (no picture came out of the decoder; the
+        previous one is shown) and ``concealed`` (decoded with errors the decoder patched over).
+        Complete once every frame has been decoded (a full sequential pass)."""
+        lost = sum(kind == LOST for kind in self._damaged.values())
+        return {LOST: lost, CONCEALED: len(self._damaged) - lost}
 
     @property
     def source_indices(self) -> np.ndarray:
@@ -180,26 +207,44 @@ class VideoReader:
         return out
 
     def _iter_images(self) -> Iterator[np.ndarray]:
-        """Output frames in order; a duplicated frame is yielded as the same array object."""
-        source_of, used, pts = self._source_of.tolist(), self._used.tolist(), self._index.pts.tolist()
+        """Output frames in order; a repeated frame is yielded as the same array object."""
+        source_of, used, n = self._source_of.tolist(), self._used.tolist(), len(self._source_of)
         container, stream = self._open()
-        k, j, image = 0, 0, None
+        k = j = 0  # the next output frame; the next source slot the decoder should produce
+        image = last = None  # RGB of slot j - 1 when an output shows it; its decoded frame
+
+        def fill(upcoming=None) -> np.ndarray:
+            """Output k shows slot j - 1, or a lost slot after it: that shows the next picture, as ffmpeg's
+            frame-rate conversion repeats a frame that arrives late (the last one after the final picture)."""
+            if source_of[k] == j - 1:
+                return image
+            return self._to_rgb(upcoming if upcoming is not None else last)
+
         try:
             with self._errors():
                 for frame in self._decoded_frames(container, stream):
-                    if j >= len(pts) or frame.pts != pts[j]:
-                        raise self._mismatch(frame.pts, j)
-                    while k < len(source_of) and source_of[k] < j:  # repeats of the previous frame
-                        yield image
+                    slot = self._slot(frame, j)
+                    if slot < j:
+                        continue  # a picture already shown (a damaged stream can repeat one)
+                    for lost in range(j, slot):
+                        self._mark(lost, LOST)
+                    while k < n and source_of[k] < slot:
+                        yield fill(frame)
                         k += 1
-                    image = self._to_rgb(frame) if used[j] else None
-                    j += 1
+                    if frame.is_corrupt:
+                        self._mark(slot, CONCEALED)
+                    image = self._to_rgb(frame) if used[slot] else None
+                    last, j = frame, slot + 1
         finally:
             container.close()
-        if j < len(pts):
-            raise self._mismatch(None, j)
-        while k < len(source_of):
-            yield image
+        if last is None:
+            raise NoVideoFramesError(
+                self.path, "none of the video frames can be decoded: the video stream is damaged; fetch the file again")
+        for lost in range(j, len(self._index.pts)):
+            self._mark(lost, LOST)
+        self._check_damage()
+        while k < n:
+            yield fill()
             k += 1
 
     # -- random access -------------------------------------------------------------------
@@ -216,6 +261,7 @@ class VideoReader:
         images = self._decode_sources(np.unique(wanted).tolist())
         for k, j in enumerate(wanted.tolist()):
             out[k] = images[j]
+        self._check_damage()
         return out
 
     def __getitem__(self, k: int) -> np.ndarray:
@@ -240,34 +286,52 @@ class VideoReader:
                 if key:
                     self._seek_by_dts = by_dts
                 return found
-        raise MediaError(self.path, "could not decode the requested frames (damaged stream?)")
+        raise MediaError(self.path, "the video frames at this point cannot be decoded: the stream is damaged; fetch the "
+                                    "file again or re-encode it", detail=f"source frames {sources[0]}-{sources[-1]}")
 
     def _decode_from(self, key: Optional[int], by_dts: int, sources: list[int]) -> Optional[dict[int, np.ndarray]]:
+        """The wanted source frames, decoding from keyframe ``key`` (None: from the start of the file);
+        None when the seek landed after the keyframe or a wanted frame lies before the first picture."""
         index = self._index
         wanted = set(sources)
-        last_pts = int(index.pts[sources[-1]])
+        last_slot = sources[-1]
         found: dict[int, np.ndarray] = {}
+        previous, previous_slot = None, -1  # the last decoded frame and its slot
         with self._errors():
             if key is None:  # from the very beginning: reopen, so nothing depends on seeking
                 self.close()
                 container, stream = self._window_input()
-                key_pos = None
+                key_pos, key_slot = None, 0
             else:
                 container, stream = self._window_input()
-                key_pos = index.keys[key][2]
+                key_pos, key_slot = index.keys[key][2], self._slot_of_pts.get(index.keys[key][0], 0)
                 container.seek(index.keys[key][by_dts], backward=True, any_frame=False, stream=stream)
                 stream.codec_context.flush_buffers()
             for frame in self._decoded_frames(container, stream, expect_pos=key_pos):
                 if frame is None:  # the container landed after the keyframe
                     return None
-                j = self._slot_of_pts.get(frame.pts)
-                if j is None:
-                    raise self._mismatch(frame.pts, None)
-                if j in wanted:
-                    found[j] = self._to_rgb(frame)
-                if frame.pts >= last_pts:  # frames come out in presentation order
+                slot = self._slot(frame, previous_slot + 1)
+                if slot <= previous_slot:
+                    continue
+                if slot >= key_slot:  # leading pictures of an open GOP, decoded after a seek, are not judged
+                    self._fill_lost(found, wanted, range(max(previous_slot + 1, key_slot), slot), frame)
+                    if frame.is_corrupt:
+                        self._mark(slot, CONCEALED)
+                if slot in wanted:
+                    found[slot] = self._to_rgb(frame)
+                previous, previous_slot = frame, slot
+                if slot >= last_slot:  # frames come out in presentation order
                     return found if len(found) == len(wanted) else None
-        return None
+            if previous is not None:  # the stream ended first: the frames after the last picture are lost
+                self._fill_lost(found, wanted, range(previous_slot + 1, len(index.pts)), previous)
+        return found if len(found) == len(wanted) else None
+
+    def _fill_lost(self, found: dict, wanted: set, lost: range, picture) -> None:
+        """Record the slots in ``lost`` as damaged; a wanted one shows ``picture`` (see ``_iter_images``)."""
+        for slot in lost:
+            self._mark(slot, LOST)
+            if slot in wanted:
+                found[slot] = self._to_rgb(picture)
 
     # -- decoding helpers ------------------------------------------------------------------
 
@@ -323,13 +387,15 @@ class VideoReader:
             except (av.error.InvalidDataError, av.error.PatchWelcomeError) as exc:
                 errors += 1
                 first_error = first_error or reason(exc)
+                self._first_decode_error = self._first_decode_error or first_error
                 continue
             for frame in frames:
                 decoded += 1
                 yield frame
         if decoded == 0 and errors:
             raise NoVideoFramesError(
-                self.path, f"none of the video packets could be decoded ({errors} errors, first: {first_error})"
+                self.path, "none of the video frames can be decoded: the video stream is damaged; fetch the file again",
+                detail=f"{errors} video packets failed, first: {first_error}",
             )
 
     def _to_rgb(self, frame) -> np.ndarray:
@@ -344,8 +410,8 @@ class VideoReader:
         expected = (getattr(self, "height", None), getattr(self, "width", None))
         if expected[0] is not None and image.shape[:2] != expected:
             raise MediaError(
-                self.path, f"frame size changes mid-stream ({image.shape[1]}x{image.shape[0]}, "
-                f"first frame {expected[1]}x{expected[0]}); not supported"
+                self.path, "the frame size changes in the middle of the video, which is not supported; re-encode it "
+                "at one size", detail=f"{image.shape[1]}x{image.shape[0]} after {expected[1]}x{expected[0]}"
             )
         return image
 
@@ -356,16 +422,45 @@ class VideoReader:
         except MediaError:
             raise
         except av.error.DecoderNotFoundError as exc:
-            raise UnsupportedCodecError(self.path, f"no decoder for the video stream ({reason(exc)})") from None
+            raise UnsupportedCodecError(
+                self.path, "the video uses a codec this FFmpeg build cannot decode; re-encode it (e.g. to H.264)",
+                detail=reason(exc)) from None
         except av.error.FFmpegError as exc:
-            raise TruncatedMediaError(self.path, f"truncated or corrupt video data ({reason(exc)})") from None
+            raise TruncatedMediaError(
+                self.path, "the video data is cut short or damaged; fetch or copy the file again",
+                detail=reason(exc)) from None
 
-    def _mismatch(self, got_pts: Optional[int], slot: Optional[int]) -> MediaError:
-        if got_pts is None:
-            return MediaError(
-                self.path, f"only {slot} of {len(self._index.pts)} video frames could be decoded (damaged stream)"
-            )
-        return MediaError(self.path, f"decoder returned a frame (pts {got_pts}) the container index does not list")
+    def _slot(self, frame, expected: int) -> int:
+        """The source slot (presentation order) of a decoded frame; ``expected`` when its timestamp fits there
+        (a timestamp shared by several frames belongs to the first of them not yet shown)."""
+        if expected < len(self._pts) and self._pts[expected] == frame.pts:
+            return expected
+        slot = self._slot_of_pts.get(frame.pts)
+        if slot is None:
+            raise MediaError(
+                self.path, "the video stream is damaged: a decoded frame has a timestamp the file's index does not "
+                "list; fetch the file again or re-encode it",
+                detail=f"decoded pts {frame.pts}, not among the {len(self._index.pts)} demuxed timestamps")
+        return slot
+
+    def _mark(self, slot: int, kind: str) -> None:
+        self._damaged.setdefault(slot, kind)
+
+    def _check_damage(self) -> None:
+        """Refuse the file once more of its frames are damaged than the reader accepts."""
+        total, damaged = len(self._index.pts), len(self._damaged)
+        if damaged <= self._max_damaged * total:
+            return
+        counts = self.damaged_frames
+        slots = sorted(self._damaged)
+        raise DamagedVideoError(
+            self.path,
+            f"{damaged} of its {total} video frames are damaged ({counts[LOST]} cannot be decoded, "
+            f"{counts[CONCEALED]} decode with errors), more than the {self._max_damaged:.0%} this toolkit accepts; "
+            "fetch the file again or re-encode it from a good copy",
+            detail=f"damaged source frames {slots[:20]}{' ...' if len(slots) > 20 else ''}"
+                   + (f"; first decoder error: {self._first_decode_error}" if self._first_decode_error else ""),
+        )
 
     # -- lifetime ----------------------------------------------------------------------------
 
