@@ -10,15 +10,23 @@ returned apart (``unpaired``) and not scored. Several samples drawn for one clip
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+import numpy as np
 
 from talking_head.metrics.base import VideoPair
 from talking_head.toolkit import dataset as schema
-from talking_head.toolkit import weights
+from talking_head.toolkit import fileio, weights
 from talking_head.toolkit.media import VIDEO_EXTENSIONS
 from talking_head.toolkit.video_ids import parse_sample_id
 
 PAIRING = "by id: folder path without extension, or dataset clip_id"
+
+
+def video_cache(cache: Path | None = None) -> Path:
+    """Where a dataset's crop videos (and stored meshes) are written for the runner: `cache`, or the toolkit's."""
+    return Path(cache) if cache is not None else Path(weights.cache_dir()) / "evaluate-videos"
 
 
 def is_dataset(path: Path) -> bool:
@@ -48,6 +56,42 @@ def dataset_videos(dataset_dir: Path, split: str, cache: Path) -> dict[str, Path
             for row in rows}
 
 
+def dataset_meshes(dataset_dir: Path, split: str, cache: Path) -> dict[str, Path]:
+    """The 478-point meshes ``toolkit preprocess`` stored for each crop video of one split, written once to
+    `cache` as ``<clip_id>.meshes.npz`` (``landmarks`` (T, 478, 3) crop pixels, NaN without a face; ``fps``;
+    ``size``: height and width of the crops; ``video_sha256``: the crop video they belong to), so the runner
+    can skip MediaPipe on the reference side."""
+    rows = schema.load_split(dataset_dir, split)
+    cache = Path(cache) / Path(dataset_dir).name
+    found: dict[str, Path] = {}
+    arrays = None  # the landmark column, read only for clips not cached yet
+    for i, row in enumerate(rows.select_columns([schema.CLIP_ID, schema.VIDEO])):
+        clip_id, digest = row[schema.CLIP_ID], hashlib.sha256(row[schema.VIDEO]).hexdigest()
+        path = found[clip_id] = cache / f"{clip_id}.meshes.npz"
+        if stored_video_sha256(path) == digest:
+            continue
+        if arrays is None:
+            arrays = rows.select_columns([schema.LANDMARKS, schema.FPS]).with_format("numpy")
+        with schema.open_row_video(row[schema.VIDEO]) as reader:
+            size = (reader.height, reader.width)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with fileio.atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, landmarks=np.asarray(arrays[i][schema.LANDMARKS], np.float32),
+                         fps=np.float64(arrays[i][schema.FPS]), size=np.array(size, np.int64),
+                         video_sha256=np.array(digest))
+    return found
+
+
+def stored_video_sha256(path: Path) -> str | None:
+    """The ``video_sha256`` of a stored-meshes file, None when it is absent or unreadable."""
+    try:
+        with np.load(path) as stored:
+            return str(stored["video_sha256"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _videos(source: Path, split: str, cache: Path) -> dict[str, Path]:
     source = Path(source)
     if is_dataset(source):
@@ -60,7 +104,7 @@ def _videos(source: Path, split: str, cache: Path) -> dict[str, Path]:
 def pair_videos(generated: Path, reference: Path, split: str = "test", cache: Path | None = None
                 ) -> tuple[list[VideoPair], dict[str, list[str]]]:
     """Pairs by id, and the ids found on one side only (``{"generated_only": [...], "reference_only": [...]}``)."""
-    cache = Path(cache) if cache is not None else Path(weights.cache_dir()) / "evaluate-videos"
+    cache = video_cache(cache)
     gen = _videos(generated, split, cache / "generated")
     ref = _videos(reference, split, cache / "reference")
     if not gen:

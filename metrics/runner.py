@@ -47,7 +47,7 @@ import numpy as np
 
 from talking_head.metrics import bootstrap as bootstrap_intervals, ground_truth, protocols, registry, throughput
 from talking_head.metrics.base import AUDIO, CHUNK, LANDMARKS, Chunk, Metric, VideoInfo, VideoPair
-from talking_head.metrics.pairing import PAIRING, pair_videos
+from talking_head.metrics.pairing import PAIRING, dataset_meshes, is_dataset, pair_videos, video_cache
 from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
 from talking_head.metrics.throughput import Stopwatch
 from talking_head.toolkit import face_mesh, fileio, media, weights
@@ -55,6 +55,7 @@ from talking_head.toolkit.progress import progress_bar
 from talking_head.toolkit.provenance import device_description, software_versions
 
 UNKNOWN_FPS = 25.0  # a reference whose header gives no frame rate is read at 25 fps
+REFERENCE_MESHES = ("stored", "mediapipe")  # where a dataset reference's meshes come from (evaluate())
 LANDMARKS_DIR = "landmarks"  # <out>/landmarks/<video id>.npz: the meshes the landmark metrics saw
 
 
@@ -201,18 +202,42 @@ def _save_landmarks(path: Path, sides: tuple[list[np.ndarray], list[np.ndarray]]
                                 reference=np.concatenate(sides[1]) if sides[1] else empty, fps=np.float32(fps))
 
 
+def _stored_meshes(path: Optional[Path], ref: media.VideoReader, video: VideoInfo) -> Optional[np.ndarray]:
+    """The reference meshes ``toolkit preprocess`` stored (:func:`metrics.pairing.dataset_meshes`), when they
+    describe exactly the frames this run reads (same rate, size and count); else None, with a warning."""
+    if path is None:
+        return None
+    with np.load(path) as stored:
+        landmarks, stored_fps, size = stored["landmarks"], float(stored["fps"]), tuple(stored["size"].tolist())
+    mismatch = [what for what, same in (
+        (f"read at {video.fps:g} fps, stored at {stored_fps:g}", abs(stored_fps - video.fps) < 1e-6),
+        (f"size {ref.width}x{ref.height}, stored {size[1]}x{size[0]}", size == (ref.height, ref.width)),
+        (f"{len(ref)} frames, {len(landmarks)} stored", len(landmarks) == len(ref))) if not same]
+    if mismatch:
+        video.warnings.append(f"the dataset's stored reference meshes do not fit ({'; '.join(mismatch)}): "
+                              "MediaPipe ran on the reference frames instead")
+        return None
+    return landmarks
+
+
 def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = None,
-               landmarks_dir: Optional[Path] = None, stopwatch: Optional[Stopwatch] = None) -> dict[str, Any]:
+               landmarks_dir: Optional[Path] = None, stopwatch: Optional[Stopwatch] = None,
+               reference_meshes: Optional[Path] = None) -> dict[str, Any]:
     """Decode one pair once, feed every metric, and return its per_video.csv row. Raises
     :class:`VideoExcluded` (every metric left as it was before the pair) when the pair cannot be scored.
     `fps`: read both sides at this rate (default: the reference's); `landmarks_dir`: where the meshes the
-    landmark metrics saw are written (``<video id>.npz``); `stopwatch`: collects the seconds of each stage."""
+    landmark metrics saw are written (``<video id>.npz``); `stopwatch`: collects the seconds of each stage;
+    `reference_meshes`: the dataset's stored meshes of the reference video, used instead of MediaPipe when they
+    fit the frames read (:func:`_stored_meshes`)."""
     clock = stopwatch or Stopwatch()
     with clock("decode"):
         gen, ref, video = _open(pair, needs_audio=any(AUDIO in m.consumes for m in metrics), fps_override=fps)
     landmarks = any(LANDMARKS in m.consumes for m in metrics)
     faces = [0, 0]  # frames with a face: generated, reference
-    detectors = (face_mesh.FaceMeshDetector(video=True), face_mesh.FaceMeshDetector(video=True)) if landmarks else ()
+    stored = _stored_meshes(reference_meshes, ref, video) if landmarks else None
+    detectors = (face_mesh.FaceMeshDetector(video=True),
+                 None if stored is not None else face_mesh.FaceMeshDetector(video=True)) if landmarks else ()
+    done = 0  # frames of the pair handed to the metrics so far
     kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])  # the meshes, for the leaderboard page
     for metric in metrics:
         with clock(metric.name):
@@ -232,7 +257,11 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
             meshes: list[Optional[np.ndarray]] = [None, None]
             with clock("face_mesh"):
                 for side, (frames, detector) in enumerate(zip((gen_chunk, ref_chunk), detectors)):
-                    meshes[side], found = _meshes(frames, detector)
+                    if detector is None:  # the dataset's stored reference meshes
+                        meshes[side] = stored[done : done + len(frames)]
+                        found = int((~np.isnan(meshes[side][:, 0, 0])).sum())
+                    else:
+                        meshes[side], found = _meshes(frames, detector)
                     faces[side] += found
                     if landmarks_dir is not None:
                         kept[side].append(_normalised_xy(meshes[side], frames.shape[2], frames.shape[1]))
@@ -241,9 +270,11 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
             for metric in metrics:
                 with clock(metric.name):
                     metric.update(chunk)
+            done += len(gen_chunk)
     finally:
         for detector in detectors:
-            detector.close()
+            if detector is not None:
+                detector.close()
         gen.close()
         ref.close()
 
@@ -257,6 +288,7 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
                                   "as a player shows them")
     if landmarks:
         row["faces_generated"], row["faces_reference"] = faces
+        row["reference_meshes"] = "stored" if stored is not None else "mediapipe"
         if row["faces_generated"] < video.frames_used:
             video.warnings.append(f"no face in {video.frames_used - row['faces_generated']} generated frames "
                                   "(excluded from landmark metrics)")
@@ -325,6 +357,7 @@ def evaluate(
     protocol: Union[str, Path, protocols.Protocol, None] = None,
     metric_options: Optional[dict[str, dict[str, Any]]] = None,
     fps: Optional[float] = None,
+    reference_meshes: str = "stored",
     **flags: Optional[str],
 ) -> dict[str, Any]:
     """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
@@ -338,6 +371,9 @@ def evaluate(
     mesh; ``atvgnet`` or ``vico``, FAN 68 points). `metric_options`: any metric's keyword options by name
     (``{"csim": {"convention": "vico"}}``), applied after the presets. `fps`: read both sides at this rate
     (default: the reference's). `split`: the dataset split when a side is a dataset (default ``test``).
+    `reference_meshes`: against a dataset, ``stored`` uses the meshes ``toolkit preprocess`` stored for the
+    reference crops (computed before x264 encoded them) where they fit the frames read, ``mediapipe`` runs the
+    mesh on the decoded reference frames (what a folder of the same videos gives); docs/metrics-reference.md.
     The summary's ``excluded`` lists the videos that could not be scored, with the reasons.
 
     `protocol`: a published evaluation protocol by name or path (:mod:`metrics.protocols`); it sets the
@@ -357,6 +393,8 @@ def evaluate(
     The meshes the landmark metrics saw are written to ``out/landmarks/<video id>.npz`` for the leaderboard page.
     """
     started = time.perf_counter()
+    if reference_meshes not in REFERENCE_MESHES:
+        raise ValueError(f"reference_meshes must be one of {', '.join(REFERENCE_MESHES)}, got {reference_meshes!r}")
     if bootstrap < 0 or bootstrap_set_level < 0:  # checked before any video is scored
         raise ValueError(f"bootstrap resamples must be >= 0 (0: no intervals), got {bootstrap} and {bootstrap_set_level}")
     chosen = _protocol(protocol)
@@ -379,6 +417,9 @@ def evaluate(
         _refuse_incomplete(chosen, skipped)
     cache = (out / "videos") if out is not None else None
     pairs, unpaired = pair_videos(Path(generated), Path(reference), split=split, cache=cache)
+    stored_meshes: dict[str, Path] = {}
+    if reference_meshes == "stored" and is_dataset(Path(reference)) and any(LANDMARKS in m.consumes for m in active):
+        stored_meshes = dataset_meshes(Path(reference), split, video_cache(cache) / "reference")
     landmarks_dir = out / LANDMARKS_DIR if out is not None else None
     clock = Stopwatch()
     rows: list[dict[str, Any]] = []
@@ -387,7 +428,8 @@ def evaluate(
     with progress_bar(len(pairs), "evaluate", unit="videos", enabled=show_progress) as advance:
         for pair in pairs:
             try:
-                rows.append(score_pair(pair, active, fps=fps, landmarks_dir=landmarks_dir, stopwatch=clock))
+                rows.append(score_pair(pair, active, fps=fps, landmarks_dir=landmarks_dir, stopwatch=clock,
+                                       reference_meshes=stored_meshes.get(pair.clip_id)))
                 frames += rows[-1]["frames_used"]
             except VideoExcluded as err:
                 excluded[pair.video_id] = str(err)
@@ -409,6 +451,7 @@ def evaluate(
         **({"protocol": plain(chosen.record())} if chosen is not None else {}),
         "metrics_requested": names,
         "options": {**options, "chunk_frames": CHUNK, **({"fps": fps} if fps is not None else {}),
+                    **({"reference_meshes": reference_meshes} if stored_meshes else {}),
                     **({"metric_options": plain(metric_options)} if metric_options else {})},
         "results": results,
         **({"intervals": plain(intervals)} if intervals else {}),

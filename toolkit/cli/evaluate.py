@@ -68,6 +68,9 @@ def evaluate(
     split: Optional[str] = typer.Option(None, help="Dataset split to use when a side is a dataset (default: test, or "
                                         "the protocol's)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    reference_meshes: str = typer.Option("stored", "--reference-meshes", help="Against a dataset: stored (the "
+                                         "meshes toolkit preprocess kept for the reference crops, no MediaPipe "
+                                         "run) or mediapipe (run it on the decoded reference frames)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     bootstrap: int = typer.Option(intervals.RESAMPLES, "--bootstrap", min=0, help="Confidence intervals: resamples "
                                   "of the videos (percentile bootstrap, 95%) for the means of per-video values; 0: none."),
@@ -128,7 +131,8 @@ def evaluate(
     try:
         with quiet_stdout:
             summary, out = _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags,
-                                  drawn, chosen, preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet)
+                                  drawn, chosen, preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet,
+                                  reference_meshes)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
@@ -151,15 +155,15 @@ def evaluate(
 
 
 def _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags, drawn, chosen,
-           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet):
+           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet, reference_meshes):
     """Run the evaluation (or generate, then evaluate): (summary, run folder)."""
     if model is None:
         if chosen is not None:
             summary = run(generated, reference, out=out, device=device, show_progress=not quiet, protocol=chosen,
-                          **drawn)
+                          reference_meshes=reference_meshes, **drawn)
         else:
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                          show_progress=not quiet, **flags, **drawn)
+                          show_progress=not quiet, reference_meshes=reference_meshes, **flags, **drawn)
     else:
         from talking_head.leaderboards.runs import evaluate_model
 
