@@ -54,13 +54,25 @@ class MetricEntry:
     # e.g. LSE's face-track presets add the S3FD detector. `toolkit weights fetch --for/--protocol` reads this.
     weights: tuple[str, ...] = ()
     option_weights: dict[str, dict[Any, tuple[str, ...]]] = field(default_factory=dict)
+    # Options that take one of a closed set of values: option -> "module:ATTRIBUTE", the metric module's own
+    # table of them (imported when asked, like `target`), e.g. LSE's presets. See `option_values`.
+    option_choices: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"metric {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        unknown = set(self.option_weights) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"metric {self.name!r}: option_weights names options without a default: {sorted(unknown)}")
+        for table in ("option_weights", "option_choices"):
+            unknown = set(getattr(self, table)) - set(self.defaults)
+            if unknown:
+                raise ValueError(f"metric {self.name!r}: {table} names options without a default: {sorted(unknown)}")
+
+    def option_values(self, option: str) -> Optional[tuple[Any, ...]]:
+        """The values `option` accepts, in the metric module's order; None when they are not a closed set."""
+        spec = self.option_choices.get(option)
+        if spec is None:
+            return None
+        module, _, attribute = spec.partition(":")
+        return tuple(getattr(importlib.import_module(module), attribute))
 
     def weights_for(self, options: Optional[dict[str, Any]] = None) -> tuple[str, ...]:
         """The weight files this metric needs with `options` (the others at their defaults), in order."""
@@ -112,6 +124,7 @@ _BUILT_IN = (
     MetricEntry("fvd", _M + "fvd:FVDVideos", "FVD", "lower",
                 "Frechet Video Distance (I3D), clips pooled; variants styleganv (default), videogpt, disco, latentsync",
                 defaults={"variant": "styleganv"}, default_run=False,
+                option_choices={"variant": _M + "fvd_variants:VARIANTS"},
                 option_weights={"variant": {"styleganv": ("i3d-torchscript",), "latentsync": ("i3d-torchscript",),
                                             "videogpt": ("i3d-kinetics400",), "disco": ("i3d-kinetics400",)}},
                 columns=(ResultColumn("fvd", "fvd", "FVD", "lower",
@@ -119,6 +132,7 @@ _BUILT_IN = (
                                       identity=0.0),)),
     MetricEntry("lse", _M + "lse:LSEVideos", "LSE", "higher", "SyncNet lip-sync confidence (LSE-C) and distance (LSE-D)",
                 defaults={"preset": "wav2lip_lrs", "frames": "ffmpeg_jpeg"},
+                option_choices={"preset": _M + "lse:PRESETS", "frames": _M + "lse:FRAME_SOURCES"},
                 weights=("syncnet",),  # face-track presets also run SyncNet's S3FD detector
                 option_weights={"preset": {p: ("syncnet-s3fd",) for p in ("wav2lip_real", "mocha", "latentsync")}},
                 columns=(ResultColumn("lse_c", "lse_c", "LSE-C", "higher", description="SyncNet confidence (lip sync)",
@@ -126,7 +140,7 @@ _BUILT_IN = (
                          ResultColumn("lse_d", "lse_d", "LSE-D", "lower", description="SyncNet distance (lip sync)",
                                       ground_truth="reference.lse_d"))),
     MetricEntry("lmd", _M + "lmd:LMDVideos", "LMD", "lower", "mouth and face landmark distance (and velocity) to the reference",
-                defaults={"preset": "dense"},
+                defaults={"preset": "dense"}, option_choices={"preset": _M + "lmd:PRESETS"},
                 # dense: MediaPipe's mesh (bundled with mediapipe); the 68-point presets run face-alignment's FAN
                 option_weights={"preset": {p: ("fan-2d", "fan-s3fd") for p in ("atvgnet", "vico")}},
                 columns=(ResultColumn("m_lmd", "mouth_lmd", "M-LMD", "lower",
@@ -157,7 +171,7 @@ _BUILT_IN = (
                                       description="learned perceptual distance (AlexNet)", identity=0.0),)),
     MetricEntry("csim", _M + "csim:CSIMVideos", "CSIM", "higher", "identity similarity (ArcFace cosine)",
                 weights=("arcface-r100",),
-                defaults={"convention": "paired"},
+                defaults={"convention": "paired"}, option_choices={"convention": _M + "csim:CONVENTIONS"},
                 columns=(ResultColumn("csim", "csim", "CSIM", "higher",
                                       description="identity similarity (ArcFace cosine)"),)),
     MetricEntry("niqe", _M + "niqe:NIQEVideos", "NIQE", "lower", "no-reference image quality",

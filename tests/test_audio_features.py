@@ -240,12 +240,15 @@ def test_missing_model_gives_the_registry_error() -> None:
 
 
 def test_pinned_entries_refuse_other_bytes() -> None:
-    # The real, pinned entry with a random model in its snapshot folder: corrupt, never loaded.
+    # The real, pinned entry with a random model in its snapshot folder: corrupt, never loaded. The pinned size
+    # rules the tiny file out before it is hashed; with the size unpinned, the sha256 still refuses it.
     real = w.REGISTRY["wav2vec2-base-960h"]
     tiny_model("wav2vec2", real.repo_id or "", snapshot=w.destination(real))
     assert w.verify(real).status == "corrupt"
-    with pytest.raises(w.WeightsCorruptError, match="wrong sha256"):
+    with pytest.raises(w.WeightsCorruptError, match=f"truncated: [0-9,]+ bytes, expected {real.size:,}"):
         af.SpeechFeatureExtractor("wav2vec2")
+    with pytest.raises(w.WeightsCorruptError, match="wrong sha256"):
+        af.SpeechFeatureExtractor("wav2vec2", weights_entry=dataclasses.replace(real, size=None))
     # A private entry pinned to a digest: loads when it matches, refuses when it does not.
     entry = tiny_model("hubert", "test/tiny-pinned")
     digest = hashlib.sha256(w.weights_file(entry).read_bytes()).hexdigest()

@@ -20,6 +20,7 @@ import yaml
 from datasets import load_from_disk
 from safetensors import safe_open
 
+import weights_factory as factory
 from talking_head.baselines import training
 from talking_head.baselines.checkpoint import CONFIG_NAME as CONFIG_FILE, WEIGHTS_NAME as MODEL_FILE, CheckpointError
 from talking_head.baselines.dreamhead import load_config
@@ -260,13 +261,14 @@ VAE_CONFIG = dict(  # Stable Diffusion's AutoencoderKL layout (4 levels: 8x down
 )
 
 
-def _place_vae(seed: int = 0):
-    """A random VAE saved where the registry's sd-vae-ft-mse snapshot lives (config.json + safetensors)."""
+def _place_vae(monkeypatch: pytest.MonkeyPatch, seed: int = 0):
+    """A random VAE saved where the registry's sd-vae-ft-mse snapshot lives (config.json + safetensors), the
+    entry unpinned for this test (random weights cannot have the published size and digest)."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(**VAE_CONFIG)
-    vae.save_pretrained(w.destination("sd-vae-ft-mse"), safe_serialization=True)
+    vae.save_pretrained(w.destination(factory.unpin(monkeypatch, "sd-vae-ft-mse")), safe_serialization=True)
     return vae
 
 
@@ -280,8 +282,8 @@ def _latent_config() -> dict:
     return config
 
 
-def test_latent_path_with_the_registry_vae(isolated_caches, preprocessed_sample, test_clips, tmp_path):
-    vae = _place_vae()
+def test_latent_path_with_the_registry_vae(isolated_caches, preprocessed_sample, test_clips, tmp_path, monkeypatch):
+    vae = _place_vae(monkeypatch)
     model = L2IDiffusion.from_config(_latent_config())
     assert model.latent_channels == 4 and model.downsample == 8
     np.testing.assert_array_equal(model.autoencoder.decoder.conv_in.weight.detach(), vae.decoder.conv_in.weight.detach())

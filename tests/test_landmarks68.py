@@ -6,7 +6,6 @@ saved as state dicts (the format face-alignment 1.5.0 loads) into a temporary to
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import shutil
 import socket
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import weights_factory as factory
 from talking_head.toolkit import landmarks68 as lm68
 from talking_head.toolkit import media
 from talking_head.toolkit import weights as w
@@ -49,8 +49,8 @@ def place(files: dict[str, Path]) -> None:
 
 
 def unpinned(name: str) -> w.WeightFile:
-    """The registry entry without its digest: random test files are "unpinned" instead of "corrupt"."""
-    return dataclasses.replace(w.REGISTRY[name], name=f"test-{name}", sha256=None)
+    """The registry entry without its size and digest: random test files are "unpinned" instead of "corrupt"."""
+    return factory.unpinned(name, name=f"test-{name}")
 
 
 @pytest.fixture(scope="module")

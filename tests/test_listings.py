@@ -244,12 +244,37 @@ def test_fetch_errors_exit_2() -> None:
         assert message in done.stderr and done.stdout == ""
 
 
+def test_fetch_for_an_unknown_option_value_names_the_known_ones() -> None:
+    from talking_head.metrics import lse
+
+    for spec, message in (("lse:preset=moca", f"metric 'lse' has no preset 'moca' (known: {', '.join(lse.PRESETS)})"),
+                          ("fvd:variant=stylegan", "metric 'fvd' has no variant 'stylegan' (known: styleganv, "),
+                          ("lse:preset=mocha,frames=jpeg", "metric 'lse' has no frames 'jpeg' (known: ffmpeg_jpeg, ")):
+        done = runner.invoke(app, ["weights", "fetch", "--for", spec, "--dry-run"])
+        assert done.exit_code == 2, (spec, done.output)
+        assert message in done.stderr and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert runner.invoke(app, ["weights", "fetch", "--for", "lse:preset=mocha", "--dry-run"]).exit_code == 0
+
+
 # ------------------------------------------------------------------- the registry's declared files
 def _option_values() -> dict[tuple[str, str], list]:
     from talking_head.metrics import csim, fvd_variants, lmd, lse
 
     return {("lse", "preset"): list(lse.PRESETS), ("lmd", "preset"): list(lmd.PRESETS),
             ("fvd", "variant"): list(fvd_variants.VARIANTS), ("csim", "convention"): list(csim.CONVENTIONS)}
+
+
+def test_the_registry_knows_each_closed_option_s_values() -> None:
+    """`MetricEntry.option_values` reads the metric modules' own tables: the same values as `_option_values`."""
+    from talking_head.metrics import lse
+
+    known = {**_option_values(), ("lse", "frames"): list(lse.FRAME_SOURCES)}
+    entries = registry.REGISTRY.values()
+    assert {(e.name, o): list(e.option_values(o) or ()) for e in entries for o in e.option_choices} == known
+    for (name, option), values in known.items():
+        entry = registry.REGISTRY[name]
+        assert entry.defaults[option] in values and set(entry.option_weights.get(option, {})) <= set(values)
+    assert registry.REGISTRY["fid"].option_values("variant") is None  # no closed set: not checked
 
 
 def _cases() -> list[tuple[str, dict]]:

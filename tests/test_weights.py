@@ -132,7 +132,10 @@ def test_registry_entries_are_well_formed() -> None:
     # Hugging Face pins: the commits that hold the pinned files
     hubert, vae = w.REGISTRY["hubert-base-ls960"], w.REGISTRY["sd-vae-ft-mse"]
     assert hubert.revision == "dba3bb02fda4248b6e082697eee756de8fe8aa8a" and hubert.size == 377_569_754
-    assert vae.revision == "31f26fdeee1355a5c34592e401dd41e45d25a493"
+    assert vae.revision == "31f26fdeee1355a5c34592e401dd41e45d25a493" and vae.size == 334_643_276
+    assert vae.sha256 == "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815"
+    assert w.REGISTRY["wav2vec2-base-960h"].size == 377_607_901
+    assert w.REGISTRY["fan-s3fd"].size == 89_843_225
     for entry in (w.REGISTRY["wav2vec2-base-960h"], hubert, vae):
         assert f"/resolve/{entry.revision}/{entry.filename}" in entry.url and w.HEX40.match(entry.revision)
     arcface = w.REGISTRY["arcface-r100"]
@@ -378,7 +381,8 @@ def test_preplaced_hf_cache_is_found_offline(isolated_caches: Path) -> None:
         "diffusion_pytorch_model.safetensors": vae_bytes,
     }, branch=None, symlinks=False)
     assert w.path("sd-vae-ft-mse") == vae_snapshot
-    unpinned = dataclasses.replace(entry, size=None, sha256=None)  # the registry's entry pins no digest yet
+    assert w.verify("sd-vae-ft-mse").status == "corrupt"  # the pinned entry refuses random tensors
+    unpinned = dataclasses.replace(entry, size=None, sha256=None)  # a private entry with no digest
     result = w.verify(unpinned)
     assert result.status == "unpinned" and result.actual_sha256 == sha256_of(vae_bytes)
     assert result.actual_sha256 in result.detail  # the observed digest is reported honestly

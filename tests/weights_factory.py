@@ -20,12 +20,23 @@ import torch.nn.functional as F
 from talking_head.toolkit import weights as w
 
 
+def unpinned(entry: str | w.WeightFile, /, **changes) -> w.WeightFile:
+    """Registry entry `entry` (a name or an entry) with no size and no digest pinned, other fields `changes` (a
+    `name=` among them): a random stand-in file under it verifies as "unpinned" rather than "corrupt"."""
+    entry = w.REGISTRY[entry] if isinstance(entry, str) else entry
+    return dataclasses.replace(entry, size=None, sha256=None, sha256_prefix=None, git_blob_sha1=None, **changes)
+
+
+def unpin(monkeypatch: pytest.MonkeyPatch, name: str) -> w.WeightFile:
+    """Replace registry entry `name` by its `unpinned` copy for this test; the copy."""
+    entry = unpinned(name)
+    monkeypatch.setitem(w.REGISTRY, name, entry)
+    return entry
+
+
 def place(monkeypatch: pytest.MonkeyPatch, name: str, state: dict | None = None, arrays: dict | None = None) -> Path:
     """Unpin registry entry `name` and write `state` (torch) or `arrays` (npz) at its destination."""
-    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None, git_blob_sha1=None)
-    if hasattr(entry, "sha256_prefix"):
-        entry = dataclasses.replace(entry, sha256_prefix=None)
-    monkeypatch.setitem(w.REGISTRY, name, entry)
+    entry = unpin(monkeypatch, name)
     target = w.destination(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
@@ -142,8 +153,7 @@ def tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> w.WeightFile:
     (unpinned: random weights cannot have the published digest)."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    entry = dataclasses.replace(w.REGISTRY["wav2vec2-base-960h"], sha256=None, size=None)
-    monkeypatch.setitem(w.REGISTRY, entry.name, entry)
+    entry = unpin(monkeypatch, "wav2vec2-base-960h")
     snapshot = w.hf_hub_cache() / ("models--" + entry.repo_id.replace("/", "--")) / "snapshots" / entry.revision
     torch.manual_seed(0)
     Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2)).save_pretrained(snapshot, safe_serialization=True)
@@ -209,8 +219,7 @@ def deep3dfacerecon(crops: torch.Tensor) -> dict:
 def pin_to_own_digest(monkeypatch: pytest.MonkeyPatch, name: str, file: Path) -> Path:
     """Copy `file` to registry entry `name`'s destination and pin the entry to the copy's sha256, as a published
     file is pinned (what a TorchScript file needs before it is loaded)."""
-    entry = dataclasses.replace(w.REGISTRY[name], sha256=None, size=None, git_blob_sha1=None)
-    monkeypatch.setitem(w.REGISTRY, name, entry)
+    entry = unpin(monkeypatch, name)
     target = w.destination(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(Path(file).read_bytes())

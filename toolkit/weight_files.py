@@ -68,13 +68,13 @@ class WeightFile:
 
 # --------------------------------------------------------------------------------------------------
 # The table. Sources of the digests (each entry's comment says more):
-#  * fid-inception, syncnet*, fan-*: published sha256 of the upstream files.
+#  * fid-inception, syncnet*, fan-*: published sha256 of the upstream files; fan-s3fd's size is the one
+#    independent mirrors and logs record for face-alignment's download.
 #  * lpips-alexnet, vgg19: torchvision names the file after its sha256 prefix (torch hub checks it); the full
 #    digest and size are the ones other projects record for the same download, and torchvision's own
 #    `_file_size` metadata (MiB, 3 decimals) agrees with the size.
-#  * wav2vec2 / hubert: the sha256 (and, for hubert, the size) Hugging Face shows for the LFS object at the
-#    pinned commit (the commit that other projects pin and that holds the file). sd-vae: commit pinned, digest
-#    known but not pinned yet (see its entry).
+#  * wav2vec2 / hubert / sd-vae: the sha256 and size Hugging Face shows for the LFS object at the pinned commit
+#    (the commit that other projects pin and that holds the file).
 #  * arcface-r100: insightface publishes the file only through OneDrive/Baidu folders (no direct link,
 #    no digest). Three independent Hugging Face re-uploads (camenduru/show, lithiumice/ArcFace_PyTorch,
 #    DeepFakeApp/model) carry byte-identical copies (same LFS sha256); that digest is pinned, the size is not.
@@ -139,10 +139,9 @@ REGISTRY: dict[str, WeightFile] = {
             consumer="face-alignment (face detection)",
             url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
             filename="s3fd-619a316812.pth",
-            # face-alignment's own URL (face_alignment.detection.sfd.sfd_detector.models_urls["s3fd"]). Its size,
-            # 89,843,225 bytes, is corroborated by independent mirrors and logs of this download but not pinned yet:
-            # tests/test_landmarks68.py unpins only the sha256 of this entry for its random stand-in files.
-            size=None,
+            # face-alignment's own URL (face_alignment.detection.sfd.sfd_detector.models_urls["s3fd"]). Size: that
+            # download's byte count (89,843,225) as independent mirrors and logs of it record it.
+            size=89_843_225,
             sha256="619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
             location="torch_hub",
             license="BSD-3-Clause (face-alignment)",
@@ -197,10 +196,8 @@ REGISTRY: dict[str, WeightFile] = {
             consumer="transformers (Wav2Vec2Model / Wav2Vec2FeatureExtractor)",
             url="https://huggingface.co/facebook/wav2vec2-base-960h/resolve/22aad52d435eb6dbaf354bdad9b0da84ce7d6156/model.safetensors",
             filename="model.safetensors",
-            # sha256 of the LFS object at this commit, as the Hub lists it. Its size, 377,607,901 bytes, is corroborated
-            # the same way but not pinned yet: tests/test_audio_features.py expects this entry, filled with a random
-            # model, to fail on its sha256 (a pinned size would reject it earlier, as "size mismatch").
-            size=None,
+            # Size and sha256: the LFS object at this commit, as the Hub lists it.
+            size=377_607_901,
             sha256="8aa76ab2243c81747a1f832954586bc566090c83a0ac167df6f31f0fa917d74a",
             location="hf_hub",
             license="Apache-2.0",
@@ -231,13 +228,11 @@ REGISTRY: dict[str, WeightFile] = {
             description="Stable Diffusion kl-f8 VAE, decoder fine-tuned with MSE (latent space of diffusion baselines)",
             consumer="diffusers (AutoencoderKL)",
             # Commit 31f26fde is the one other projects pin and the one that holds this file (an earlier pin, 651c6dc4,
-            # appears in no public source). The LFS object at that commit has sha256
-            # a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815 and 334,643,276 bytes (as the Hub lists
-            # it); not pinned yet because tests/test_dreamhead_l2i.py loads a random VAE saved under this very entry.
+            # appears in no public source). Size and sha256: the LFS object at that commit, as the Hub lists it.
             url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/31f26fdeee1355a5c34592e401dd41e45d25a493/diffusion_pytorch_model.safetensors",
             filename="diffusion_pytorch_model.safetensors",
-            size=None,
-            sha256=None,
+            size=334_643_276,
+            sha256="a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
             location="hf_hub",
             license="MIT",
             repo_id="stabilityai/sd-vae-ft-mse",

@@ -148,7 +148,7 @@ def resolve_targets(names: Sequence[str] = (), metrics: Sequence[str] = (), prot
     `metrics` are registry metric names (or aliases), optionally with options (``lse:preset=mocha``);
     `protocols` shipped protocol names or .yaml paths, each metric with the protocol's options. The files
     a metric needs are declared in its registry entry (:meth:`metrics.registry.MetricEntry.weights_for`).
-    Raises TargetError for an unknown name, metric, option or protocol.
+    Raises TargetError for an unknown name, metric, option, option value or protocol.
     """
     from talking_head.metrics import registry
 
@@ -179,6 +179,11 @@ def resolve_targets(names: Sequence[str] = (), metrics: Sequence[str] = (), prot
         if unknown:
             known = ", ".join(accepted) or "none"
             raise TargetError(f"metric {entry.name!r} has no option {', '.join(map(repr, unknown))} (options: {known})")
+        for option, value in options.items():
+            values = entry.option_values(option)
+            if values is not None and value not in values:
+                known = ", ".join(map(str, values))
+                raise TargetError(f"metric {entry.name!r} has no {option} {value!r} (known: {known})")
         shown = ", ".join(f"{k}={v}" for k, v in {**entry.defaults, **options}.items())
         add(entry.weights_for(options), why + (f" ({shown})" if shown else ""))
 
