@@ -4,7 +4,8 @@ One step per job, each streaming-friendly (frames are decoded in chunks; only th
 box arrays are ever held for a whole clip)::
 
     detector = FaceDetector()                                     # toolkit.face_detector, reused across clips
-    detections = [detector.detect(frame) for frame in frames]     # one list[Detection] per frame
+    detections = [detector.detect(frame) for frame in frames]     # one list[Detection] per frame, or
+    detections = sparse_detections(detector.detect, chunks, n)    # every 5th frame + uncertain ones (None: skipped)
     tracks = track_faces(detections)                              # greedy IoU association
     main, record = select_main_track(tracks, num_frames)          # the talking face, and why
     boxes = smooth_square_boxes(main, num_frames)                 # (T, 4) x0 y0 x1 y1, median-filtered
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.ndimage import median_filter
@@ -31,9 +32,13 @@ __all__ = [
     "DEFAULT_SIZE_WINDOW",
     "DEFAULT_IOU_THRESHOLD",
     "DEFAULT_MAX_GAP",
+    "DEFAULT_DETECT_EVERY",
     "Track",
     "FaceTracker",
     "track_faces",
+    "sparse_detections",
+    "frame_weights",
+    "candidates",
     "select_main_track",
     "smooth_square_boxes",
     "missing_frames",
@@ -57,6 +62,12 @@ MOUTH_HIGHPASS = 9  # frames: median removed from the mouth signal, keeping syll
 # Keypoint noise of a still face in a noisy, shaky video (measured 0.0056; the talking sample faces
 # give 0.009-0.018): keeps prominence decisive when nobody talks.
 ACTIVITY_FLOOR = 0.005
+# Detection on every k-th frame (see sparse_detections): at 25 fps a talking head moves a few % of its
+# size in 0.2 s, and the box is median-filtered over 13 frames anyway; 1 detects every frame.
+DEFAULT_DETECT_EVERY = 5
+# Two detections k frames apart that overlap less than this are not interpolated: the frames between
+# are detected (fast motion, a cut, a face coming or going). The sample gives IoU >= 0.77 over 5 frames.
+SPARSE_MIN_IOU = 0.7
 RECORD_MAX_TRACKS = 8  # the dataset row lists the most prominent tracks only (false positives add many)
 
 # ----------------------------------------------------------------------------- tracking
@@ -102,8 +113,10 @@ class FaceTracker:
         self.num_frames = 0
         self._tracks: list[list[tuple[int, Detection]]] = []
 
-    def update(self, detections: Sequence[Detection]) -> None:
-        """Add the next frame's detections (an empty list when the frame has no face)."""
+    def update(self, detections: Sequence[Detection] | None) -> None:
+        """Add the next frame's detections (an empty list when the frame has no face, None when it was
+        not examined: both continue the live tracks, within ``max_gap``)."""
+        detections = detections or []
         t = self.num_frames
         live = [k for k, tr in enumerate(self._tracks) if t - tr[-1][0] - 1 <= self.max_gap]
         pairs = []
@@ -138,7 +151,7 @@ class FaceTracker:
 
 
 def track_faces(
-    per_frame_detections: Iterable[Sequence[Detection]],
+    per_frame_detections: Iterable[Sequence[Detection] | None],
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
     max_gap: int = DEFAULT_MAX_GAP,
 ) -> list[Track]:
@@ -147,6 +160,69 @@ def track_faces(
     for detections in per_frame_detections:
         tracker.update(detections)
     return tracker.tracks()
+
+
+def sparse_detections(
+    detect: Callable[[np.ndarray], list[Detection]],
+    chunks: Iterable[np.ndarray],
+    num_frames: int,
+    every: int = DEFAULT_DETECT_EVERY,
+) -> list[list[Detection] | None]:
+    """Faces in every ``every``-th frame (and the last), and in every frame where the track is uncertain.
+
+    ``chunks`` yields the clip's frames in order, (n, H, W, 3) at a time. Frames 0, k, 2k, ... and the
+    last are anchors; the frames between two anchors are detected too unless both hold as many faces and
+    each face of the second continues one of the first (same model, IoU >= SPARSE_MIN_IOU): so a face
+    that appears, disappears or jumps is found on every frame around the change, and only steady faces
+    are interpolated (by :func:`smooth_square_boxes`). Returns one entry per frame:
+    its detections, or None where it was not examined (as an empty list, it continues tracks: see
+    FaceTracker). ``every=1`` is detection on every frame.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    out: list[list[Detection] | None] = [None] * num_frames
+    held: list[tuple[int, np.ndarray]] = []  # frames since the last anchor, detected only if needed
+    last: list[Detection] | None = None
+    t = 0
+    for chunk in chunks:
+        for frame in chunk:
+            if t % every and t != num_frames - 1:
+                held.append((t, frame))
+            else:
+                found = detect(frame)
+                if held and _uncertain(last, found):
+                    for s, image in held:
+                        out[s] = detect(image)
+                out[t], last, held = found, found, []
+            t += 1
+    if t != num_frames:
+        raise ValueError(f"the chunks hold {t} frames, not {num_frames}")
+    return out
+
+
+def _uncertain(a: Sequence[Detection] | None, b: Sequence[Detection]) -> bool:
+    """Whether the frames between two anchors with detections ``a`` and ``b`` must be detected: unless
+    each face in ``b`` continues one in ``a`` (same model, IoU >= SPARSE_MIN_IOU) and none came or went."""
+    if a is None or len(a) != len(b):
+        return True
+    return any(
+        max((_iou(d.box, e.box) for e in a if e.model == d.model), default=0.0) < SPARSE_MIN_IOU for d in b
+    )
+
+
+def frame_weights(detections: Sequence[Sequence[Detection] | None]) -> np.ndarray:
+    """(T,) how many frames each examined frame stands for (None: not examined, weight 0), summing to T.
+
+    An examined frame stands for the frames nearer to it than to any other examined one, so a track's
+    coverage counts the frames it spans whether it was detected on every frame or every k-th; with
+    every frame examined each weighs 1.
+    """
+    examined = np.flatnonzero([d is not None for d in detections]).astype(np.float64)
+    weights = np.zeros(len(detections))
+    if len(examined):
+        bounds = np.concatenate([[-0.5], 0.5 * (examined[1:] + examined[:-1]), [len(detections) - 0.5]])
+        weights[examined.astype(np.int64)] = np.diff(bounds)
+    return weights
 
 
 # ----------------------------------------------------------------------------- the main face
@@ -169,10 +245,34 @@ def _mouth_activity(track: Track) -> float:
     return float(np.std(fast))
 
 
-def select_main_track(tracks: Sequence[Track], num_frames: int) -> tuple[Track, dict]:
+def _coverage_area(
+    tracks: Sequence[Track], num_frames: int, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage (fraction of the frames detected, ``weights`` per frame: see frame_weights) and mean box area."""
+    if weights is None:
+        coverage = np.array([len(t) / num_frames for t in tracks])
+    else:
+        coverage = np.array([weights[t.frames].sum() / weights.sum() for t in tracks])
+    area = np.array([np.mean((t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])) for t in tracks])
+    return coverage, area
+
+
+def candidates(tracks: Sequence[Track], num_frames: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(len(tracks),) bool: the tracks :func:`select_main_track` chooses among (the others are bystanders)."""
+    if not tracks:
+        return np.zeros(0, dtype=bool)
+    coverage, area = _coverage_area(tracks, num_frames, weights)
+    prominence = coverage * area
+    return prominence >= PROMINENCE_RATIO * prominence.max()
+
+
+def select_main_track(
+    tracks: Sequence[Track], num_frames: int, weights: np.ndarray | None = None
+) -> tuple[Track, dict]:
     """The main talking face among ``tracks`` of a ``num_frames``-frame clip, and a record of why.
 
-    Heuristic: prominence = coverage (fraction of frames detected) x mean box area. Tracks under
+    Heuristic: prominence = coverage (fraction of frames detected; with ``weights`` from
+    :func:`frame_weights` when not every frame was examined) x mean box area. Tracks under
     PROMINENCE_RATIO of the most prominent are bystanders (background people, false positives).
     Among the rest the winner maximises prominence x (mouth activity + ACTIVITY_FLOOR), so a
     talking face beats an equally prominent silent one (listener, photo on the wall), while a
@@ -188,17 +288,16 @@ def select_main_track(tracks: Sequence[Track], num_frames: int) -> tuple[Track, 
         raise NoFaceError(
             f"no face detected in any of the {num_frames} frames (BlazeFace found nothing to track)", num_frames
         )
-    coverage = np.array([len(t) / num_frames for t in tracks])
-    area = np.array([np.mean((t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])) for t in tracks])
+    coverage, area = _coverage_area(tracks, num_frames, weights)
     prominence = coverage * area
     activity = np.array([_mouth_activity(t) for t in tracks])
-    candidates = prominence >= PROMINENCE_RATIO * prominence.max()
-    score = np.where(candidates, prominence * (activity + ACTIVITY_FLOOR), -1.0)
+    chosen_among = candidates(tracks, num_frames, weights)
+    score = np.where(chosen_among, prominence * (activity + ACTIVITY_FLOOR), -1.0)
     chosen = int(np.argmax(score))
     most_prominent = int(np.argmax(prominence))
     if len(tracks) == 1:
         reason = "only one face track"
-    elif candidates.sum() == 1:
+    elif chosen_among.sum() == 1:
         reason = f"most prominent (coverage x area); the others are < {PROMINENCE_RATIO:g} of it"
     elif chosen == most_prominent:
         reason = "most prominent (coverage x area) with mouth motion taken into account"

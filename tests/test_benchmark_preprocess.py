@@ -8,6 +8,7 @@ frames it handled in ``extra_info["frames"]``; frames/s = frames / mean time.
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -99,6 +100,46 @@ def test_whole_pipeline(benchmark, clip, tmp_path):
 
     meta = benchmark(once)
     assert meta["num_frames"] == len(clip["frames"])
+
+
+# The settings before issue 20 (BlazeFace on every frame, x264 superfast at crf 18), still configurable.
+PREVIOUS = {"detect_every": 1, "x264_preset": "superfast", "crf": 18}
+
+
+@pytest.mark.parametrize("settings", ["previous", "default"])
+def test_mesh_alone_vs_whole_pipeline(benchmark, clip, tmp_path, settings):
+    """Issue 20's measure, side by side in one run (the cores are shared, timings drift between tests): the
+    mesh stage alone and the whole per-clip pipeline on the same clip, alternating, in ms a frame (wall and
+    CPU, all threads), and mesh / pipeline (the goal: >= 0.5), with the previous settings and the defaults."""
+    config = PreprocessConfig(size=SIZE, **(PREVIOUS if settings == "previous" else {}))
+    pipeline, source, n = Pipeline(config), clip["sources"][0], len(clip["frames"])
+    times: dict[str, list[tuple[float, float]]] = {"mesh": [], "pipeline": []}
+
+    def mesh():
+        with face_mesh.FaceMeshDetector(video=True) as detector:
+            return [detector.detect(c) for c in clip["crops"]]
+
+    def whole():
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        return pipeline.process(source, tmp_path / "work")
+
+    def timed(name, run):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+
+    mesh(), whole()  # first runs: models loaded, caches warm
+    benchmark.pedantic(lambda: (timed("mesh", mesh), timed("pipeline", whole)), rounds=5, iterations=1)
+    ms = {name: 1000 * np.median(np.array(found), axis=0) / n for name, found in times.items()}
+    benchmark.extra_info.update({
+        "frames": n,
+        "mesh_ms_per_frame": round(ms["mesh"][0], 2),
+        "pipeline_ms_per_frame": round(ms["pipeline"][0], 2),
+        "mesh_over_pipeline": round(ms["mesh"][0] / ms["pipeline"][0], 3),
+        "mesh_cpu_ms_per_frame": round(ms["mesh"][1], 2),
+        "pipeline_cpu_ms_per_frame": round(ms["pipeline"][1], 2),
+        "mesh_over_pipeline_cpu": round(ms["mesh"][1] / ms["pipeline"][1], 3),
+    })
 
 
 @pytest.fixture(scope="module")

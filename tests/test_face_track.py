@@ -269,3 +269,71 @@ def test_tracker_gaps_and_several_faces():
     assert record["num_tracks"] == 4 and main is tracks[0]  # equal boxes, no mouth motion: full coverage wins
     with pytest.raises(ValueError):
         ft.smooth_square_boxes(tracks[0], 40, median_window=4)
+
+
+# ----------------------------------------------------------------------------- detection on some frames
+
+
+def _sparse(detections, every):
+    """sparse_detections over a clip whose per-frame detections are known: each 'frame' is its index."""
+    table = list(detections)
+    calls = []
+
+    def detect(frame):
+        calls.append(int(frame[0]))
+        return table[int(frame[0])]
+
+    chunks = np.array_split(np.arange(len(table)).reshape(-1, 1), max(1, len(table) // 32))
+    return ft.sparse_detections(detect, chunks, len(table), every), calls
+
+
+def test_sparse_detection_of_a_steady_face_matches_every_frame(sample):
+    for clip in sample:
+        n = len(clip["frames"])
+        found, calls = _sparse(clip["detections"], 5)
+        assert calls == [t for t in range(n) if t % 5 == 0 or t == n - 1]  # one face, steady: anchors only
+        weights = ft.frame_weights(found)
+        assert weights.sum() == pytest.approx(n) and weights[1] == 0 and weights[5] == 5
+        main, record = ft.select_main_track(ft.track_faces(found), n, weights)
+        assert record["tracks"][record["chosen"]]["coverage"] == pytest.approx(1.0)
+        boxes = ft.smooth_square_boxes(main, n)
+        dense = _main_boxes(clip["detections"], n)[2]
+        side = dense[:, 2] - dense[:, 0]
+        assert np.abs(boxes - dense).max(axis=1).max() / side.mean() < 0.02  # < 10 px at 512
+        dense_all, calls = _sparse(clip["detections"], 1)
+        assert calls == list(range(n)) and dense_all == clip["detections"]
+
+
+def test_sparse_detection_finds_where_a_face_comes_and_goes(sample):
+    frames = sample[0]["frames"].copy()
+    n, lost = len(frames), np.r_[0:6, 40:55]
+    frames[lost] = 127
+    with fd.FaceDetector() as detector:
+        every_frame = [detector.detect(f) for f in frames]
+    found, calls = _sparse(every_frame, 5)
+    assert len(calls) < 0.6 * n
+    examined = {t for t, d in enumerate(found) if d is not None}
+    for edge in (5, 6, 39, 40, 54, 55):  # each side of each change is examined
+        assert edge in examined, edge
+    main, _ = ft.select_main_track(ft.track_faces(found), n, ft.frame_weights(found))
+    assert not set(lost) & set(main.frames.tolist())
+    boxes, dense = ft.smooth_square_boxes(main, n), _main_boxes(every_frame, n)[2]
+    assert np.abs(boxes - dense).max() / (dense[:, 2] - dense[:, 0]).mean() < 0.03
+
+
+def test_sparse_detection_examines_jumps_and_newcomers():
+    def det(x0, side=100.0, model="short"):
+        return fd.Detection(np.array([x0, 50, x0 + side, 50 + side]), 0.9, np.zeros((6, 2)), model)
+
+    clip = [[det(100 + t)] for t in range(30)]  # slow motion: anchors only
+    clip[12:] = [[det(400)] for _ in range(18)]  # a cut at 12: the face jumps
+    clip[23:] = [[det(400), det(700, 40)] for _ in range(7)]  # a second, small face from 23
+    found, calls = _sparse(clip, 5)
+    assert calls == [0, 5, 10, 15, 11, 12, 13, 14, 20, 25, 21, 22, 23, 24, 29]
+    tracks = ft.track_faces(found)
+    assert [t.frames.tolist()[:2] for t in tracks] == [[0, 5], [12, 13], [23, 24]]
+    assert ft.candidates(tracks, 30, ft.frame_weights(found)).tolist() == [True, True, False]
+    switched = [[det(100)] for _ in range(12)] + [[det(101, model="full")] for _ in range(8)]
+    assert _sparse(switched, 5)[1] == [0, 5, 10, 15, 11, 12, 13, 14, 19]  # another model: not interpolated
+    with pytest.raises(ValueError):
+        ft.sparse_detections(lambda f: [], [np.zeros((3, 1))], 3, 0)

@@ -18,11 +18,11 @@ from datasets import load_from_disk
 from typer.testing import CliRunner
 
 from talking_head.preprocessing.builders import sample_clips
-from talking_head.preprocessing.pipeline import PreprocessConfig
+from talking_head.preprocessing.pipeline import Pipeline, PreprocessConfig
 from talking_head.preprocessing.runner import preprocess
 from talking_head.preprocessing.storage import assign_splits
 from talking_head.toolkit.windows import TalkingHeadWindows
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import face_box, face_mesh, media
 from talking_head.toolkit.cli import app
 from talking_head.toolkit.sample import load_sample
 
@@ -99,6 +99,48 @@ def test_mouth_landmarks_match_ground_truth_within_2px(built):
         mouth = list(face_mesh.LIPS)
         errors.append(np.linalg.norm(row["landmarks"][:, mouth, :2] - truth_crop[:, mouth], axis=-1).mean())
     assert max(errors) <= 2.0, errors
+
+
+# The settings before issue 20 (BlazeFace on every frame, x264 superfast at crf 18), still configurable.
+PREVIOUS = {"detect_every": 1, "x264_preset": "superfast", "crf": 18}
+
+
+def _clip_quality(clip: Path, ground_truth: Path, video: Path) -> dict:
+    """A finished clip against the sample's truth: mouth landmark error (crop px), yaw/pitch/roll correlation,
+    and the crop video's PSNR against the uncompressed crops (dB)."""
+    arrays, truth = np.load(clip / "arrays.npz"), np.load(ground_truth)
+    boxes = arrays["boxes"]
+    scale = SIZE / (boxes[:, 2] - boxes[:, 0])
+    truth_crop = (truth["landmarks"][..., :2] - boxes[:, None, :2]) * scale[:, None, None]
+    mouth = list(face_mesh.LIPS)
+    error = np.linalg.norm(arrays["landmarks"][:, mouth, :2] - truth_crop[:, mouth], axis=-1).mean()
+    crops = face_box.crop_frames(media.read_video(video), boxes, SIZE).astype(np.float64)
+    mse = np.mean((media.VideoReader(clip / "crop.mp4", fps=None).read_all() - crops) ** 2)
+    return {
+        "mouth_error": float(error),
+        "pose_r": np.array([np.corrcoef(arrays["pose"][:, k], truth["pose"][:, k])[0, 1] for k in range(3)]),
+        "psnr": float(10 * np.log10(255**2 / mse)),
+        "frames_detected": json.loads((clip / "meta.json").read_text())["face_track"]["frames_detected"],
+    }
+
+
+def test_faster_settings_keep_the_previous_accuracy(built, tmp_path):
+    """Issue 20: detection on every 5th frame and x264 ultrafast at crf 16 leave each clip's mouth landmark
+    error within 0.1 px and its pose correlations within 0.01 of the previous settings', and the crop
+    video as close to the crops."""
+    sources, _ = sample_clips(built / "raw_sample", **SAMPLE)
+    quality = {}
+    for name, config in (("previous", PreprocessConfig(size=SIZE, **PREVIOUS)), ("now", PreprocessConfig(size=SIZE))):
+        pipeline = Pipeline(config)
+        quality[name] = [
+            _clip_quality(tmp_path / name / "clips" / s.clip_id, Path(s.extra["ground_truth"]), s.path)
+            for s in sources if pipeline.process(s, tmp_path / name)
+        ]
+    for clip_id, before, now in zip([s.clip_id for s in sources], quality["previous"], quality["now"]):
+        assert abs(now["mouth_error"] - before["mouth_error"]) <= 0.1, (clip_id, before, now)
+        assert np.abs(now["pose_r"] - before["pose_r"]).max() <= 0.01, (clip_id, before, now)
+        assert now["psnr"] >= before["psnr"] - 0.3, (clip_id, before, now)
+        assert before["frames_detected"] == 75 and now["frames_detected"] < 75, (clip_id, before, now)
 
 
 def test_windows_are_aligned(built):
