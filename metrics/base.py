@@ -38,6 +38,14 @@ run and passes it to each such metric's constructor as ``shared=``. The metrics 
 ``start_video``/``update``/``end_video``/``discard_video`` calls to it, and it acts on the first call
 for each video and chunk only.
 
+Distributed evaluation (``toolkit evaluate --engine ray``): a worker scores pairs on its own instances and
+sends each pair's committed videos back as ``state()``, a small picklable dict (numpy arrays, numbers, lists,
+dicts; never a model or a CUDA tensor) of everything ``compute()`` and ``resample()`` need. The driver
+adds it with ``merge(state)`` after its own committed videos, exactly as if it had scored them itself, so
+its results equal a local run's. Both refuse (ValueError) while a video is open. A metric's state
+leaves out its :class:`SharedInput`, which has its own ``state``/``merge`` and is merged once per run:
+:func:`metrics.merge.export_state` and :func:`metrics.merge.merge_state` do both for a list of metrics.
+
 The library classes fed one whole video per call (``LSE``, ``LandmarkDistance``, ``PoseDiversity``,
 ``CrossSampleDiversity``, ``BeatAlign``, ``BlinkRate``) keep the same rule through :class:`PerVideoRows`:
 ``update(...)`` returns nothing, ``per_video()`` gives each video's values, ``compute()`` a dict.
@@ -48,6 +56,7 @@ This module imports no torch, so the registry and the command line can read it c
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Union
@@ -141,6 +150,65 @@ class Metric:
         (its intervals, if any, come from ``video_means``)."""
         return None
 
+    @property
+    def shared(self) -> Optional["SharedInput"]:
+        """The run's shared input this metric forwards to (its state is not in :meth:`state`), or None."""
+        return None
+
+    # state()/merge() by default: these attributes, combined by merge_attributes (lists concatenate ...).
+    merged_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def state(self) -> dict[str, Any]:
+        """The committed videos' state, small and picklable (module docstring: distributed evaluation)."""
+        if not self.merged_attributes:
+            raise NotImplementedError(f"{type(self).__name__} does not export its state for distributed evaluation")
+        return attribute_state(self, self.merged_attributes)
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add the videos of another instance's :meth:`state` after this instance's committed ones."""
+        if not self.merged_attributes:
+            raise NotImplementedError(f"{type(self).__name__} cannot merge another instance's state")
+        merge_attributes(self, state)
+
+    _video_open = False  # kept by the lifecycle wrappers (__init_subclass__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each class's own lifecycle methods record whether a video is open, so that every merge() refuses
+        # one in the middle of a video without each metric keeping track of it.
+        super().__init_subclass__(**kwargs)
+        _track_open_video(cls)
+
+
+def _track_open_video(cls: type) -> None:
+    for name, opens in (("start_video", True), ("end_video", False), ("discard_video", False), ("reset", False)):
+        if name in cls.__dict__:
+            setattr(cls, name, _marking(cls.__dict__[name], opens))
+    for name in ("state", "merge"):
+        if name in cls.__dict__:
+            setattr(cls, name, _closed_only(cls.__dict__[name], lambda self: self._video_open))
+
+
+def _marking(method: Any, opens: bool) -> Any:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._video_open = opens  # after the call: a start_video that discards first still ends open
+        return result
+    return wrapper
+
+
+def _closed_only(method: Any, is_open: Any) -> Any:
+    """`method` (state or merge) refused while a video is open: the state is the committed videos'."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        if is_open(self):
+            raise ValueError(f"{type(self).__name__}.{method.__name__}() is refused while a video is open")
+        return method(self, *args)
+    return wrapper
+
+
+_track_open_video(Metric)
+
 
 class SharedInput:
     """Per-run work several metrics read (e.g. Inception features for FID and KID), done once.
@@ -198,6 +266,20 @@ class SharedInput:
     def clear(self) -> None:
         """Forget every video."""
 
+    def state(self) -> dict[str, Any]:
+        """The committed videos' state, small and picklable (as :meth:`Metric.state`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not export its state for distributed evaluation")
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another instance's committed videos after this one's (as :meth:`Metric.merge`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot merge another instance's state")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("state", "merge"):  # refused while a video is open, as a metric's
+            if name in cls.__dict__:
+                setattr(cls, name, _closed_only(cls.__dict__[name], lambda self: self._open is not None))
+
 
 def finite_mean(values: Any) -> float:
     """Mean of the finite values, NaN when there are none (a video where every frame failed)."""
@@ -226,12 +308,54 @@ def _copy(value: Any) -> Any:
     return value  # numbers, None
 
 
+def combined(mine: Any, theirs: Any) -> Any:
+    """`mine` followed by `theirs`, for merging states: lists concatenate, dicts combine by key (a key in
+    one only is kept), numbers and arrays add (running sums, counts), sets unite; anything else must be
+    equal (a setting)."""
+    if isinstance(mine, list):
+        return mine + list(theirs)
+    if isinstance(mine, dict):
+        return {**mine, **{k: combined(mine[k], v) if k in mine else v for k, v in theirs.items()}}
+    if isinstance(mine, set):
+        return mine | set(theirs)
+    if isinstance(mine, (int, float, np.ndarray, np.number)) and not isinstance(mine, bool):
+        return mine + theirs
+    if mine != theirs:
+        raise ValueError(f"cannot merge {mine!r} with {theirs!r}")
+    return mine
+
+
+def attribute_state(obj: Any, attributes: tuple[str, ...]) -> dict[str, Any]:
+    """Copies of `obj`'s accumulating attributes (an object with its own ``state()``: that), a state for
+    :func:`merge_attributes`."""
+    values = {name: getattr(obj, name) for name in attributes}
+    return {name: v.state() if hasattr(v, "state") else copy.deepcopy(v) for name, v in values.items()}
+
+
+def merge_attributes(obj: Any, state: dict[str, Any]) -> None:
+    """Each attribute of `state` :func:`combined` after `obj`'s own (an object with ``merge()``: merged)."""
+    for name, value in state.items():
+        mine = getattr(obj, name)
+        if hasattr(mine, "merge"):
+            mine.merge(value)
+        else:
+            setattr(obj, name, combined(mine, copy.deepcopy(value)))
+
+
 class PerVideoRows:
     """Per-video values of a library class that takes one whole video per ``update``: the class appends
     each video's dict to ``_per_video_rows`` (and empties it in ``reset``); ``update`` returns nothing,
-    so there is one way to read them."""
+    so there is one way to read them. ``state()``/``merge()`` (distributed evaluation) carry the
+    attributes named in ``merged_attributes``, combined by :func:`combined`."""
 
     _per_video_rows: list[dict[str, Any]]
+    merged_attributes: ClassVar[tuple[str, ...]] = ("_per_video_rows",)
+
+    def state(self) -> dict[str, Any]:
+        return attribute_state(self, self.merged_attributes)
+
+    def merge(self, state: dict[str, Any]) -> None:
+        merge_attributes(self, state)
 
     def per_video(self, start: int = 0) -> list[dict[str, Any]]:
         """One dict per video, in update order, from the `start`-th on (negative: counted from the end, as
@@ -297,6 +421,15 @@ class PerFrameMeans(Metric):
         self._start = 0
         self._bounds = []
         self._pooled = None
+
+    def state(self) -> dict[str, Any]:
+        return {"values": attribute_state(self.metric, self.accumulators), "bounds": list(self._bounds),
+                "frames": self._start}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        merge_attributes(self.metric, state["values"])
+        self._bounds += [(start + self._start, end + self._start) for start, end in state["bounds"]]
+        self._start += state["frames"]
 
     def _pooled_values(self) -> dict[str, np.ndarray]:
         """The per-frame values whose frame mean ``compute()`` reports under their name (checked once per

@@ -171,6 +171,7 @@ class BeatAlign(PerVideoRows):
 
     name = "beat_align"
     direction = registry.entry(name).direction
+    merged_attributes = ("_scores", "_counts", "_per_video_rows")
 
     def __init__(self, fps: float = 25.0, *, source: MotionSource = "pose", percussive: bool = PERCUSSIVE,
                  sigma: float = VELOCITY_SIGMA, variance: float = BEAT_VARIANCE) -> None:

@@ -212,6 +212,7 @@ class BlinkRate(PerVideoRows):
 
     name = "blink"
     direction = registry.entry(name).direction  # the registry is the one place for directions
+    merged_attributes = ("_durations", "_durations_s", "_rates", "_frames_at", "_counts", "_per_video_rows")
 
     def __init__(self, preset: str | BlinkPreset = "mesh", fps: float = 25.0) -> None:
         if fps <= 0:

@@ -57,7 +57,7 @@ class BothSides(Metric):
         video = self._video
         assert video is not None
         if self.generated is None:  # the default rate; each video below is reduced at its own
-            self.generated, self.reference = self.make(video.fps), self.make(video.fps)
+            self._make(video.fps)
         self._rates.add(float(video.fps))
         gen, ref = (self.add_video(metric, np.concatenate(parts) if parts else np.zeros((0, 3)), path, video.fps)
                     for metric, parts, path in ((self.generated, self._parts[0], video.pair.generated),
@@ -79,6 +79,25 @@ class BothSides(Metric):
         if "fps" in config and len(self._rates) > 1:  # mixed rates: each video's own, all of them listed
             config["fps"] = sorted(self._rates)
         return config
+
+    def _make(self, fps: float) -> None:
+        self.generated, self.reference, self._default_fps = self.make(fps), self.make(fps), fps
+
+    def state(self) -> dict[str, Any]:
+        """Both sides' per-video statistics (:class:`metrics.base.PerVideoRows` states) and the rates met."""
+        if self.generated is None:
+            return {}
+        return {"fps": self._default_fps, "rates": sorted(self._rates),
+                "generated": self.generated.state(), "reference": self.reference.state()}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        if self.generated is None:  # made at the first video's rate, as end_video would have
+            self._make(state["fps"])
+        self.generated.merge(state["generated"])
+        self.reference.merge(state["reference"])
+        self._rates.update(state["rates"])
 
     def reset(self) -> None:
         self.generated: Optional[Any] = None

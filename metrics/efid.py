@@ -367,6 +367,19 @@ class EFIDVideos(Metric):
             return {"efid": float("nan")}
         return {"efid": efid_from_expressions(gen_rows, ref_rows, warn=False)["efid"]}
 
+    def state(self) -> dict[str, Any]:
+        """Each committed video's (generated, reference) expression rows and the frames without a face."""
+        return {"videos": self.video_rows(), "no_face": [self.metric._no_face[False], self.metric._no_face[True]]}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        m = self.metric
+        for generated, reference in state["videos"]:
+            self._videos.append((generated, reference))
+            m._rows[False].append(generated)
+            m._rows[True].append(reference)
+        m._no_face[False] += state["no_face"][0]
+        m._no_face[True] += state["no_face"][1]
+
     def compute(self) -> dict[str, Any]:
         return {**self.metric.compute(), "videos": len(self._videos)}
 

@@ -127,10 +127,15 @@ class _Accumulator:
             self._run(batch)
 
     def _run(self, batch: Sequence[np.ndarray | torch.Tensor]) -> None:
-        features = self.model.extract(batch)
+        self.add_features(self.model.extract(batch))
+
+    def add_features(self, features: torch.Tensor | np.ndarray) -> None:
+        """Rows as the model gives them (float32); also another instance's kept rows (a merge): the running
+        sums take them about this side's own shift, as if this instance had run their frames."""
         self.stats.update(features)
         if self.rows is not None:
-            self.rows.append(features.float().cpu().numpy())
+            self.rows.append(np.asarray(features.float().cpu().numpy() if isinstance(features, torch.Tensor)
+                                        else features, dtype=np.float32))
 
     @property
     def count(self) -> int:
@@ -322,6 +327,19 @@ class InceptionVideos(SharedInput):
         self.fid.reset()
         self.videos, self._saved = [], []
 
+    def state(self) -> dict[str, Any]:
+        """The committed videos' feature rows per side (float32, 8 KiB a frame) and frame counts: the running
+        sums are rebuilt from the rows on merge, which is smaller than two 2048x2048 float64 sums. Frames
+        waiting for a full batch are run first (a worker's last video)."""
+        generated, reference = self.video_features()[:2]
+        return {"generated": generated, "reference": reference, "videos": [tuple(v) for v in self.videos]}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        for real, side in self.fid._sides.items():
+            side.flush()  # this instance's own frames first, in commit order
+            side.add_features(state["reference" if real else "generated"])
+        self.videos += [tuple(v) for v in state["videos"]]
+
     def video_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Generated rows, reference rows (every committed video's, in commit order) and the rows per video
         of each side."""
@@ -357,6 +375,16 @@ class InceptionFeatureMetric(Metric):
     def reset(self) -> None:
         self.features.reset()
         self._resampler = None
+
+    @property
+    def shared(self) -> InceptionVideos:
+        return self.features
+
+    def state(self) -> dict[str, Any]:
+        return {}  # everything is in the shared Inception pass, merged once per run
+
+    def merge(self, state: dict[str, Any]) -> None:
+        pass
 
 
 class FIDVideos(InceptionFeatureMetric):

@@ -247,6 +247,16 @@ class FVD:
         """Each committed video's (clips, 400) features of one side."""
         return list(self._sides[bool(real)].videos)
 
+    def state(self) -> dict[str, Any]:
+        """Each committed video's features per side, and the cache hits (config), for another instance's merge."""
+        return {"generated": self.features(), "reference": self.features(real=True), "cache_hits": self.cache_hits}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another instance's committed videos (its :meth:`state`) after these."""
+        for real, side in self._sides.items():
+            side.videos += list(state["reference" if real else "generated"])
+        self.cache_hits += state["cache_hits"]
+
     def compute(self, indices: Optional[np.ndarray] = None) -> dict[str, Any]:
         """FVD over all committed videos (or the videos at `indices`, repetition allowed)."""
         gen_videos, ref_videos = self._sides[False].videos, self._sides[True].videos
@@ -325,6 +335,12 @@ class FVDVideos(Metric):
                 ddof=0 if self.metric.spec.covariance == "divide_by_n" else 1)
             self._resampler_key = key
         return {"fvd": self._resampler(np.asarray(indices))}  # NaN when the draw has fewer than 2 clips a side
+
+    def state(self) -> dict[str, Any]:
+        return self.metric.state()
+
+    def merge(self, state: dict[str, Any]) -> None:
+        self.metric.merge(state)
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "clips of each generated video (frames as stored) and of its "

@@ -113,6 +113,7 @@ class PoseDiversity(PerVideoRows):
 
     name = "pose"
     direction = registry.entry(name).direction  # the registry is the one place for directions
+    merged_attributes = ("_stds", "_counts", "_per_video_rows")
 
     def __init__(self) -> None:
         self.reset()
@@ -194,6 +195,7 @@ class CrossSampleDiversity(PerVideoRows):
 
     name = "diversity"
     direction = registry.entry(name).direction
+    merged_attributes = ("_values", "_counts", "_per_video_rows")
 
     def __init__(self) -> None:
         self.reset()
@@ -296,6 +298,14 @@ class DiversityVideos(Metric):
 
     def discard_video(self) -> None:
         self._parts = []
+
+    def state(self) -> dict[str, Any]:
+        """Each committed sample's head poses, by clip and sample number."""
+        return {"samples": {clip: dict(samples) for clip, samples in self._samples.items()}}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        for clip, samples in state["samples"].items():
+            self._samples.setdefault(clip, {}).update(samples)
 
     def compute(self) -> dict[str, Any]:
         self.metric.reset()

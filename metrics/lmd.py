@@ -342,6 +342,7 @@ class LandmarkDistance(PerVideoRows):
 
     name = "lmd"
     direction = registry.entry(name).direction  # the registry is the one place for directions
+    merged_attributes = ("_sums", "_video_means", "_counts", "_per_video_rows")
 
     def __init__(self, preset: str | LMDPreset = DEFAULT_PRESET, *, detector: str | LandmarkExtractor | None = None,
                  truncate: bool = False) -> None:
@@ -459,6 +460,7 @@ class LMDVideos(Metric):
     # Bootstrap (metrics.base): the *_video_mean numbers are means of the per-video values; the pooled ones
     # (mean over all valid frames) are recomputed by resample() from each video's sum and valid frames.
     video_means = {f"{key}_video_mean": key for key in ROW_KEYS}
+    merged_attributes = ("metric", "_pooled")  # state(): LandmarkDistance's, and each video's pooled sums
 
     def __init__(self, device: str = "cpu", preset: str = DEFAULT_PRESET) -> None:
         preset_ = get_preset(preset)

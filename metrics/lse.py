@@ -111,6 +111,7 @@ class LSE(PerVideoRows):
 
     name = "lse"
     direction = registry.entry(name).direction  # the registry is the one place for directions
+    merged_attributes = ("rows", "videos", "_per_video_rows")
 
     def __init__(
         self,
@@ -457,6 +458,14 @@ class LSEVideos(Metric):
 
     def discard_video(self) -> None:
         self._streams, self._errors = {}, {}
+
+    def state(self) -> dict[str, Any]:  # both sides' LSE rows, and the reference cache's counts (config)
+        return {**{side: lse.state() for side, lse in self.sides.items()}, "cache": [self.cache_hits, self.cache_misses]}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        for side, metric in self.sides.items():
+            metric.merge(state[side])
+        self.cache_hits, self.cache_misses = self.cache_hits + state["cache"][0], self.cache_misses + state["cache"][1]
 
     def compute(self) -> dict[str, Any]:
         generated, reference = (self.sides[side].compute(self.preset) for side in self.SIDES)

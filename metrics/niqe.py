@@ -411,5 +411,12 @@ class NIQEVideos(PerFrameMeans):
         row["niqe_reference"] = finite_mean(np.asarray(self._reference, dtype=np.float64))
         return row
 
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "cache_hits": self.cache.hits}  # the hits for config()
+
+    def merge(self, state: dict[str, Any]) -> None:
+        super().merge(state)
+        self.cache.hits += state["cache_hits"]
+
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "reference_cache": self.cache.enabled, "reference_cache_hits": self.cache.hits}
