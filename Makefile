@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock.txt pyproject.toml
 # tests use no network: the basicsr 1.4.2 source distribution (NIQE's code and pristine parameters).
 REFERENCES := $(VENV)/references
 BASICSR_SDIST := $(REFERENCES)/basicsr-1.4.2.tar.gz
-$(BASICSR_SDIST): $(VENV)/.installed
+$(BASICSR_SDIST): | $(VENV)/.installed  # order-only: fetched once, not again each time the venv is updated
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d $(REFERENCES) basicsr==1.4.2
 
 env: $(VENV)/.installed $(BASICSR_SDIST)

@@ -47,6 +47,7 @@ import numpy as np
 
 from talking_head.metrics import bootstrap as bootstrap_intervals, ground_truth, protocols, registry, throughput
 from talking_head.metrics.base import AUDIO, CHUNK, LANDMARKS, Chunk, Metric, VideoInfo, VideoPair
+from talking_head.metrics.distributed import ENGINES
 from talking_head.metrics.pairing import PAIRING, dataset_meshes, is_dataset, pair_videos, video_cache
 from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
 from talking_head.metrics.throughput import Stopwatch
@@ -358,6 +359,9 @@ def evaluate(
     metric_options: Optional[dict[str, dict[str, Any]]] = None,
     fps: Optional[float] = None,
     reference_meshes: str = "stored",
+    engine: str = "local",
+    workers: Optional[int] = None,
+    address: Optional[str] = None,
     **flags: Optional[str],
 ) -> dict[str, Any]:
     """Score every paired video with every metric; write per_video.csv and summary.json to `out`; return the summary.
@@ -374,6 +378,8 @@ def evaluate(
     `reference_meshes`: against a dataset, ``stored`` uses the meshes ``toolkit preprocess`` stored for the
     reference crops (computed before x264 encoded them) where they fit the frames read, ``mediapipe`` runs the
     mesh on the decoded reference frames (what a folder of the same videos gives); docs/metrics-reference.md.
+    `engine`: ``local`` (this process) or ``ray`` (:mod:`metrics.distributed`: `workers` actors with the metrics
+    resident, on a cluster started here or at `address`; the same rows and results as a local run).
     The summary's ``excluded`` lists the videos that could not be scored, with the reasons.
 
     `protocol`: a published evaluation protocol by name or path (:mod:`metrics.protocols`); it sets the
@@ -393,6 +399,8 @@ def evaluate(
     The meshes the landmark metrics saw are written to ``out/landmarks/<video id>.npz`` for the leaderboard page.
     """
     started = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if reference_meshes not in REFERENCE_MESHES:
         raise ValueError(f"reference_meshes must be one of {', '.join(REFERENCE_MESHES)}, got {reference_meshes!r}")
     if bootstrap < 0 or bootstrap_set_level < 0:  # checked before any video is scored
@@ -426,16 +434,33 @@ def evaluate(
     excluded: dict[str, str] = {}
     frames = 0
     with progress_bar(len(pairs), "evaluate", unit="videos", enabled=show_progress) as advance:
-        for pair in pairs:
-            try:
-                rows.append(score_pair(pair, active, fps=fps, landmarks_dir=landmarks_dir, stopwatch=clock,
-                                       reference_meshes=stored_meshes.get(pair.clip_id)))
-                frames += rows[-1]["frames_used"]
-            except VideoExcluded as err:
-                excluded[pair.video_id] = str(err)
-                rows.append(excluded_row(pair, str(err), _traceback(err), err.detail))
+
+        def record(pair: VideoPair, result: dict[str, Any]) -> None:
+            nonlocal frames
+            for stage, seconds in result.get("seconds", {}).items():  # a worker's stage times
+                clock.seconds[stage] += seconds
+            if "row" in result:
+                rows.append(result["row"])
+                frames += result["row"]["frames_used"]
+            else:
+                reason, trace, detail = result["excluded"]
+                excluded[pair.video_id] = reason
+                rows.append(excluded_row(pair, reason, trace, detail))
             elapsed = max(time.perf_counter() - started, 1e-9)
             advance(1, info=f"{frames / elapsed:.0f} frames/s")
+
+        if engine == "ray":
+            from talking_head.metrics.distributed import score_on_ray
+
+            build = {"names": names, "device": device, "metric_options": metric_options, "flags": options}
+            workers = score_on_ray(pairs, active, build, fps=fps, landmarks_dir=landmarks_dir,
+                                   stored_meshes=stored_meshes, workers=workers, address=address, on_result=record)
+        for pair in pairs if engine == "local" else ():
+            try:
+                record(pair, {"row": score_pair(pair, active, fps=fps, landmarks_dir=landmarks_dir, stopwatch=clock,
+                                                reference_meshes=stored_meshes.get(pair.clip_id))})
+            except VideoExcluded as err:
+                record(pair, {"excluded": (str(err), _traceback(err), err.detail)})
     results = {m.name: plain(_compute(m, clock)) for m in active}
     with clock("bootstrap"):
         intervals, bootstrap_record = bootstrap_intervals.run_intervals(
@@ -448,6 +473,7 @@ def evaluate(
         "reference": str(reference),
         "split": split,
         "device": device,
+        "engine": {"name": engine, **({"workers": workers} if engine == "ray" else {})},
         **({"protocol": plain(chosen.record())} if chosen is not None else {}),
         "metrics_requested": names,
         "options": {**options, "chunk_frames": CHUNK, **({"fps": fps} if fps is not None else {}),

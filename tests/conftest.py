@@ -37,7 +37,8 @@ TRAINING_FIXTURES = frozenset({"preprocessed_sample", "tiny_runs"})
 HEAVY_MODULES_FIRST = (
     "test_dreamhead_l2i.py", "test_evaluate_sample.py", "test_moda_renderer.py", "test_evaluate_table.py",
     "test_dreamhead_a2l.py",
-    "test_moda_motion.py", "test_moda_faco.py", "test_benchmark_memory.py", "test_metric_contract.py",
+    "test_moda_motion.py", "test_metric_merge.py", "test_moda_faco.py", "test_benchmark_memory.py",
+    "test_metric_contract.py", "test_gpu_suite.py", "test_evaluate_ray.py",
     "test_preprocess.py", "test_sample.py", "test_reproduce.py", "test_training_budget.py",
 )
 

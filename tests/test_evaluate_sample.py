@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 import weights_factory as factory
 from golden_files import assert_unchanged, load_json
-from talking_head.metrics.lse import CROP_SIZE
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
 
@@ -38,14 +37,7 @@ def weights(dataset, isolated_caches, monkeypatch, tmp_path):
     row = load_from_disk(str(dataset))["test"][0]
     video = tmp_path / "row.mp4"
     video.write_bytes(row["video"])
-    frames = media.read_video(video)
-    audio = media.read_audio(video, dtype="int16")
-    crops = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
-    factory.place(monkeypatch, "fid-inception", factory.fid_inception(frames[::5]))
-    factory.place(monkeypatch, "syncnet", factory.syncnet(crops, audio))
-    factory.place(monkeypatch, "lpips-alexnet", factory.alexnet())
-    factory.place(monkeypatch, "arcface-r100", factory.arcface())
-    factory.place(monkeypatch, "niqe-pristine", arrays=factory.niqe_pristine(frames[::10]))
+    factory.place_default_metrics(monkeypatch, media.read_video(video), media.read_audio(video, dtype="int16"))
 
 
 def _perturbed_copy(dataset, folder):

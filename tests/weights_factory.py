@@ -225,3 +225,18 @@ def pin_to_own_digest(monkeypatch: pytest.MonkeyPatch, name: str, file: Path) ->
     target.write_bytes(Path(file).read_bytes())
     monkeypatch.setitem(w.REGISTRY, name, dataclasses.replace(entry, sha256=w.file_sha256(target)))
     return target
+
+
+def place_default_metrics(monkeypatch: pytest.MonkeyPatch, frames: np.ndarray, audio_int16: np.ndarray) -> None:
+    """Random weights under every file `toolkit evaluate`'s default metrics load (FID's Inception, SyncNet, LPIPS'
+    AlexNet, ArcFace, NIQE's pristine model), calibrated on a reference video's `frames` and 16 kHz audio."""
+    import cv2
+
+    from talking_head.metrics.lse import CROP_SIZE
+
+    crops = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
+    place(monkeypatch, "fid-inception", fid_inception(frames[::5]))
+    place(monkeypatch, "syncnet", syncnet(crops, audio_int16))
+    place(monkeypatch, "lpips-alexnet", alexnet())
+    place(monkeypatch, "arcface-r100", arcface())
+    place(monkeypatch, "niqe-pristine", arrays=niqe_pristine(frames[::10]))

@@ -68,6 +68,12 @@ def evaluate(
     split: Optional[str] = typer.Option(None, help="Dataset split to use when a side is a dataset (default: test, or "
                                         "the protocol's)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (the pairs scored by Ray "
+                               "workers with the metrics resident; the same numbers)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="ray: workers (default: one per CPU, or "
+                                          "per GPU with --device cuda, of the cluster)."),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: address of an existing cluster (default: "
+                                          "start one on this machine)."),
     reference_meshes: str = typer.Option("stored", "--reference-meshes", help="Against a dataset: stored (the "
                                          "meshes toolkit preprocess kept for the reference crops, no MediaPipe "
                                          "run) or mediapipe (run it on the decoded reference frames)."),
@@ -123,6 +129,8 @@ def evaluate(
     if model is not None and out is not None:
         raise typer.BadParameter("with --model the run directory is RUNS/<model>-<hash>: give --runs, not --out",
                                  param_hint="--out")
+    if model is not None and engine != "local":
+        raise typer.BadParameter("--engine ray applies to --generated runs", param_hint="--engine")
     if model is not None and lse_frames not in (None, PRESETS["lse_frames"]):
         raise typer.BadParameter(f"--model runs score LSE with the default frames ({PRESETS['lse_frames']}); "
                                  "--lse-frames applies to --generated runs", param_hint="--lse-frames")
@@ -132,7 +140,8 @@ def evaluate(
         with quiet_stdout:
             summary, out = _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags,
                                   drawn, chosen, preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet,
-                                  reference_meshes)
+                                  {"reference_meshes": reference_meshes, "engine": engine, "workers": workers,
+                                   "address": address})
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
@@ -155,15 +164,15 @@ def evaluate(
 
 
 def _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags, drawn, chosen,
-           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet, reference_meshes):
+           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet, run_options):
     """Run the evaluation (or generate, then evaluate): (summary, run folder)."""
     if model is None:
         if chosen is not None:
             summary = run(generated, reference, out=out, device=device, show_progress=not quiet, protocol=chosen,
-                          reference_meshes=reference_meshes, **drawn)
+                          **run_options, **drawn)
         else:
             summary = run(generated, reference, metrics=names, out=out, split=split, device=device,
-                          show_progress=not quiet, reference_meshes=reference_meshes, **flags, **drawn)
+                          show_progress=not quiet, **run_options, **flags, **drawn)
     else:
         from talking_head.leaderboards.runs import evaluate_model
 
