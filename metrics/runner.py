@@ -52,6 +52,7 @@ from talking_head.metrics.pairing import PAIRING, dataset_meshes, is_dataset, pa
 from talking_head.metrics.results import EXCLUDED, SCORED, plain, write_run
 from talking_head.metrics.throughput import Stopwatch
 from talking_head.toolkit import face_mesh, fileio, media, weights
+from talking_head.toolkit.prefetch import Prefetch
 from talking_head.toolkit.progress import progress_bar
 from talking_head.toolkit.provenance import device_description, software_versions
 
@@ -243,7 +244,7 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
     for metric in metrics:
         with clock(metric.name):
             metric.start_video(video)
-    chunks = _paired_chunks(gen, ref, video.frames_used)
+    chunks = Prefetch(_paired_chunks(gen, ref, video.frames_used))  # the next chunk decodes while this one is scored
     try:
         while True:
             try:
@@ -273,6 +274,7 @@ def score_pair(pair: VideoPair, metrics: list[Metric], fps: Optional[float] = No
                     metric.update(chunk)
             done += len(gen_chunk)
     finally:
+        chunks.close()  # before the readers it decodes from are closed
         for detector in detectors:
             if detector is not None:
                 detector.close()
