@@ -20,10 +20,11 @@ from talking_head.metrics.fid import (
     DEFAULT_BATCH_SIZE, SmallSampleWarning, _Accumulator, _default_device, _fid_result,
 )
 from talking_head.metrics.fid_protocol import (
-    Crop, PathLike, VideoProtocol, as_protocol, prefetch, protocol_frames, video_list,
+    Crop, PathLike, VideoProtocol, as_protocol, protocol_frames, video_list,
 )
 from talking_head.metrics.frechet import FrechetResult, Statistics
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
+from talking_head.toolkit.prefetch import Prefetch
 
 __all__ = ["video_statistics", "default_cache_dir", "cached_statistics", "fid_from_videos"]
 
@@ -76,8 +77,9 @@ def video_statistics(
         for path in group:
             counts = {"selected": 0, "skipped": 0}
             before = acc.count
-            for frames in prefetch(lambda path=path, counts=counts: protocol_frames(path, protocol, threads, counts)):
-                acc.add(frames)
+            with Prefetch(protocol_frames(path, protocol, threads, counts)) as decoded:  # decoding overlaps the model
+                for frames in decoded:
+                    acc.add(frames)
             per_video.append({"path": path, "frames": acc.count - before, "skipped": counts["skipped"]})
         acc.flush()
         if acc.stats.count < 2:

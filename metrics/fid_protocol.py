@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import queue
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
@@ -38,7 +36,6 @@ RESIZE_INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
 }
 CHUNK = 16  # frames decoded per chunk (toolkit.media's default)
-PREFETCH = 2  # decoded chunks kept ready while the model runs
 
 PathLike = Union[str, "os.PathLike[str]"]
 Box = Sequence[float]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
@@ -250,54 +247,4 @@ def protocol_frames(path: str, protocol: VideoProtocol, threads: int | None, cou
                 break
     finally:
         reader.close()
-
-
-class _Raised:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def prefetch(make: Callable[[], Iterator[Any]], depth: int = PREFETCH) -> Iterator[Any]:
-    """Run an iterator in a thread, ``depth`` items ahead, so decoding overlaps the model."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        iterator = None
-        try:
-            iterator = make()
-            for item in iterator:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as err:  # handed to the consumer, re-raised there
-            put(_Raised(err))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=work, name="fid-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 

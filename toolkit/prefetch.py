@@ -4,7 +4,8 @@ FFmpeg decodes and converts frames in C with the GIL released, and the networks 
 same in torch, so one thread producing and another consuming overlap on separate cores (and keep a GPU fed
 while the CPU decodes). Items come out in order, exactly as the iterator yields them; an exception the
 iterator raises comes out of ``next()`` at its place in the sequence. ``close()`` (or leaving the ``with``
-block) stops the thread and waits for it, so whatever the iterator reads from can be closed afterwards.
+block) stops the thread and waits for it, so whatever the iterator reads from can be closed afterwards; a
+generator is closed on the thread once it stops (its ``finally`` blocks run there).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Prefetch:
             self._put((_END, None))
         except BaseException as exc:  # handed to the consumer, raised there
             self._put((_END, exc))
+        finally:
+            close = getattr(source, "close", None)  # a generator's `finally` (closing its reader) runs now
+            if close is not None:
+                close()
 
     def __iter__(self) -> "Prefetch":
         return self
