@@ -63,10 +63,7 @@ def video_statistics(
     ):
         raise ValueError("video_statistics: pass either protocol= or the individual protocol knobs, not both")
     videos = video_list(paths, "video_statistics")
-    if model is None:
-        model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
-    elif device is not None:
-        model = model.to(device)
+    model = _inception(model, device)
     model.eval()
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -92,6 +89,13 @@ def video_statistics(
     if protocol.pooled:
         return run(videos)
     return [run([v]) for v in videos]
+
+
+def _inception(model: FIDInceptionV3 | None, device: str | torch.device | None) -> FIDInceptionV3:
+    """The given network (moved to `device` if one is given), or FID's Inception from the registry."""
+    if model is None:
+        return FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
+    return model.to(device) if device is not None else model
 
 
 # ---------------------------------------------------------------------------------- statistics cache
@@ -154,10 +158,7 @@ def cached_statistics(
     if callable(protocol.crop) and not isinstance(protocol.crop, Mapping) and not protocol.crop_id:
         raise ValueError("cached_statistics: a callable crop needs crop_id (a name for what it does) to be cached")
     videos = video_list(paths, "cached_statistics")
-    if model is None:
-        model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
-    elif device is not None:
-        model = model.to(device)
+    model = _inception(model, device)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     def one(group: list[str]) -> Statistics:
@@ -214,10 +215,7 @@ def fid_from_videos(
         raise ValueError(
             f"pooled=False pairs videos one to one, but got {len(generated)} generated and {len(reference)} reference"
         )
-    if model is None:
-        model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
-    elif device is not None:
-        model = model.to(device)
+    model = _inception(model, device)
     common = dict(batch_size=batch_size, model=model, threads=threads)
     gen_stats = video_statistics(generated, protocol=proto, **common)
     if cache is False or cache is None:
