@@ -37,7 +37,7 @@ DECODE_CHUNK = 32  # frames per decoded chunk: constant memory, few seeks when c
 # Pass 1 keeps its decoded frames for pass 2 up to this many bytes (about 50 s of 512x512 video), so
 # short clips are decoded once; longer ones are decoded again rather than held in memory.
 FRAME_CACHE_BYTES = 1 << 30
-PIPELINE_VERSION = 3  # bump when a change alters what a finished clip contains
+PIPELINE_VERSION = 4  # bump when a change alters what a finished clip contains
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,13 @@ class PreprocessConfig:
     detect_every: int = face_track.DEFAULT_DETECT_EVERY  # BlazeFace on every k-th frame (1: every frame)
     landmarks68: bool = False
     audio_features: str | None = None  # None, "wav2vec2" or "hubert"
-    # x264: "ultrafast" takes ~0.6x the time of "superfast" (1.6 vs 2.7 ms a 512x512 frame); crf 16 keeps
-    # the crop video as close to the crops as superfast's crf 18 did (41.0 vs 40.8 dB PSNR on the sample)
-    # for ~2.9x the bytes (13 KiB a frame). The dataset's video: quality first, then speed, then size.
-    crf: int = 16
+    # x264: "ultrafast" with quarter-pixel motion search (subme=1; ultrafast's own 0 searches whole pixels) at
+    # crf 19, measured on eight sample clips (docs/architecture.md, "Where the time goes"): as close to the
+    # crops as superfast at crf 18 (before issue 20) for 1.1-1.35x its bytes and ultrafast's speed; ultrafast
+    # at crf 16 (issue 20's first pass) was as close for 2.9-3.4x the bytes. Quality first, then speed, size.
+    crf: int = 19
     x264_preset: str = "ultrafast"
+    x264_params: str | None = "subme=1"  # x264 options on top of the preset (ffmpeg's -x264-params)
     x264_threads: int = 1  # one encoder thread per worker: workers scale, and the bytes never depend on the pool
 
     def __post_init__(self) -> None:
@@ -92,6 +94,7 @@ class Pipeline:
     def __init__(self, config: PreprocessConfig):
         self.config = config
         self.detector = face_detector.FaceDetector()
+        self._mesher: face_mesh.FaceMeshDetector | None = None  # created on first use, reset between clips
         self.landmarks68 = None
         if config.landmarks68:
             from talking_head.toolkit.landmarks68 import Landmarks68
@@ -126,6 +129,14 @@ class Pipeline:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return meta
+
+    def _mesh_detector(self) -> face_mesh.FaceMeshDetector:
+        """The worker's face mesh in video mode, reset: as a new detector (identical landmarks, tests/
+        test_face_mesh.py) without building a graph for every clip (about 3 instead of 20-50 ms)."""
+        if self._mesher is None:
+            self._mesher = face_mesh.FaceMeshDetector(video=True)
+        self._mesher.reset()
+        return self._mesher
 
     # ------------------------------------------------------------------------------------------
     def _main_track(self, reader: media.VideoReader, first: int, stop: int, cache: "_FrameCache"):
@@ -184,25 +195,25 @@ class Pipeline:
         lm68 = np.full((num_frames, 68, 2), np.nan, np.float32) if self.landmarks68 else None
         half = 0.5 * cfg.size / cfg.crop_scale
         face_box = np.array([cfg.size / 2 - half, cfg.size / 2 - half, cfg.size / 2 + half, cfg.size / 2 + half], np.float32)
-        with face_mesh.FaceMeshDetector(video=True) as mesher:
+        mesher = self._mesh_detector()  # every clip starts from a new track, whatever ran before it here
 
-            def crops() -> Iterator[np.ndarray]:
-                k = 0
-                for chunk in cache.chunks() if cache and cache.complete else _chunks(reader, first, stop):
-                    cropped = crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
-                    if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
-                        lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
-                    for image in cropped:
-                        mesh = mesher.detect(image)
-                        if mesh is not None:
-                            landmarks[k] = mesh
-                        k += 1
-                        yield image
+        def crops() -> Iterator[np.ndarray]:
+            k = 0
+            for chunk in cache.chunks() if cache and cache.complete else _chunks(reader, first, stop):
+                cropped = crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
+                if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
+                    lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
+                for image in cropped:
+                    mesh = mesher.detect(image)
+                    if mesh is not None:
+                        landmarks[k] = mesh
+                    k += 1
+                    yield image
 
-            media.write_video(
-                out / "crop.mp4", crops(), fps=cfg.fps, audio=audio, sample_rate=SAMPLE_RATE, crf=cfg.crf,
-                preset=cfg.x264_preset, threads=cfg.x264_threads,
-            )
+        media.write_video(
+            out / "crop.mp4", crops(), fps=cfg.fps, audio=audio, sample_rate=SAMPLE_RATE, crf=cfg.crf,
+            preset=cfg.x264_preset, threads=cfg.x264_threads, x264_params=cfg.x264_params,
+        )
 
         has_face = ~np.isnan(landmarks[:, 0, 0])
         if not has_face.any():  # BlazeFace can fire on noise or a poster; without a mesh there is no face

@@ -46,3 +46,22 @@ def test_run_solution_returns_none_without_a_face() -> None:
         assert face_mesh.run_solution(detector, blank, "detections") is None
     with face_mesh.FaceMeshDetector(video=True) as mesher:
         assert mesher.detect(blank) is None and mesher.detect_all(blank) == []
+
+
+def test_reset_detector_gives_a_new_detectors_landmarks(frames) -> None:
+    """Preprocessing keeps one mesh per worker and resets it between clips: after another clip and reset(),
+    the landmarks are bit for bit those of a new detector (the video-mode track starts again)."""
+    with face_mesh.FaceMeshDetector(video=True) as new:
+        expected = [new.detect(frame) for frame in frames]
+    with face_mesh.FaceMeshDetector(video=True) as reused:
+        reused.reset()  # nothing seen yet: a no-op
+        for frame in frames[::-1, :, ::-1]:  # another clip: mirrored, backwards
+            reused.detect(frame)
+        reused.reset()
+        got = [reused.detect(frame) for frame in frames]
+        reused.reset()
+        again = [reused.detect(frame) for frame in frames]
+    assert all(mesh is not None for mesh in expected)
+    for want, found, found_again in zip(expected, got, again):
+        np.testing.assert_array_equal(found, want)
+        np.testing.assert_array_equal(found_again, want)

@@ -32,6 +32,7 @@ def write_video(
     crf: float = DEFAULT_CRF,
     preset: str = X264_PRESET,
     threads: int = X264_THREADS,
+    x264_params: Optional[str] = None,
 ) -> Path:
     """Write RGB uint8 frames as an H.264 (libx264, yuv420p) mp4 with +faststart, plus AAC audio.
 
@@ -42,7 +43,8 @@ def write_video(
     half-written file. Identical input gives a byte-identical file (x264 threads are fixed).
     ``preset`` is x264's speed/size trade-off ("ultrafast" ... "veryslow"; quality is set by crf).
     ``threads``: x264's output depends on its thread count, so it is fixed (not "auto"); a caller
-    that runs one encoder per core (a worker pool) passes 1.
+    that runs one encoder per core (a worker pool) passes 1. ``x264_params``: x264 options on top of the
+    preset, as for ``ffmpeg -x264-params`` (e.g. ``"subme=1"``).
     Returns the destination path.
     """
     dest = Path(os.fspath(path))
@@ -57,7 +59,8 @@ def write_video(
     def write(tmp: str) -> None:
         with _translate_write_errors(dest):
             with av.open(tmp, "w", format="mp4", options=dict(MP4_OPTIONS)) as container:
-                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value, preset, threads)
+                _encode_all(dest, container, frames, rate, planar_audio, int(sample_rate), crf_value, preset, threads,
+                            x264_params)
 
     with atomic_path(dest) as tmp:
         write(str(tmp))
@@ -81,14 +84,16 @@ def _planar_float_audio(dest: Path, audio: np.ndarray) -> np.ndarray:
 
 
 def _encode_all(
-    dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float, preset: str, threads: int
+    dest: Path, container, frames, rate: Fraction, audio, sample_rate: int, crf: float, preset: str, threads: int,
+    x264_params: Optional[str] = None,
 ) -> None:
     images = iter(frames)
     first = next(images, None)
     if first is None:
         raise ValueError(f"{dest}: no frames to write")
     first = np.asarray(first)
-    video = _add_video_stream(dest, container, first, rate, crf, preset, threads)  # stream #0, as ffmpeg writes it
+    # Stream #0, as ffmpeg writes it.
+    video = _add_video_stream(dest, container, first, rate, crf, preset, threads, x264_params)
     audio_stream, audio_pts = None, 0
     if audio is not None:
         audio_stream = container.add_stream("aac", rate=sample_rate)
@@ -139,7 +144,8 @@ def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.n
     yield from rest
 
 
-def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float, preset: str, threads: int):
+def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, crf: float, preset: str, threads: int,
+                      x264_params: Optional[str] = None):
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{dest}: frames must be uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
@@ -152,7 +158,7 @@ def _add_video_stream(dest: Path, container, image: np.ndarray, rate: Fraction, 
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.time_base = 1 / rate
     stream.codec_context.thread_count = threads  # fixed: see X264_THREADS
-    stream.options = {"crf": f"{crf:g}", "preset": preset}
+    stream.options = {"crf": f"{crf:g}", "preset": preset, **({"x264-params": x264_params} if x264_params else {})}
     return stream
 
 
