@@ -50,6 +50,7 @@ from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.toolkit.frames import as_frames
 from talking_head.metrics import registry
 from talking_head.metrics.base import PerFrameMeans
+from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.toolkit import weights
 
 __all__ = [
@@ -212,8 +213,13 @@ class CSIM:
         elif len(ref) != len(gen):
             raise ValueError(f"convention {self.convention!r} needs as many reference frames as generated ones, "
                              f"got {len(ref)} and {len(gen)}")
-        g = _unit(self.embed(gen).astype(np.float64))
-        r = _unit(self.embed(ref).astype(np.float64))
+        self.add_embeddings(self.embed(gen), self.embed(ref))
+
+    def add_embeddings(self, generated: np.ndarray, reference: np.ndarray) -> None:
+        """Add embeddings computed before (:meth:`embed`; the reference's may come from a cache): as
+        :meth:`update` with the frames they came from."""
+        g = _unit(np.asarray(generated).astype(np.float64))
+        r = _unit(np.asarray(reference).astype(np.float64))
         if self.convention == "vico":
             self._sum_gen += g.sum(axis=0)
             self._sum_ref += r.sum(axis=0)
@@ -273,10 +279,110 @@ def csim(generated: Any, reference: Any, convention: Convention = DEFAULT_CONVEN
 
 
 class CSIMVideos(PerFrameMeans):
-    """CSIM for the runner: paired frames; per video the mean cosine over its frames."""
+    """CSIM for the runner, on the paired frames (generated frames resized to the reference size), each video
+    giving what :func:`csim` gives on its frames: "paired", the mean cosine of time-aligned frames; "source",
+    the mean cosine to the reference video's first frame (the source image); "vico", ViCo's mean over every
+    (reference frame, generated frame) pair of the video. ``compute()`` pools every frame of every video as
+    :class:`CSIM` does (for "vico": over all videos' frames at once, ViCo's number).
+
+    The reference embeddings a convention uses (every frame's, or the first frame's for "source") are cached
+    per reference video by content (:mod:`metrics.feature_cache`), computed in the same batches either way."""
 
     name, direction = "csim", "higher"
     accumulators = ("_cosines", "_sum_gen", "_sum_ref", "_n_gen", "_n_ref")
 
-    def __init__(self, device: str = "cpu", convention: Convention = DEFAULT_CONVENTION) -> None:
+    def __init__(self, device: str = "cpu", convention: Convention = DEFAULT_CONVENTION,
+                 reference_cache: bool = True) -> None:
         super().__init__(CSIM(convention=convention, device=device))
+        self.cache = ReferenceRows("csim-reference", enabled=reference_cache)
+        self._vico: list[tuple[np.ndarray, int, np.ndarray, int]] = []  # "vico": each committed video's sums
+        self._cached: np.ndarray | None = None
+        self._computed: list[np.ndarray] = []
+
+    def _facts(self, video: Any) -> dict[str, Any]:
+        m = self.metric
+        config = {k: v for k, v in m.config().items() if k not in ("convention", "aggregation")}
+        rows = "the first frame" if m.convention == "source" else "every frame"
+        return video_facts(video, m.device, config=config, weights=m.weights_provenance(), batch_size=m.batch_size,
+                           rows=rows)
+
+    def start_video(self, video: Any) -> None:
+        super().start_video(video)
+        m = self.metric
+        count = 1 if m.convention == "source" else video.frames_used
+        found = self.cache.look_up(video, self._facts(video),
+                                   lambda a: a.get("embeddings", np.zeros(0)).shape == (count, EMBEDDING_DIM))
+        self._cached = None if found is None else found["embeddings"]
+        self._computed, self._done = [], 0
+        self._sums = (m._sum_gen.copy(), m._n_gen, m._sum_ref.copy(), m._n_ref)  # "vico": this video's start
+
+    def _reference_embeddings(self, frames: np.ndarray) -> np.ndarray:
+        """The embeddings of this chunk's reference frames the convention uses: cached, or computed here."""
+        if self.metric.convention == "source":
+            if self._done == 0:
+                self._source = self._cached if self._cached is not None else self._embed(frames[:1], real=True)
+            return self._source
+        if self._cached is not None:
+            return self._cached[self._done:self._done + len(frames)]
+        return self._embed(frames, real=True)
+
+    def _embed(self, frames: np.ndarray, real: bool) -> np.ndarray:
+        embeddings = self.metric.embed(frames)
+        if real:
+            self._computed.append(embeddings)
+        return embeddings
+
+    def update(self, chunk: Any) -> None:
+        reference = self._reference_embeddings(chunk.reference)
+        self.metric.add_embeddings(self._embed(chunk.fitted, real=False), reference)
+        self._done += len(chunk.reference)
+
+    def end_video(self) -> dict[str, Any]:
+        if self._cached is None and self._computed:
+            self.cache.store({"embeddings": np.concatenate(self._computed)})
+        self._cached, self._computed = None, []
+        if self.metric.convention != "vico":
+            return super().end_video()
+        m, (gen, n_gen, ref, n_ref) = self.metric, self._sums
+        video = (m._sum_gen - gen, m._n_gen - n_gen, m._sum_ref - ref, m._n_ref - n_ref)
+        self._vico.append(video)
+        self._saved = {}
+        return {"csim": _vico_value(*video)}
+
+    def discard_video(self) -> None:
+        super().discard_video()
+        self._cached, self._computed = None, []
+
+    def reset(self) -> None:
+        super().reset()
+        self._vico = []
+
+    def resample(self, indices: np.ndarray) -> dict[str, float] | None:
+        if self.metric.convention != "vico":
+            return super().resample(indices)
+        drawn = [self._vico[i] for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
+        if not drawn:
+            return {"csim": float("nan")}
+        return {"csim": _vico_value(*(sum(v[k] for v in drawn) for k in range(4)))}
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "vico": list(self._vico), "cache_hits": self.cache.hits}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        super().merge({k: v for k, v in state.items() if k not in ("vico", "cache_hits")})
+        self._vico += list(state["vico"])
+        self.cache.hits += state["cache_hits"]
+
+    def config(self) -> dict[str, Any]:
+        runner = {"vico": "per video: its reference frames against its generated frames; pooled: all videos at once",
+                  "paired": "per video: mean over its frames", "source": "the source image is the reference video's "
+                  "first frame (as read)"}[self.metric.convention]
+        return {**super().config(), "runner": runner, "reference_cache": self.cache.enabled,
+                "reference_cache_hits": self.cache.hits}
+
+
+def _vico_value(sum_gen: np.ndarray, n_gen: int, sum_ref: np.ndarray, n_ref: int) -> float:
+    """ViCo's mean over all (reference, generated) frame pairs from the unit embeddings' sums (CSIM.compute)."""
+    if n_gen == 0 or n_ref == 0:
+        return float("nan")
+    return float(np.dot(sum_ref / n_ref, sum_gen / n_gen))

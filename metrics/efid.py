@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from talking_head.metrics.base import GENERATED_FRAMES, LANDMARKS, Chunk, Metric, VideoInfo
+from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.metrics.fid import SmallSampleWarning
 from talking_head.metrics.frechet import FrechetResult, frechet_distance
 from talking_head.toolkit import face_mesh, weights
@@ -252,14 +253,23 @@ class EFID:
 
     def expressions(self, frames: Any, landmarks: Any) -> tuple[np.ndarray, int]:
         """(M, 64) float64 expression coefficients of the frames with a face, and how many had none."""
+        rows, found = self.expressions_found(frames, landmarks)
+        return rows, int((~found).sum())
+
+    def expressions_found(self, frames: Any, landmarks: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(M, 64) float64 expression coefficients of the frames with a face, and which frames those are (N,)."""
         crops, found = self.crops(frames, landmarks)
-        return self.coefficients(crops)[:, EXP].astype(np.float64), int((~found).sum())
+        return self.coefficients(crops)[:, EXP].astype(np.float64), found
 
     def update(self, frames: Any, landmarks: Any, real: bool = False) -> None:
         """Add generated frames (``real=True``: reference frames) with their landmarks (module docstring)."""
         rows, missing = self.expressions(frames, landmarks)
-        self._rows[bool(real)].append(rows)
-        self._no_face[bool(real)] += missing
+        self.add_rows(rows, missing, real)
+
+    def add_rows(self, rows: np.ndarray, missing: int, real: bool = False) -> None:
+        """Add expression rows computed before (a reference video's, from the cache) and the frames without a face."""
+        self._rows[bool(real)].append(np.asarray(rows, dtype=np.float64).reshape(-1, EXP_DIM))
+        self._no_face[bool(real)] += int(missing)
 
     def rows(self, real: bool = False) -> np.ndarray:
         """Every expression row of one side so far, (N, 64)."""
@@ -305,14 +315,36 @@ class EFID:
 class EFIDVideos(Metric):
     """E-FID for the runner: every frame of every video, generated frames as stored with their MediaPipe meshes
     and reference frames with theirs, pooled. Each committed video's (n, 64) arrays are kept per side, so
-    :meth:`resample` can recompute over any draw of videos; a video that fails half-way is taken back out."""
+    :meth:`resample` can recompute over any draw of videos; a video that fails half-way is taken back out.
+
+    Each reference video's coefficients are cached by content (:mod:`metrics.feature_cache`) with the five
+    points of every frame they came from: a chunk whose points equal the stored ones (the meshes the dataset
+    stored or MediaPipe's, whichever this run used) takes its rows from the cache; from the first chunk that
+    differs on, the regressor runs. Rows are computed chunk by chunk either way, so they are the same bits."""
 
     name, direction = "efid", "lower"
     consumes = frozenset({GENERATED_FRAMES, LANDMARKS})
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", reference_cache: bool = True) -> None:
         self.metric = EFID(device=device)
+        self.cache = ReferenceRows("efid-reference", enabled=reference_cache)
         self.reset()
+        self._cached: Optional[dict[str, np.ndarray]] = None
+
+    def _facts(self, video: VideoInfo) -> dict[str, Any]:
+        config = {k: v for k, v in self.metric.config().items() if k != "device"}
+        return video_facts(video, self.metric.device, config=config, weights=self.metric.weights_provenance())
+
+    @staticmethod
+    def _valid(video: VideoInfo, arrays: dict[str, np.ndarray]) -> bool:
+        points, found, rows = (arrays.get(k) for k in ("points", "found", "rows"))
+        return (points is not None and found is not None and rows is not None
+                and points.shape == (video.frames_used, 5, 2) and found.shape == (video.frames_used,)
+                and rows.shape == (int(found.sum()), EXP_DIM))
+
+    def _side_rows(self, frames: np.ndarray, meshes: np.ndarray, real: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk's expression rows of one side and which frames had a face."""
+        return self.metric.expressions_found(frames, meshes)
 
     def reset(self) -> None:
         self.metric.reset()
@@ -325,13 +357,29 @@ class EFIDVideos(Metric):
 
     def start_video(self, video: VideoInfo) -> None:
         self._start = self._mark()
+        self._cached = self.cache.look_up(video, self._facts(video), lambda a: self._valid(video, a))
+        self._seen: dict[str, list[np.ndarray]] = {"points": [], "found": [], "rows": []}  # this reference video's
+        self._done = [0, 0]  # frames and rows of the cached entry used so far
 
     def update(self, chunk: Chunk) -> None:
         if chunk.generated_meshes is None or chunk.reference_meshes is None:
             raise ValueError("E-FID needs the MediaPipe meshes of both videos (the runner gives them to metrics "
                              "that consume landmarks)")
-        self.metric.update(chunk.generated, chunk.generated_meshes)
-        self.metric.update(chunk.reference, chunk.reference_meshes, real=True)
+        rows, found = self._side_rows(chunk.generated, chunk.generated_meshes, real=False)
+        self.metric.add_rows(rows, int((~found).sum()))
+        points = five_points(chunk.reference_meshes)
+        frame, row = self._done
+        cached = self._cached
+        if cached is not None and np.array_equal(cached["points"][frame:frame + len(points)], points, equal_nan=True):
+            found = cached["found"][frame:frame + len(points)]
+            rows = cached["rows"][row:row + int(found.sum())]
+            self._done = [frame + len(points), row + len(rows)]
+        else:
+            self._cached = None  # other points than the stored ones: this chunk and the rest are computed
+            rows, found = self._side_rows(chunk.reference, chunk.reference_meshes, real=True)
+        self.metric.add_rows(rows, int((~found).sum()), real=True)
+        for key, value in (("points", points), ("found", found), ("rows", rows)):
+            self._seen[key].append(value)
 
     def end_video(self) -> dict[str, Any]:
         gen_start, ref_start = self._start[:2]
@@ -341,9 +389,13 @@ class EFIDVideos(Metric):
             sides.append(np.concatenate(parts) if parts else np.zeros((0, EXP_DIM)))
         self._videos.append((sides[0], sides[1]))
         self._start = self._mark()
+        if self._cached is None and self._seen["points"]:  # computed (in part) this run: stored for the next
+            self.cache.store({key: np.concatenate(parts) for key, parts in self._seen.items()})
+        self._cached = None
         return {"efid_frames_generated": len(sides[0]), "efid_frames_reference": len(sides[1])}
 
     def discard_video(self) -> None:
+        self._cached = None
         gen_len, ref_len, gen_missing, ref_missing = self._start
         m = self.metric
         m._rows[False], m._rows[True] = m._rows[False][:gen_len], m._rows[True][:ref_len]
@@ -368,8 +420,10 @@ class EFIDVideos(Metric):
         return {"efid": efid_from_expressions(gen_rows, ref_rows, warn=False)["efid"]}
 
     def state(self) -> dict[str, Any]:
-        """Each committed video's (generated, reference) expression rows and the frames without a face."""
-        return {"videos": self.video_rows(), "no_face": [self.metric._no_face[False], self.metric._no_face[True]]}
+        """Each committed video's (generated, reference) expression rows, the frames without a face and the
+        cache hits (config)."""
+        return {"videos": self.video_rows(), "no_face": [self.metric._no_face[False], self.metric._no_face[True]],
+                "cache_hits": self.cache.hits}
 
     def merge(self, state: dict[str, Any]) -> None:
         m = self.metric
@@ -379,13 +433,15 @@ class EFIDVideos(Metric):
             m._rows[True].append(reference)
         m._no_face[False] += state["no_face"][0]
         m._no_face[True] += state["no_face"][1]
+        self.cache.hits += state.get("cache_hits", 0)
 
     def compute(self) -> dict[str, Any]:
         return {**self.metric.compute(), "videos": len(self._videos)}
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "all frames of all videos with a face, pooled; generated frames "
-                                                    "as stored with their own MediaPipe meshes"}
+                                                    "as stored with their own MediaPipe meshes",
+                "reference_cache": self.cache.enabled, "reference_cache_hits": self.cache.hits}
 
     def weights_provenance(self) -> dict[str, Any]:
         return self.metric.weights_provenance()

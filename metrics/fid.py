@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, SharedInput, VideoInfo, restore, snapshot
+from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.metrics.fid_protocol import RESIZE_INTERPOLATIONS, VideoProtocol
 from talking_head.metrics.frechet import FrechetResult, RunningStatistics, Statistics, frechet_distance
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
@@ -103,8 +104,9 @@ class _Accumulator:
     """Frames -> Inception features in batches of ``batch_size`` -> running statistics (and, with `keep`,
     the feature rows themselves, float32 as the model gives them)."""
 
-    def __init__(self, model: FIDInceptionV3, batch_size: int, keep: bool = False) -> None:
+    def __init__(self, model: FIDInceptionV3, batch_size: int, keep: bool = False, real: bool = False) -> None:
         self.model = model
+        self.real = real  # the side it accumulates (reference: True)
         self.batch_size = batch_size
         self.pending: list[np.ndarray | torch.Tensor] = []
         self.stats = RunningStatistics(FEATURE_DIM, device=model.device)
@@ -217,7 +219,7 @@ class FID:
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()
-        self._sides = {real: _Accumulator(self.model, self.batch_size, keep=keep_features) for real in (False, True)}
+        self._sides = {real: _Accumulator(self.model, self.batch_size, keep_features, real) for real in (False, True)}
 
     @property
     def device(self) -> torch.device:
@@ -285,19 +287,27 @@ class InceptionVideos(SharedInput):
     """The runner's Inception pass, shared: the paired frames of every video through FID's Inception once per
     run, whatever number of metrics read the features (FID and KID declare it as ``shared_input``).
 
-    Frames go through :class:`FID` (batches of ``batch_size`` across chunk and video boundaries, as FID has
-    always batched them, so its number does not move) with ``keep_features=True``; each committed video's
-    frame count per side is recorded, so the rows of any draw of videos can be found (bootstrap). A video
-    that fails half-way is taken back out: both sides' sums, kept rows and waiting frames as before it."""
+    Frames go through :class:`FID` with ``keep_features=True``: generated frames in batches of ``batch_size``
+    across chunk and video boundaries; each reference video's frames in batches that start at its first frame
+    (flushed at its end), so its rows do not depend on its neighbours and are cached by content
+    (:mod:`metrics.feature_cache`): a later run against the same reference reads them back and runs no
+    Inception on the reference frames, with the same bits. Each committed video's frame count per side is
+    recorded, so the rows of any draw of videos can be found (bootstrap). A video that fails half-way is
+    taken back out: both sides' sums, kept rows and waiting frames as before it."""
 
     _STATE = ("count", "_shift", "_sum", "_outer")
 
-    def __init__(self, device: str = "cpu", model: FIDInceptionV3 | None = None) -> None:
+    def __init__(self, device: str = "cpu", model: FIDInceptionV3 | None = None, reference_cache: bool = True) -> None:
         super().__init__()
         self.fid = FID(device=device, model=model, keep_features=True)
+        # Rows are cached only under the weights' sha256 (a model built without a file has no identity).
+        self.cache = ReferenceRows("fid-inception-reference",
+                                   enabled=reference_cache and self.model.weights_sha256 is not None)
         self.videos: list[tuple[int, int]] = []  # committed videos' frames: (generated, reference)
         self._saved: list[tuple[Any, dict[str, Any], Any, dict[str, Any]]] = []
         self._before = (0, 0)
+        self._cached: np.ndarray | None = None  # the current reference video's rows, read from the cache
+        self._rows_before = 0  # reference row blocks before the current video
 
     @property
     def model(self) -> FIDInceptionV3:
@@ -307,44 +317,71 @@ class InceptionVideos(SharedInput):
         self._saved = [(side, snapshot(side, ("pending", "rows")), side.stats, snapshot(side.stats, self._STATE))
                        for side in self.fid._sides.values()]
         self._before = self.fid.counts()
+        self._rows_before = len(self.fid._sides[True].rows or [])
+        self._cached = None
+        if self.cache.enabled:
+            facts = video_facts(video, self.fid.device, extractor=self.model.config(),
+                                weights=self.model.weights_provenance(), batch_size=self.fid.batch_size,
+                                frames_read="every paired frame as decoded")
+            found = self.cache.look_up(video, facts, lambda a: a.get("rows", np.zeros(0)).shape
+                                       == (video.frames_used, FEATURE_DIM))
+            self._cached = None if found is None else found["rows"].astype(np.float32, copy=False)
 
     def add(self, chunk: Chunk) -> None:
         self.fid.update(chunk.fitted)
-        self.fid.update_reference(chunk.reference)
+        if self._cached is None:
+            self.fid.update_reference(chunk.reference)
 
     def commit(self) -> None:
+        reference = self.fid._sides[True]
+        if self._cached is not None:
+            # In the batches the frames would have gone through, so the float64 sums take the same steps.
+            for start in range(0, len(self._cached), self.fid.batch_size):
+                reference.add_features(self._cached[start:start + self.fid.batch_size])
+        else:
+            reference.flush()  # this video's last batch: the next video's batches start at its first frame
+            rows = (reference.rows or [])[self._rows_before:]
+            if rows:
+                self.cache.store({"rows": np.concatenate(rows)})
         after = self.fid.counts()
         self.videos.append((after[0] - self._before[0], after[1] - self._before[1]))
-        self._saved = []
+        self._saved, self._cached = [], None
 
     def rollback(self) -> None:
         for side, pending, stats, sums in self._saved:
             restore(side, pending)
             restore(stats, sums)
-        self._saved = []
+        self._saved, self._cached = [], None
 
     def clear(self) -> None:
         self.fid.reset()
-        self.videos, self._saved = [], []
+        self.videos, self._saved, self._cached = [], [], None
 
     def state(self) -> dict[str, Any]:
         """The committed videos' feature rows per side (float32, 8 KiB a frame) and frame counts: the running
         sums are rebuilt from the rows on merge, which is smaller than two 2048x2048 float64 sums. Frames
         waiting for a full batch are run first (a worker's last video)."""
         generated, reference = self.video_features()[:2]
-        return {"generated": generated, "reference": reference, "videos": [tuple(v) for v in self.videos]}
+        return {"generated": generated, "reference": reference, "videos": [tuple(v) for v in self.videos],
+                "cache_hits": self.cache.hits}
 
     def merge(self, state: dict[str, Any]) -> None:
         for real, side in self.fid._sides.items():
             side.flush()  # this instance's own frames first, in commit order
             side.add_features(state["reference" if real else "generated"])
         self.videos += [tuple(v) for v in state["videos"]]
+        self.cache.hits += state.get("cache_hits", 0)
 
     def video_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Generated rows, reference rows (every committed video's, in commit order) and the rows per video
         of each side."""
         counts = np.asarray(self.videos, dtype=np.int64).reshape(-1, 2)
         return self.fid.features(False), self.fid.features(True), counts[:, 0], counts[:, 1]
+
+    def cache_config(self) -> dict[str, Any]:
+        """Whether reference rows are cached, and how many reference videos were read back (config())."""
+        return {"reference_cache": self.cache.enabled, "reference_cache_hits": self.cache.hits,
+                "reference_batching": "each reference video in batches from its first frame"}
 
 
 class InceptionFeatureMetric(Metric):
@@ -416,7 +453,8 @@ class FIDVideos(InceptionFeatureMetric):
 
     def config(self) -> dict[str, Any]:
         return {**self.metric.config(), "protocol": "all paired frames of all videos, pooled (Wav2Lip); "
-                                                    "frames as stored in the videos (crops for toolkit datasets)"}
+                                                    "frames as stored in the videos (crops for toolkit datasets)",
+                **self.features.cache_config()}
 
     def weights_provenance(self) -> dict[str, Any]:
         return self.metric.weights_provenance()
