@@ -378,8 +378,8 @@ def evaluate(
     (``{"csim": {"convention": "vico"}}``), applied after the presets. `fps`: read both sides at this rate
     (default: the reference's). `split`: the dataset split when a side is a dataset (default ``test``).
     `reference_meshes`: against a dataset, ``stored`` uses the meshes ``toolkit preprocess`` stored for the
-    reference crops (computed before x264 encoded them) where they fit the frames read, ``mediapipe`` runs the
-    mesh on the decoded reference frames (what a folder of the same videos gives); docs/metrics-reference.md.
+    reference crop videos where they fit the frames read, ``mediapipe`` runs the mesh on the decoded reference
+    frames again (the same numbers; docs/metrics-reference.md).
     `engine`: ``local`` (this process) or ``ray`` (:mod:`metrics.distributed`: `workers` actors with the metrics
     resident, on a cluster started here or at `address`; the same rows and results as a local run).
     The summary's ``excluded`` lists the videos that could not be scored, with the reasons.

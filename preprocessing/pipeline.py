@@ -37,7 +37,7 @@ DECODE_CHUNK = 32  # frames per decoded chunk: constant memory, few seeks when c
 # Pass 1 keeps its decoded frames for pass 2 up to this many bytes (about 50 s of 512x512 video), so
 # short clips are decoded once; longer ones are decoded again rather than held in memory.
 FRAME_CACHE_BYTES = 1 << 30
-PIPELINE_VERSION = 4  # bump when a change alters what a finished clip contains
+PIPELINE_VERSION = 5  # bump when a change alters what a finished clip contains
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,22 @@ class Pipeline:
         self._mesher.reset()
         return self._mesher
 
+    def _meshes(self, crop_video: Path, num_frames: int) -> np.ndarray:
+        """(num_frames, 478, 3) meshes of the written crop video's frames, NaN where there is no face."""
+        landmarks = np.full((num_frames, face_mesh.NUM_POINTS, 3), np.nan, np.float32)
+        mesher = self._mesh_detector()  # every clip starts from a new track, whatever ran before it here
+        with media.VideoReader(crop_video, fps=None, threads=1) as decoded:
+            if len(decoded) != num_frames:
+                raise RuntimeError(f"{crop_video}: {len(decoded)} frames decoded, {num_frames} written")
+            k = 0
+            for chunk in decoded.iter_chunks(DECODE_CHUNK):
+                for image in chunk:
+                    mesh = mesher.detect(image)
+                    if mesh is not None:
+                        landmarks[k] = mesh
+                    k += 1
+        return landmarks
+
     # ------------------------------------------------------------------------------------------
     def _main_track(self, reader: media.VideoReader, first: int, stop: int, cache: "_FrameCache"):
         """The main face's track and its record: BlazeFace on every ``detect_every``-th frame and
@@ -190,12 +206,12 @@ class Pipeline:
             )
             face_size = face_track.mean_face_size(main, height)
 
-        # Pass 2: crop, mesh (and 68 points) on the crops, write the crop video with the audio.
-        landmarks = np.full((num_frames, face_mesh.NUM_POINTS, 3), np.nan, np.float32)
+        # Pass 2: crop (and the 68 points), write the crop video with the audio; then the mesh on the crop video
+        # as it decodes. The mesh sees the frames every later reader sees (training windows, the evaluation's
+        # reference side), so the stored meshes are exactly what MediaPipe gives on the dataset's videos.
         lm68 = np.full((num_frames, 68, 2), np.nan, np.float32) if self.landmarks68 else None
         half = 0.5 * cfg.size / cfg.crop_scale
         face_box = np.array([cfg.size / 2 - half, cfg.size / 2 - half, cfg.size / 2 + half, cfg.size / 2 + half], np.float32)
-        mesher = self._mesh_detector()  # every clip starts from a new track, whatever ran before it here
 
         def crops() -> Iterator[np.ndarray]:
             k = 0
@@ -203,17 +219,14 @@ class Pipeline:
                 cropped = crop_frames(chunk, boxes[k : k + len(chunk)], cfg.size)
                 if lm68 is not None:  # FAN wants the face box: the crop is crop_scale x the face, centred
                     lm68[k : k + len(chunk)] = self.landmarks68(cropped, np.tile(face_box, (len(chunk), 1)))
-                for image in cropped:
-                    mesh = mesher.detect(image)
-                    if mesh is not None:
-                        landmarks[k] = mesh
-                    k += 1
-                    yield image
+                k += len(chunk)
+                yield from cropped
 
         media.write_video(
             out / "crop.mp4", crops(), fps=cfg.fps, audio=audio, sample_rate=SAMPLE_RATE, crf=cfg.crf,
             preset=cfg.x264_preset, threads=cfg.x264_threads, x264_params=cfg.x264_params,
         )
+        landmarks = self._meshes(out / "crop.mp4", num_frames)
 
         has_face = ~np.isnan(landmarks[:, 0, 0])
         if not has_face.any():  # BlazeFace can fire on noise or a poster; without a mesh there is no face
