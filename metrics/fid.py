@@ -287,9 +287,10 @@ class InceptionVideos(SharedInput):
     """The runner's Inception pass, shared: the paired frames of every video through FID's Inception once per
     run, whatever number of metrics read the features (FID and KID declare it as ``shared_input``).
 
-    Frames go through :class:`FID` with ``keep_features=True``: generated frames in batches of ``batch_size``
-    across chunk and video boundaries; each reference video's frames in batches that start at its first frame
-    (flushed at its end), so its rows do not depend on its neighbours and are cached by content
+    Frames go through :class:`FID` with ``keep_features=True``: each video's frames, on both sides, in batches
+    of ``batch_size`` that start at its first frame (flushed at its end), so a video's rows do not depend on
+    its neighbours (a frame's features move with its batch by round-off): a run split over workers and merged
+    gives the bits of one run, and reference rows are cached by content
     (:mod:`metrics.feature_cache`): a later run against the same reference reads them back and runs no
     Inception on the reference frames, with the same bits. Each committed video's frame count per side is
     recorded, so the rows of any draw of videos can be found (bootstrap). A video that fails half-way is
@@ -343,6 +344,7 @@ class InceptionVideos(SharedInput):
             rows = (reference.rows or [])[self._rows_before:]
             if rows:
                 self.cache.store({"rows": np.concatenate(rows)})
+        self.fid._sides[False].flush()  # the generated side too: its rows are the same in a worker's run
         after = self.fid.counts()
         self.videos.append((after[0] - self._before[0], after[1] - self._before[1]))
         self._saved, self._cached = [], None
@@ -381,7 +383,7 @@ class InceptionVideos(SharedInput):
     def cache_config(self) -> dict[str, Any]:
         """Whether reference rows are cached, and how many reference videos were read back (config())."""
         return {"reference_cache": self.cache.enabled, "reference_cache_hits": self.cache.hits,
-                "reference_batching": "each reference video in batches from its first frame"}
+                "batching": "each video, both sides, in batches from its first frame"}
 
 
 class InceptionFeatureMetric(Metric):

@@ -189,7 +189,7 @@ class KIDVideos(InceptionFeatureMetric):
         return {**_config(self.subsets, self.subset_size, self.seed, self.features.model.device),
                 "protocol": "all paired frames of all videos, pooled; frames as stored",
                 "inception_pass": "shared with FID (one pass per frame; batches of "
-                                  f"{self.features.fid.batch_size} frames across videos)"}
+                                  f"{self.features.fid.batch_size} frames from each video's first frame)"}
 
     def weights_provenance(self) -> dict[str, Any]:
         return self.features.model.weights_provenance()
