@@ -7,7 +7,8 @@ It builds the pairs (a few sample clips, each shifted by a different number of p
 references, so no reference cache can answer for another; the generated side is each reference blurred),
 writes random weight files in the real formats for every network the metrics load (nothing can be
 downloaded where this runs; tests/weights_factory.py makes them, calibrated like the tests'), runs
-``toolkit evaluate`` on them in this process and prints frames/s per stage and the total. The numbers are
+``toolkit evaluate`` on them in this process and prints frames/s per stage and the total, then what batching
+does to each network's output on the device (benchmarks/batching.py). The numbers are
 throughput only: random weights give meaningless scores. Everything goes under ``--work`` (caches included),
 which is removed first unless ``--keep`` is given; ``report.json`` there holds the figures.
 """
@@ -112,16 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     if summary["skipped"] or summary["excluded"]:
         print(f"skipped: {summary['skipped']}; excluded: {summary['excluded']}", file=sys.stderr)
         return 1
+    from batching import measure  # this folder's module; tests/ is on sys.path since place_weights
+
+    from talking_head.toolkit import media
+
+    batched = measure(media.read_video(sorted(reference.glob("*.mp4"))[0]), args.device)
     stages = summary["throughput"]["stages"]
     report = {"device": summary["throughput"]["device"], "pairs": args.clips, "seconds_per_clip": args.seconds,
               "frames": summary["frames"], "build_seconds": round(built, 3), "evaluate_seconds": round(seconds, 3),
-              "frames_per_second": round(summary["frames"] / seconds, 3), "stages": stages, "metrics": metrics}
+              "frames_per_second": round(summary["frames"] / seconds, 3), "stages": stages, "metrics": metrics,
+              "batched_vs_one_at_a_time": batched}
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['device']}: {args.clips} pairs x {args.seconds:g} s, {summary['frames']} frames per side")
     print(f"{'stage':<14}{'seconds':>10}{'frames/s':>12}")
     for stage, spent in sorted(stages.items(), key=lambda item: -item[1]["seconds"]):
         print(f"{stage:<14}{spent['seconds']:>10.1f}{spent['frames_per_second']:>12.1f}")
     print(f"{'total':<14}{seconds:>10.1f}{report['frames_per_second']:>12.1f}   (pairs built in {built:.1f} s)")
+    print("batched vs one at a time (largest difference / largest value):",
+          ", ".join(f"{name} {value:.1e}" for name, value in batched.items()))
     return 0
 
 

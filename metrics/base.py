@@ -281,6 +281,16 @@ class SharedInput:
                 setattr(cls, name, _closed_only(cls.__dict__[name], lambda self: self._open is not None))
 
 
+def batch_size_for(table: Mapping[str, int], device: Any, given: Optional[int] = None) -> int:
+    """Items per network forward: ``given`` if set, else the metric's entry for the device type ("cpu", "cuda");
+    other device types get the CPU's. Batches change results by float round-off only (docs/metrics-reference.md,
+    "Batching")."""
+    size = int(given if given is not None else table.get(getattr(device, "type", str(device).split(":")[0]), table["cpu"]))
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    return size
+
+
 def finite_mean(values: Any) -> float:
     """Mean of the finite values, NaN when there are none (a video where every frame failed)."""
     array = np.asarray(values, dtype=np.float64)

@@ -49,13 +49,13 @@ from torch import nn
 from talking_head.toolkit.fp32 import strict_fp32
 from talking_head.toolkit.frames import as_frames
 from talking_head.metrics import registry
-from talking_head.metrics.base import PerFrameMeans
+from talking_head.metrics.base import PerFrameMeans, batch_size_for
 from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.toolkit import weights
 
 __all__ = [
     "ARCFACE_INPUT_SIZE", "IRESNET100_LAYERS", "EMBEDDING_DIM", "BN_EPS", "INPUT_MEAN", "INPUT_STD",
-    "WEIGHTS_NAME", "CONVENTIONS", "IBasicBlock", "IResNet", "iresnet100", "preprocess", "CSIM", "csim",
+    "WEIGHTS_NAME", "CONVENTIONS", "BATCH_SIZE", "IBasicBlock", "IResNet", "iresnet100", "preprocess", "CSIM", "csim",
 ]
 
 Convention = Literal["vico", "paired", "source"]
@@ -71,7 +71,7 @@ FC_SPATIAL = 7 * 7  # IResNet.fc_scale: 112 / 2^4 = 7
 INPUT_MEAN = 0.5  # ViCo compute_csim.py: frames.div_(255).sub_(0.5).div_(0.5)
 INPUT_STD = 0.5
 WEIGHTS_NAME = "arcface-r100"
-_BATCH = 32  # frames per forward pass
+BATCH_SIZE = {"cpu": 32, "cuda": 256}  # frames per forward pass, by device
 
 
 # --------------------------------------------------------------------------------------- network
@@ -165,14 +165,12 @@ class CSIM:
     """Streaming identity similarity (higher is more similar, at most 1). See the module docstring."""
 
     def __init__(self, convention: Convention = DEFAULT_CONVENTION, device: str | torch.device = "cpu",
-                 batch_size: int = _BATCH) -> None:
+                 batch_size: int | None = None) -> None:
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.convention = convention
         self.device = torch.device(device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size_for(BATCH_SIZE, self.device, batch_size)
         self.net = iresnet100()
         state = weights.load_torch(WEIGHTS_NAME)
         try:

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talking_head.metrics.base import GENERATED_FRAMES, LANDMARKS, Chunk, Metric, VideoInfo
+from talking_head.metrics.base import GENERATED_FRAMES, LANDMARKS, Chunk, Metric, VideoInfo, batch_size_for
 from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.metrics.fid import SmallSampleWarning
 from talking_head.metrics.frechet import FrechetResult, frechet_distance
@@ -63,7 +63,7 @@ from talking_head.toolkit.frames import as_frames
 
 __all__ = [
     "WEIGHTS_NAME", "STATE_KEY", "LM3D_5", "RESCALE_FACTOR", "CROP_SIZE", "FINAL_LAYERS", "COEFF_DIM", "EXP",
-    "EXP_DIM", "MIN_FRAMES", "MEDIAPIPE_5", "FAN68_5", "SmallSampleWarning", "ReconNet", "five_points",
+    "EXP_DIM", "MIN_FRAMES", "MEDIAPIPE_5", "FAN68_5", "BATCH_SIZE", "SmallSampleWarning", "ReconNet", "five_points",
     "pos", "align", "efid_from_expressions", "EFID", "EFIDVideos",
 ]
 
@@ -102,7 +102,8 @@ MEDIAPIPE_5 = (
 FAN68_5 = ((36, 39), (42, 45), (30,), (48,), (54,))  # util/preprocess.py extract_5p, 0-based
 _FIVE = {face_mesh.NUM_POINTS: MEDIAPIPE_5, 68: FAN68_5, 5: tuple((k,) for k in range(5))}
 
-BATCH_SIZE = 32  # crops a forward pass; test.py runs one at a time (other sizes: float32 round-off, ~1e-5)
+# Crops per forward pass, by device; test.py runs one at a time (other sizes: float32 round-off, ~1e-5).
+BATCH_SIZE = {"cpu": 32, "cuda": 128}
 MAX_RESIZED_PIXELS = 50_000_000  # a larger resized frame means degenerate points: the frame counts as having no face
 
 
@@ -198,11 +199,9 @@ def efid_from_expressions(generated: Any, reference: Any, warn: bool = True) -> 
 class EFID:
     """Expression coefficients of each side, kept in memory (64 float64 a frame), and their E-FID."""
 
-    def __init__(self, device: str | torch.device | None = None, batch_size: int = BATCH_SIZE) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def __init__(self, device: str | torch.device | None = None, batch_size: int | None = None) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size_for(BATCH_SIZE, self.device, batch_size)
         checkpoint = weights.load_torch(WEIGHTS_NAME)  # verified, weights_only=True; missing: WeightsMissingError
         if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(STATE_KEY), dict):
             found = ", ".join(map(str, list(checkpoint)[:6])) if isinstance(checkpoint, dict) else type(checkpoint).__name__

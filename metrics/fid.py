@@ -51,20 +51,23 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from talking_head.metrics.base import PAIRED_FRAMES, Chunk, Metric, SharedInput, VideoInfo, restore, snapshot
+from talking_head.metrics.base import (
+    PAIRED_FRAMES, Chunk, Metric, SharedInput, VideoInfo, batch_size_for, restore, snapshot,
+)
 from talking_head.metrics.feature_cache import ReferenceRows, video_facts
 from talking_head.metrics.fid_protocol import RESIZE_INTERPOLATIONS, VideoProtocol
 from talking_head.metrics.frechet import FrechetResult, RunningStatistics, Statistics, frechet_distance
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 
 __all__ = [
-    "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
+    "FEATURE_DIM", "DEFAULT_BATCH_SIZE", "BATCH_SIZE", "RESIZE_INTERPOLATIONS", "SmallSampleWarning",
     "FrechetResult", "Statistics", "RunningStatistics", "VideoProtocol", "FID", "frechet_distance",
     "InceptionVideos", "InceptionFeatureMetric", "FIDVideos",
 ]
 
 # ---------------------------------------------------------------------------------------- constants
 DEFAULT_BATCH_SIZE = 50  # pytorch-fid --batch-size default
+BATCH_SIZE = {"cpu": DEFAULT_BATCH_SIZE, "cuda": 250}  # frames per Inception pass, by device (FID and KID)
 
 
 class SmallSampleWarning(UserWarning):
@@ -189,8 +192,8 @@ class FID:
 
     ``update(frames, real=False)`` / ``update_reference(frames)``: RGB uint8 ``(N, H, W, 3)`` numpy or
     torch (or a list of ``(H, W, 3)`` frames whose sizes may differ), any size: each frame is resized
-    to 299 bilinearly, as pytorch-fid does. Frames are batched internally (``batch_size``,
-    pytorch-fid's default 50) on ``device``; only float64 sums are kept, so memory does not grow
+    to 299 bilinearly, as pytorch-fid does. Frames are batched internally (``batch_size``: by
+    default :data:`BATCH_SIZE` for the device, pytorch-fid's 50 on the CPU) on ``device``; only float64 sums are kept, so memory does not grow
     with the number of frames (frames waiting for a full batch are copied, so callers may reuse
     their buffers). ``add_statistics`` merges
     precomputed statistics (e.g. :func:`cached_statistics` of a reference set).
@@ -206,19 +209,19 @@ class FID:
 
     def __init__(
         self,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         device: str | torch.device | None = None,
         model: FIDInceptionV3 | None = None,
         keep_features: bool = False,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        if batch_size is not None:
+            batch_size_for(BATCH_SIZE, "cpu", batch_size)  # a bad size fails before the weights load
         if model is None:
             model = FIDInceptionV3.from_pretrained(device if device is not None else _default_device())
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()
+        self.batch_size = batch_size_for(BATCH_SIZE, self.model.device, batch_size)
         self._sides = {real: _Accumulator(self.model, self.batch_size, keep_features, real) for real in (False, True)}
 
     @property

@@ -37,7 +37,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from talking_head.metrics.fid import InceptionFeatureMetric, InceptionVideos
+from talking_head.metrics.base import batch_size_for
+from talking_head.metrics.fid import BATCH_SIZE, InceptionFeatureMetric, InceptionVideos
 from talking_head.metrics.inception import FEATURE_DIM, FIDInceptionV3
 
 __all__ = ["SUBSETS", "SUBSET_SIZE", "DEGREE", "COEF0", "SEED", "KID", "KIDVideos", "kid_from_features",
@@ -49,7 +50,6 @@ SUBSET_SIZE = 1000  # kid_subset_size
 DEGREE = 3  # kid_kernel_poly_degree
 COEF0 = 1.0  # kid_kernel_poly_coef0; gamma None: 1 / feature dimension
 SEED = 2020  # rng_seed
-BATCH_SIZE = 50  # frames per Inception pass (as FID; does not change the numbers)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = DEGREE, gamma: Optional[float] = None,
@@ -108,13 +108,13 @@ class KID:
     name, direction = "kid", "lower"
 
     def __init__(self, device: str | torch.device | None = None, *, subsets: int = SUBSETS,
-                 subset_size: int = SUBSET_SIZE, seed: int = SEED, batch_size: int = BATCH_SIZE,
+                 subset_size: int = SUBSET_SIZE, seed: int = SEED, batch_size: int | None = None,
                  model: FIDInceptionV3 | None = None) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = (model if model is not None else FIDInceptionV3.from_pretrained(device=device)).eval()
         self.subsets, self.subset_size, self.seed = int(subsets), int(subset_size), int(seed)
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size_for(BATCH_SIZE, self.model.device, batch_size)  # FID's table
         self.reset()
 
     def reset(self) -> None:

@@ -42,13 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.toolkit.fp32 import strict_fp32
-from talking_head.metrics.base import PerFrameMeans
+from talking_head.metrics.base import PerFrameMeans, batch_size_for
 from talking_head.toolkit.frames import as_frames
 from talking_head.toolkit import weights
 
 __all__ = [
     "LPIPS_SHIFT", "LPIPS_SCALE", "NORMALIZE_EPS", "ALEX_CHANNELS", "ALEX_FEATURE_LAYERS", "LIN_ALEX_SHA256",
-    "WEIGHTS_NAME", "LIN_WEIGHTS_NAME", "AlexNetLPIPS", "LPIPS", "lpips", "lin_weights_path",
+    "WEIGHTS_NAME", "LIN_WEIGHTS_NAME", "BATCH_SIZE", "AlexNetLPIPS", "LPIPS", "lpips", "lin_weights_path",
 ]
 
 # ---------------------------------------------------------------------------------------- constants
@@ -62,7 +62,7 @@ LIN_ALEX_SHA256 = "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c86083
 UINT8_SCALE = 127.5  # lpips.im2tensor: image / (255 / 2) - 1
 WEIGHTS_NAME = "lpips-alexnet"  # registry entry of the trunk
 LIN_WEIGHTS_NAME = "lpips-lin-alex-v0.1"  # provenance label of the lin heads (shipped in the lpips wheel)
-_BATCH = 16  # frames per forward pass
+BATCH_SIZE = {"cpu": 16, "cuda": 128}  # frame pairs per forward pass, by device
 
 
 def lin_weights_path() -> Path:
@@ -177,11 +177,9 @@ class LPIPS:
     [0, 255] or float in [-1, 1]. LPIPS does not resize: crop or resize both sides beforehand.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = _BATCH) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None) -> None:
         self.device = torch.device(device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size_for(BATCH_SIZE, self.device, batch_size)
         self.net = AlexNetLPIPS()
         self.net.load_trunk(weights.load_torch(WEIGHTS_NAME), str(weights.weights_file(WEIGHTS_NAME)))
         lins, self._lin_sha256 = _load_lin_weights()

@@ -30,9 +30,11 @@ import numpy as np
 import torch
 
 from talking_head.metrics import lse_score, registry
-from talking_head.metrics.base import AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, PerVideoRows, VideoInfo
+from talking_head.metrics.base import (
+    AUDIO, CHUNK, GENERATED_FRAMES, Chunk, Metric, PerVideoRows, VideoInfo, batch_size_for,
+)
 from talking_head.metrics.lse_score import (
-    BATCH_SIZE, MFCC_PER_FRAME, PAIRWISE_EPS, SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, VSHIFT, StreamingScorer,
+    BATCH_SIZE, DEFAULT_BATCH_SIZE, MFCC_PER_FRAME, PAIRWISE_EPS, SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, VSHIFT, StreamingScorer,
     model_device, score_crops, score_video,
 )
 from talking_head.metrics.syncnet import CROP_SIZE, WINDOW_FRAMES, SyncNet
@@ -40,7 +42,7 @@ from talking_head.metrics.reference_cache import file_sha256
 from talking_head.toolkit import fileio, media, weights
 
 __all__ = [
-    "VSHIFT", "BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",
+    "VSHIFT", "BATCH_SIZE", "DEFAULT_BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",
     "PRESETS", "score_crops", "score_video", "LSE", "compute_lse",
 ]
 
@@ -119,7 +121,7 @@ class LSE(PerVideoRows):
         *,
         device: str | torch.device = "cpu",
         vshift: int = VSHIFT,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int | None = None,
         min_track: Optional[int] = None,
         on_error: Literal["raise", "exclude"] = "raise",
     ) -> None:
@@ -127,7 +129,7 @@ class LSE(PerVideoRows):
             raise ValueError(f"on_error must be 'raise' or 'exclude', got {on_error!r}")
         self._model = model
         self.device = torch.device(device) if model is None else model_device(model)
-        self.vshift, self.batch_size = int(vshift), int(batch_size)
+        self.vshift, self.batch_size = int(vshift), batch_size_for(BATCH_SIZE, self.device, batch_size)
         self.min_track = min_track
         self.on_error = on_error
         self.reset()
@@ -241,6 +243,7 @@ class LSE(PerVideoRows):
             "mfcc": "python_speech_features.mfcc defaults on int16 samples", "pairwise_eps": PAIRWISE_EPS,
             "window_frames": WINDOW_FRAMES, "crop_size": CROP_SIZE, "network_input": "BGR 0..255 float32, no normalisation",
             "min_track": self.min_track, "on_error": self.on_error, "precision": "float32 (no TF32)",
+            "windows_per_batch": self.batch_size, "batchnorm": "folded into the convolutions (lip stream)",
         }
 
     def weights_provenance(self) -> dict[str, Optional[str]]:
@@ -338,6 +341,7 @@ class LSEVideos(Metric):
         self.ffmpeg = lse_score.ffmpeg_identity() if frames == "ffmpeg_jpeg" else None
         self.model = SyncNet.from_pretrained(device)
         self.sides = {side: LSE(self.model) for side in self.SIDES}
+        self.batch_size = self.sides["generated"].batch_size  # windows per forward, by device
         self.reference_cache = bool(reference_cache) and frames == "ffmpeg_jpeg"
         self.cache_hits = self.cache_misses = 0  # reference videos read from / added to the cache
         self._video: Optional[VideoInfo] = None
@@ -357,8 +361,8 @@ class LSEVideos(Metric):
         # With the audio known first, each window is scored as its frames arrive (constant memory).
         for side, path in self._paths().items():
             try:
-                self._streams[side] = StreamingScorer(self.model, media.read_audio(path, sample_rate=SAMPLE_RATE,
-                                                                                    dtype="int16"))
+                audio = media.read_audio(path, sample_rate=SAMPLE_RATE, dtype="int16")
+                self._streams[side] = StreamingScorer(self.model, audio, batch_size=self.batch_size)
             except (ValueError, media.MediaError) as err:
                 self._errors[side] = str(err).splitlines()[0]
         # At 25 fps the runner's chunks are SyncNet's frames; otherwise both are re-read at 25 fps at the end.
@@ -373,7 +377,8 @@ class LSEVideos(Metric):
     def _score(self, side: str, path: Any) -> dict[str, Any]:
         """One side's result (:func:`plain_result` of the scorer's)."""
         if self.frames == "ffmpeg_jpeg":
-            scorer = StreamingScorer(self.model, media.read_audio(path, sample_rate=SAMPLE_RATE, dtype="int16"))
+            audio = media.read_audio(path, sample_rate=SAMPLE_RATE, dtype="int16")
+            scorer = StreamingScorer(self.model, audio, batch_size=self.batch_size)
             chunks = lse_score.ffmpeg_jpeg_chunks(path, media.probe(path).fps, CHUNK)
             with contextlib.closing(chunks):
                 for frames in chunks:

@@ -55,7 +55,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # syncnet_python run_syncnet.py / demo_syncnet.py defaults and SyncNetInstance.evaluate constants.
 VSHIFT = 15  # --vshift: offsets -15..+15 video frames (31 candidates)
-BATCH_SIZE = 20  # --batch_size: windows per forward pass (does not change the numbers)
+DEFAULT_BATCH_SIZE = 20  # --batch_size: windows per forward pass (float32 round-off only, see below)
+# What LSE uses by device: a 10-s clip's 246 windows in one GPU pass. Batching moves embeddings by float32
+# round-off, in the reference as here (docs/metrics-reference.md, "Batching").
+BATCH_SIZE = {"cpu": DEFAULT_BATCH_SIZE, "cuda": 256}
 VIDEO_FPS = 25  # the model's frame rate ("Video 25 FPS, Audio 16000HZ")
 SAMPLE_RATE = 16_000  # Hz
 SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640: min_length = min(frames, floor(samples / 640))
@@ -115,7 +118,7 @@ def score_crops(
     audio: np.ndarray,
     model: Optional[SyncNet] = None,
     vshift: int = VSHIFT,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
     """LSE of one face track: ``SyncNetInstance.evaluate`` on in-memory data.
 
@@ -195,8 +198,9 @@ class StreamingScorer:
     """:func:`score_crops` for a video that arrives in chunks, in memory that does not grow with its length.
 
     ``add(crops)`` takes consecutive (n, 224, 224, 3) RGB uint8 frames at 25 fps; ``score()`` then
-    gives what ``score_crops(all_crops, audio)`` gives (each window is embedded on its own, so
-    chunking changes nothing but memory).
+    gives what ``score_crops(all_crops, audio)`` gives: windows go through the network ``batch_size``
+    at a time from the first, as the reference groups them, whatever the chunks, so chunking changes
+    nothing but memory (frames wait until a batch's windows are all there).
 
     Give the audio up front (``StreamingScorer(model, audio)``) and each window's 31 offset distances
     are computed as soon as its audio neighbours are known: what stays is 31 numbers per window plus
@@ -205,10 +209,12 @@ class StreamingScorer:
     """
 
     def __init__(self, model: SyncNet, audio: Optional[np.ndarray] = None, vshift: int = VSHIFT,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.model, self.vshift, self.batch_size = model.eval(), int(vshift), int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.num_frames = 0
-        self._tail: Optional[torch.Tensor] = None  # the last 4 BGR frames: the next window starts there
+        self._frames = torch.zeros(0, CROP_SIZE, CROP_SIZE, 3, dtype=torch.uint8)  # BGR, from the next window's first
         self._pending: list[torch.Tensor] = []  # lip embeddings of windows _done.. not yet compared
         self._done = 0  # windows whose distances are final
         self._rows: list[torch.Tensor] = []  # (n, 31) distances of windows 0.._done
@@ -227,12 +233,8 @@ class StreamingScorer:
     def add(self, crops: np.ndarray | torch.Tensor) -> None:
         frames = _check_crops(crops).flip(-1)
         self.num_frames += len(frames)
-        if self._tail is not None:
-            frames = torch.cat([self._tail, frames])
-        if len(frames) >= WINDOW_FRAMES:
-            with torch.inference_mode(), strict_fp32():
-                self._pending.append(self.model.lip_windows(frames, batch_size=self.batch_size).cpu())
-        self._tail = frames[-(WINDOW_FRAMES - 1):].clone()
+        self._frames = torch.cat([self._frames, frames])
+        self._embed(final=False)
         if self._num_samples is not None:
             # Window i compares with audio windows up to i + vshift, all real (not padding) once
             # i + vshift < min(frames, samples / 640) - 5, which more frames can only raise.
@@ -243,6 +245,16 @@ class StreamingScorer:
             if surplus > 0:
                 video = torch.cat(self._pending)
                 self._pending = [video[: len(video) - surplus]]
+
+    def _embed(self, final: bool) -> None:
+        """Embed the windows whose frames are all here, in whole batches (``final``: the last, partial one too)."""
+        ready = len(self._frames) - WINDOW_FRAMES + 1
+        count = ready if final else ready - ready % self.batch_size
+        if count > 0:
+            with torch.inference_mode(), strict_fp32():
+                self._pending.append(self.model.lip_windows(self._frames[: count + WINDOW_FRAMES - 1],
+                                                            batch_size=self.batch_size).cpu())
+            self._frames = self._frames[count:].clone()  # the next window's frames; the rest is freed
 
     def _audio(self, start: int, stop: int, num_windows: Optional[int]) -> torch.Tensor:
         """Audio embeddings of windows start..stop-1; zeros outside 0..num_windows-1 (calc_pdist's padding)."""
@@ -286,6 +298,7 @@ class StreamingScorer:
         if num_windows < 1:
             raise ValueError(f"too short for SyncNet: {self.num_frames} frames and {self._num_samples} samples; "
                              f"need at least {MIN_FRAMES} frames and {MIN_FRAMES * SAMPLES_PER_FRAME} samples")
+        self._embed(final=True)
         self._compare(num_windows, num_windows)
         dists = torch.cat(self._rows)[:num_windows]
         return _scores(dists, self.num_frames, self._num_samples, num_windows, self.vshift)
@@ -363,7 +376,7 @@ def score_video(
     resize_to_224: bool = False,
     frame_source: Literal["decode", "ffmpeg_jpeg"] = "decode",
     vshift: int = VSHIFT,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
     """LSE of a video file: frames at 25 fps (``VideoReader(path, fps=25)``), int16 audio at 16 kHz.
 

@@ -88,7 +88,7 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from talking_head.metrics.base import CHUNK, Chunk, VideoInfo
+from talking_head.metrics.base import CHUNK, Chunk, VideoInfo, batch_size_for
 from talking_head.metrics.face_tracks import (
     AUDIO_SAMPLE_RATE, CONF_THRESHOLD, CROP_SCALE, CROP_SIZE, FACEDET_SCALE, FRAME_RATE, IOU_THRESHOLD,
     MIN_FACE_SIZE, MIN_TRACK_SYNCNET_PYTHON, MIN_TRACK_UPSTREAM, NMS_THRESHOLD, NUM_FAILED_DET, PAD_VALUE,
@@ -259,9 +259,9 @@ class FaceTrackPipeline:
 
     def _s3fd_detector(self):
         if self._s3fd is None:
-            from talking_head.metrics.s3fd import S3FD
+            from talking_head.metrics.s3fd import BATCH_SIZE, S3FD
 
-            self._s3fd = S3FD.from_registry(device=self.device)
+            self._s3fd = S3FD.from_registry(device=self.device, batch_size=batch_size_for(BATCH_SIZE, self.device))
         return self._s3fd
 
     def _detect(self, frames: np.ndarray) -> list[np.ndarray]:

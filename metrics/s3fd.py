@@ -46,6 +46,8 @@ __all__ = [
     "DEFAULT_CONF_THRESHOLD",
     "DEFAULT_SCALES",
     "FINAL_NMS_THRESHOLD",
+    "DEFAULT_BATCH_SIZE",
+    "BATCH_SIZE",
     "S3FDNet",
     "S3FD",
     "prior_boxes",
@@ -75,6 +77,8 @@ DEFAULT_CONF_THRESHOLD = 0.9
 DEFAULT_SCALES = (0.25,)
 FINAL_NMS_THRESHOLD = 0.1
 DEFAULT_BATCH_SIZE = 1  # frames per forward; 1 reproduces the reference bit for bit (see S3FD)
+# What the LSE face-track pipeline uses, by device: on a GPU one frame per forward would leave it idle.
+BATCH_SIZE = {"cpu": DEFAULT_BATCH_SIZE, "cuda": 32}
 
 # Layer layout of the reference's `vgg` ModuleList: (in, out) convs, "M" max-pool, "C" ceil-mode max-pool.
 # Indices matter: the checkpoint's keys are vgg.<index>.weight, with a ReLU after every conv.

@@ -93,9 +93,11 @@ def _head(num_features: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, num_features))
 
 
-def _bn(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
-    """Eval-mode BatchNorm with the module's running statistics, for any layout."""
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+def _fold_bn(weight: torch.Tensor, bias: torch.Tensor, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conv's (weight, bias) with the eval-mode BatchNorm after it folded in; weight channels-last."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    weight = weight * scale.view(-1, *[1] * (weight.dim() - 1))
+    return weight.contiguous(memory_format=torch.channels_last), (bias - bn.running_mean) * scale + bn.bias
 
 
 class SyncNet(nn.Module):
@@ -141,7 +143,9 @@ class SyncNet(nn.Module):
         spans all five frames, so it runs as a 2-D conv over 15 stacked input channels (channel
         ``c * 5 + k`` = colour c of frame k, the order of the flattened Conv3d kernel); every later
         layer has temporal extent 1 and runs as 2-D. Everything is channels-last, which oneDNN runs
-        about 1.3x faster on CPU than the reference's NCDHW Conv3d / MaxPool3d.
+        about 1.3x faster on CPU than the reference's NCDHW Conv3d / MaxPool3d, and each eval-mode
+        BatchNorm is folded into the conv before it (:func:`_fold_bn`), another ~1.2x; the embeddings
+        move by float32 round-off (docs/metrics-reference.md, "Batching and fast paths").
         """
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (CROP_SIZE, CROP_SIZE, 3):
             raise ValueError(f"lip_windows: expected (T, {CROP_SIZE}, {CROP_SIZE}, 3), got {tuple(frames.shape)}")
@@ -154,24 +158,24 @@ class SyncNet(nn.Module):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         L = self.netcnnlip
-        w0 = L[0].weight.flatten(1, 2)  # (96, 3, 5, 7, 7) -> (96, 15, 7, 7), in-channel c * 5 + k
-        w0 = w0.contiguous(memory_format=torch.channels_last)
-        w = {i: L[i].weight.squeeze(2).contiguous(memory_format=torch.channels_last) for i in (4, 8, 11, 14, 18)}
+        # (96, 3, 5, 7, 7) -> (96, 15, 7, 7): in-channel c * 5 + k; later kernels lose their temporal axis.
+        w = {0: _fold_bn(L[0].weight.flatten(1, 2), L[0].bias, L[1])}
+        w.update({i: _fold_bn(L[i].weight.squeeze(2), L[i].bias, L[i + 1]) for i in (4, 8, 11, 14, 18)})
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             # Convert per batch: a long clip stays uint8 (and on the CPU) until its windows are needed.
-            chunk = frames[start : stop + WINDOW_FRAMES - 1].to(device=w0.device, dtype=torch.float32)
+            chunk = frames[start : stop + WINDOW_FRAMES - 1].to(device=w[0][0].device, dtype=torch.float32)
             # unfold appends the window axis last: (b, H, W, 3, 5) -> (b, H, W, 15), i.e. NHWC.
             x = chunk.unfold(0, WINDOW_FRAMES, 1).reshape(stop - start, CROP_SIZE, CROP_SIZE, 3 * WINDOW_FRAMES)
             x = x.permute(0, 3, 1, 2)  # logical NCHW, channels-last memory
-            x = F.relu_(_bn(F.conv2d(x, w0, L[0].bias, stride=2), L[1]))
+            x = F.relu_(F.conv2d(x, *w[0], stride=2))
             x = F.max_pool2d(x, 3, stride=2)
-            x = F.relu_(_bn(F.conv2d(x, w[4], L[4].bias, stride=2, padding=1), L[5]))
+            x = F.relu_(F.conv2d(x, *w[4], stride=2, padding=1))
             x = F.max_pool2d(x, 3, stride=2, padding=1)
-            for conv, bn in ((8, 9), (11, 12), (14, 15)):
-                x = F.relu_(_bn(F.conv2d(x, w[conv], L[conv].bias, padding=1), L[bn]))
+            for conv in (8, 11, 14):
+                x = F.relu_(F.conv2d(x, *w[conv], padding=1))
             x = F.max_pool2d(x, 3, stride=2)
-            x = F.relu_(_bn(F.conv2d(x, w[18], L[18].bias), L[19]))
+            x = F.relu_(F.conv2d(x, *w[18]))
             yield self.netfclip(x.flatten(1))
 
     # ------------------------------------------------------------------ weights

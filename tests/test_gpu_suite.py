@@ -28,6 +28,8 @@ def test_suite_runs_on_cpu(tmp_path):
         stage = registry.entry(name).name  # psnr and ssim are one metric
         assert stages[stage]["frames_per_second"] > 0, stage
     assert "decode" in stages and "face_mesh" in stages
+    batched = report["batched_vs_one_at_a_time"]
+    assert {"inception", "syncnet_lip", "arcface"} <= set(batched) and all(0 <= v < 1e-3 for v in batched.values())
     lines = done.stdout.splitlines()
     assert lines[0].startswith("cpu") and lines[-1].startswith("total") and "fvd" in done.stdout
     # The pairs are distinct videos (no reference cache answers for another), each with its blurred copy.

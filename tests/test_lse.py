@@ -361,7 +361,8 @@ def test_streaming_scorer_equals_score_crops(data, model) -> None:
 @pytest.mark.slow  # ~40 CPU s: seven scorings
 def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
     """With the audio given first, windows are compared as they arrive: the numbers stay those of
-    score_crops and only about vshift + one chunk of embeddings is held, whatever the length."""
+    score_crops and only about vshift + one chunk or batch of embeddings (and one batch of frames) is
+    held, whatever the length."""
     crops, audio = data["crops"], data["audio16"]
     cases = [(crops, audio, (3, 16)), (crops, audio[: len(audio) * 2 // 3], (16,)),
              (crops[: len(crops) * 2 // 3], audio, (3,))]
@@ -373,12 +374,13 @@ def test_streaming_scorer_with_audio_up_front_keeps_little(data, model) -> None:
             for start in range(0, len(frames), chunk):
                 scorer.add(frames[start : start + chunk])
                 held = max(held, sum(len(p) for p in scorer._pending), len(scorer._audio_feat))
+                assert len(scorer._frames) < lse_score.DEFAULT_BATCH_SIZE + 4 + chunk
             got = scorer.score()
             assert got["offset"] == expected["offset"] and got["num_windows"] == expected["num_windows"]
             np.testing.assert_allclose(got["mdist"], expected["mdist"], rtol=1e-5, atol=1e-5)
             assert got["lse_d"] == pytest.approx(expected["lse_d"], abs=1e-4)
             assert got["lse_c"] == pytest.approx(expected["lse_c"], abs=1e-4)
-            assert held <= 2 * lse_score.VSHIFT + chunk + 1, (held, len(frames))
+            assert held <= 2 * lse_score.VSHIFT + max(chunk, lse_score.DEFAULT_BATCH_SIZE) + 1, (held, len(frames))
     assert len(crops) > 4 * lse_score.VSHIFT  # long enough for the bound to mean something
     with pytest.raises(ValueError, match="already given"):
         lse_score.StreamingScorer(model, audio).score(audio)

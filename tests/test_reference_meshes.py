@@ -6,23 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shifted_videos import shifted_crop_videos
 
 from talking_head.metrics import evaluate
-from talking_head.metrics.pairing import dataset_meshes, dataset_videos
+from talking_head.metrics.pairing import dataset_meshes
 from talking_head.toolkit import dataset as schema
-from talking_head.toolkit import face_mesh, media
+from talking_head.toolkit import face_mesh
 
 
 @pytest.fixture
 def generated(small_preprocessed_sample, tmp_path):
     """The test clip's crop video, shifted by 3 pixels: a generated video with known landmark motion."""
-    videos = dataset_videos(small_preprocessed_sample, "test", tmp_path / "crops")
-    folder = tmp_path / "generated"
-    folder.mkdir()
-    for clip_id, video in videos.items():
-        frames = np.roll(media.read_video(video), 3, axis=2)
-        media.write_video(folder / f"{clip_id}.mp4", frames, fps=25, audio=media.read_audio(video))
-    return folder
+    return shifted_crop_videos(small_preprocessed_sample, tmp_path / "generated", pixels=3)
 
 
 @pytest.fixture
