@@ -40,6 +40,7 @@ from talking_head.metrics.lse_score import (
 from talking_head.metrics.syncnet import CROP_SIZE, WINDOW_FRAMES, SyncNet
 from talking_head.metrics.reference_cache import file_sha256
 from talking_head.toolkit import fileio, media, weights
+from talking_head.toolkit.prefetch import Prefetch
 
 __all__ = [
     "VSHIFT", "BATCH_SIZE", "DEFAULT_BATCH_SIZE", "VIDEO_FPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "MFCC_PER_FRAME", "PAIRWISE_EPS",
@@ -243,7 +244,8 @@ class LSE(PerVideoRows):
             "mfcc": "python_speech_features.mfcc defaults on int16 samples", "pairwise_eps": PAIRWISE_EPS,
             "window_frames": WINDOW_FRAMES, "crop_size": CROP_SIZE, "network_input": "BGR 0..255 float32, no normalisation",
             "min_track": self.min_track, "on_error": self.on_error, "precision": "float32 (no TF32)",
-            "windows_per_batch": self.batch_size, "batchnorm": "folded into the convolutions (lip stream)",
+            "windows_per_batch": self.batch_size, "audio_windows_per_batch": lse_score.AUDIO_BATCH_SIZE,
+            "batchnorm": "folded into the convolutions (lip stream)",
         }
 
     def weights_provenance(self) -> dict[str, Optional[str]]:
@@ -374,13 +376,17 @@ class LSEVideos(Metric):
                 if side in self._streams:
                     self._streams[side].add(_resize_224(frames))
 
-    def _score(self, side: str, path: Any) -> dict[str, Any]:
-        """One side's result (:func:`plain_result` of the scorer's)."""
+    def _jpeg_frames(self, path: Any) -> Prefetch:
+        """The reference chain's frames of a video, made ahead on a background thread (ffmpeg's JPEG dump, then
+        the JPEGs read back chunk by chunk) while SyncNet runs on what came before."""
+        return Prefetch(lse_score.ffmpeg_jpeg_chunks(path, media.probe(path).fps, CHUNK))
+
+    def _score(self, side: str, path: Any, ahead: Optional[Prefetch] = None) -> dict[str, Any]:
+        """One side's result (:func:`plain_result` of the scorer's); ``ahead``: its frames, started earlier."""
         if self.frames == "ffmpeg_jpeg":
             audio = media.read_audio(path, sample_rate=SAMPLE_RATE, dtype="int16")
             scorer = StreamingScorer(self.model, audio, batch_size=self.batch_size)
-            chunks = lse_score.ffmpeg_jpeg_chunks(path, media.probe(path).fps, CHUNK)
-            with contextlib.closing(chunks):
+            with ahead or self._jpeg_frames(path) as chunks:
                 for frames in chunks:
                     scorer.add(_resize_224(frames))
             return plain_result(scorer.score())
@@ -415,26 +421,21 @@ class LSEVideos(Metric):
     def _cache_valid(self, result: Any) -> bool:
         return isinstance(result, dict) and all(k in result for k in _RESULT_KEYS)
 
-    def _scored(self, side: str, path: Any) -> dict[str, Any]:
-        """:meth:`_score`, read from the cache for a reference video scored before (ffmpeg_jpeg only)."""
-        if side != "reference" or not self.reference_cache:
-            return self._score(side, path)
+    def _cached(self, path: Any) -> tuple[Path, dict[str, Any], Optional[dict[str, Any]]]:
+        """A reference video's cache file, its key, and the result stored there (None: absent or damaged)."""
         key, payload = self._cache_key(path)
         file = default_cache_dir() / f"lse-{key}.json"
         try:
             entry = json.loads(file.read_text(encoding="utf-8"))
             if entry.get("key") == payload and self._cache_valid(entry.get("result")):
-                self.cache_hits += 1
-                return entry["result"]
+                return file, payload, entry["result"]
         except (OSError, ValueError, AttributeError):
             pass  # absent or damaged: score it and (re)write the entry
-        result = self._score(side, path)
-        self.cache_misses += 1
-        try:
-            fileio.write_json(file, {"key": payload, "result": result})
-        except OSError:
-            pass  # a read-only cache must not stop the run; the video is scored again next time
-        return result
+        return file, payload, None
+
+    def _frames_ahead(self, path: Any) -> Optional[Prefetch]:
+        """A video's frames, started now on a background thread; None for a chain that reads them later."""
+        return self._jpeg_frames(path) if self.frames == "ffmpeg_jpeg" else None
 
     def _record(self, side: str, result: dict[str, Any]) -> dict[str, Any]:
         """Add one side's score of the current video; its per-video values."""
@@ -444,14 +445,34 @@ class LSEVideos(Metric):
 
     def end_video(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
-        for side, path in self._paths().items():
-            try:
-                result = self._scored(side, path)
-            except (ValueError, media.MediaError) as err:
-                self._exclude(side, str(err).splitlines()[0])
-                continue
-            prefix = "" if side == "generated" else "reference_"
-            row.update({prefix + key: value for key, value in self._record(side, result).items()})
+        paths = self._paths()
+        # With the ffmpeg_jpeg chain each reference video is scored once, then read from the cache.
+        cache = self._cached(paths["reference"]) if self.reference_cache else None
+        ahead = None
+        if cache is None or cache[2] is None:
+            # The reference's frames are made (ffmpeg's JPEG dump) while SyncNet scores the generated side.
+            with contextlib.suppress(ValueError, media.MediaError):  # raised again when it is scored
+                ahead = self._frames_ahead(paths["reference"])
+        try:
+            for side, path in paths.items():
+                try:
+                    if side == "reference" and cache is not None and cache[2] is not None:
+                        self.cache_hits += 1
+                        result = cache[2]
+                    else:
+                        result = self._score(side, path, ahead if side == "reference" else None)
+                        if side == "reference" and cache is not None:
+                            self.cache_misses += 1
+                            with contextlib.suppress(OSError):  # a read-only cache must not stop the run
+                                fileio.write_json(cache[0], {"key": cache[1], "result": result})
+                except (ValueError, media.MediaError) as err:
+                    self._exclude(side, str(err).splitlines()[0])
+                    continue
+                prefix = "" if side == "generated" else "reference_"
+                row.update({prefix + key: value for key, value in self._record(side, result).items()})
+        finally:
+            if ahead is not None:
+                ahead.close()
         self.discard_video()
         return row
 

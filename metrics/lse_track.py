@@ -618,7 +618,10 @@ class LSETrackVideos(LSEVideos):
             self.pipelines["generated"].update(chunk.generated)
             self.pipelines["reference"].update(chunk.reference)
 
-    def _score(self, side: str, path: Any) -> dict[str, Any]:
+    def _frames_ahead(self, path: Any) -> None:
+        return None  # the face-track chain runs its re-encodes when the side is scored
+
+    def _score(self, side: str, path: Any, ahead: None = None) -> dict[str, Any]:
         """The side's tracks, each scored: ``{"tracks": [result, ...], "reason": why there is none}``."""
         assert self._video is not None
         pipeline = self.pipelines[side]

@@ -50,8 +50,9 @@ def test_batched_outputs_within_the_documented_bounds(frames) -> None:
 
 
 def test_every_batching_metric_has_a_table_by_device() -> None:
-    from talking_head.metrics import csim, efid, fid, lpips, lse, s3fd
+    from talking_head.metrics import csim, efid, fid, lpips, lse, lse_score, s3fd
 
     for module in (fid, lse, csim, efid, lpips, s3fd):
         assert {"cpu", "cuda"} <= set(module.BATCH_SIZE), module.__name__
-    assert fid.BATCH_SIZE["cpu"] == 50 and lse.BATCH_SIZE["cpu"] == 20  # pytorch-fid's and syncnet_python's
+    assert fid.BATCH_SIZE["cpu"] == fid.DEFAULT_BATCH_SIZE == 50  # pytorch-fid's
+    assert lse.DEFAULT_BATCH_SIZE == lse_score.AUDIO_BATCH_SIZE == 20  # syncnet_python's, for the audio stream
