@@ -31,7 +31,8 @@ def test_suite_runs_on_cpu(tmp_path):
     batched = report["batched_vs_one_at_a_time"]
     assert {"inception", "syncnet_lip", "arcface"} <= set(batched) and all(0 <= v < 1e-3 for v in batched.values())
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("cpu") and lines[-1].startswith("total") and "fvd" in done.stdout
+    assert lines[0].startswith("cpu") and lines[-2].startswith("total") and "fvd" in done.stdout
+    assert lines[-1].startswith("batched vs one at a time") and "syncnet_lip" in lines[-1]
     # The pairs are distinct videos (no reference cache answers for another), each with its blurred copy.
     references = sorted((work / "reference").glob("*.mp4"))
     assert len(references) == 4 and len({p.read_bytes() for p in references}) == 4
