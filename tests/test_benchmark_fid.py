@@ -8,6 +8,8 @@ SciPy's 2048-d ``sqrtm`` (tens of seconds on 2 cores) runs once:
 * statistics (mean and covariance of both sets, model construction included):
   (a) ours, decoding the videos in memory; (b) pytorch-fid on frames already dumped as PNG;
   (c) dumping the frames to PNG, then pytorch-fid;
+* the statistics of every frame, side by side: ours from the videos against the PNG dump plus
+  pytorch-fid, back to back in each round, with the ratio of the best times bounded;
 * the Fréchet distance on the same well-conditioned statistics: ours (``eigvalsh``) vs
   pytorch-fid's ``calculate_frechet_distance`` (``scipy.linalg.sqrtm``); 2048-d when timed, 256-d
   in the untimed smoke run (a 2048-d ``sqrtm`` alone takes minutes on 2 busy cores).
@@ -115,6 +117,50 @@ def test_statistics_dump_png_then_pytorch_fid(benchmark, env, tmp_path):
 
     stats = benchmark.pedantic(dump_and_run, rounds=ROUNDS)
     assert stats[1][0].shape == (FEATURE_DIM,)
+
+
+def test_statistics_side_by_side_every_frame(benchmark, env, tmp_path):
+    """Every frame of both clips: ours from the videos (the CPU's channels-last Inception) against a PNG dump
+    plus pytorch-fid, timed back to back in each round; the ratio is of the best times."""
+    import time
+
+    frames = 2 * len(media.read_video(env["real"]))
+    benchmark.extra_info.update(frames=frames, size=f"{SIZE}x{SIZE}", videos=2)
+    ours, theirs, runs = [], [], iter(range(10**6))
+    results = {}
+
+    def setup():
+        out = tmp_path / f"run{next(runs)}"
+        started = time.perf_counter()
+        dirs = []
+        for name in ("fake", "real"):
+            folder = out / name
+            folder.mkdir(parents=True)
+            for k, frame in enumerate(media.read_video(env[name])):
+                Image.fromarray(frame).save(folder / f"{k:05d}.png")
+            dirs.append(str(folder))
+        results["theirs"] = _pytorch_fid_statistics(dirs)
+        theirs.append(time.perf_counter() - started)
+        return (), {}
+
+    def run():
+        started = time.perf_counter()
+        model = FIDInceptionV3.from_pretrained("cpu")
+        results["ours"] = [fidlib.video_statistics(env[name], model=model) for name in ("fake", "real")]
+        ours.append(time.perf_counter() - started)
+
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    ratio = min(ours) / min(theirs)
+    benchmark.extra_info.update(ours_s=[round(t, 3) for t in ours], pytorch_fid_s=[round(t, 3) for t in theirs],
+                                ratio=round(ratio, 3))
+    print(f"FID statistics, {frames} frames: best {min(ours):.2f} s, pytorch-fid with the dump best "
+          f"{min(theirs):.2f} s, ratio {ratio:.2f}")
+    for mine, (mu, sigma) in zip(results["ours"], results["theirs"]):
+        assert mine.count == frames // 2
+        np.testing.assert_allclose(mine.mu, mu, rtol=0, atol=2e-4 * np.abs(mu).max())  # channels-last round-off
+    # Issue 20's target is 1.5x. Measured on 2 cores: 0.56 here (50 frames at 256 px); whole processes on two
+    # 10-s 512 px videos a side, the runner against an ffmpeg PNG dump + `python -m pytorch_fid`: 0.50.
+    assert ratio <= 0.8, f"ours took {min(ours):.2f} s, pytorch-fid {min(theirs):.2f} s"
 
 
 def _gaussian_statistics(dims: int):

@@ -93,16 +93,21 @@ def test_checkpoint_loads_strictly_and_features_equal_pytorch_fid(fid_weights, a
     from pytorch_fid.inception import InceptionV3
     from torchvision.transforms import ToTensor
 
-    model = FIDInceptionV3.from_pretrained("cpu")  # through the registry, strict
+    exact = FIDInceptionV3.from_pretrained("cpu", memory_format="contiguous")  # through the registry, strict
+    model = FIDInceptionV3.from_pretrained("cpu")  # the CPU default: channels-last
     reference = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()  # reads the file from TORCH_HOME
     frames = [assets.frames[0], np.ascontiguousarray(assets.frames[3][90:330, 120:300])]
-    ours = model.extract(frames).numpy()  # a list: the crop has another size
+    ours = exact.extract(frames).numpy()  # a list: the crop has another size
+    fast = model.extract(frames).numpy()
     with torch.no_grad():
         theirs = torch.cat([reference(ToTensor()(f)[None])[0] for f in frames]).squeeze(3).squeeze(2).numpy()
 
-    assert ours.shape == (2, FEATURE_DIM) and ours.dtype == np.float32
+    assert ours.shape == fast.shape == (2, FEATURE_DIM) and ours.dtype == fast.dtype == np.float32
     assert theirs.std() > 1e-2  # calibrated random weights: activations are not degenerate
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours, theirs)  # pytorch-fid's layout: its bits
+    # Channels-last only reorders the convolutions' sums (docs/metrics-reference.md, "FID on the CPU").
+    assert 0 < np.abs(fast - theirs).max() < 2e-4 * np.abs(theirs).max()
+    assert exact.config()["memory_format"] == "contiguous" and model.config()["memory_format"] == "channels_last"
     assert model.weights_provenance() == {WEIGHTS_NAME: w.file_sha256(fid_weights)}
     assert set(model.state_dict()) == set(torch.load(fid_weights, weights_only=True))  # fc included
 
@@ -119,6 +124,23 @@ def test_wrong_checkpoint_fails_loudly(fid_weights):
     _save_weights(fid_weights, state)
     with pytest.raises(w.WeightsCorruptError, match=r"fc\.weight.*1000"):
         FIDInceptionV3.from_pretrained("cpu")
+
+
+def test_channels_last_moves_fid_by_round_off_only(assets):
+    """The CPU default layout against pytorch-fid's, on the same frames: the FID agrees to float round-off."""
+    state = torch.load(assets.weights, weights_only=True)
+    fake = media.read_video(assets.fake)
+    results = {}
+    for layout in ("contiguous", "channels_last"):
+        net = FIDInceptionV3(memory_format=layout)
+        net.load_checkpoint(state)
+        feats = [net.extract(frames[::2]).double().numpy() for frames in (fake, assets.frames)]
+        results[layout] = fidlib.frechet_distance(*_numpy_statistics(feats[0]), *_numpy_statistics(feats[1])).fid
+    assert results["contiguous"] > 1.0  # the sets differ clearly
+    assert results["channels_last"] != results["contiguous"]  # another summation order, really taken
+    assert results["channels_last"] == pytest.approx(results["contiguous"], rel=1e-5)
+    with pytest.raises(ValueError, match="memory_format must be one of"):
+        FIDInceptionV3(memory_format="nhwc")
 
 
 def test_tf32_is_off_while_extracting_and_restored(model):
