@@ -38,6 +38,18 @@ def save(directory: str | Path, module: torch.nn.Module, config: dict, model: st
     return directory
 
 
+def stage_folders(stage_dir: str | Path) -> dict[str | None, Path]:
+    """The trained folders of a stage: ``{None: stage_dir}`` when it holds one model, ``{identity:
+    stage_dir/<identity>}`` when it holds one model per identity (a stage trained per speaker, e.g. MODA's
+    renderer under its release's protocol); empty when nothing is trained there yet."""
+    stage_dir = Path(stage_dir)
+    if (stage_dir / WEIGHTS_NAME).is_file():
+        return {None: stage_dir}
+    if not stage_dir.is_dir():
+        return {}
+    return {sub.name: sub for sub in sorted(stage_dir.iterdir()) if (sub / WEIGHTS_NAME).is_file()}
+
+
 def read_config(directory: str | Path, model: str, stage: str) -> dict:
     """The config of a checkpoint folder, checked to be `model`'s `stage`."""
     directory = Path(directory)

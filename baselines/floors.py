@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talking_head.baselines.generation import ClipJob, Generator, Request, load_run_dir
+from talking_head.baselines.generation import ClipJob, Generator, Request, load_run_dir, renderer_record
 
 
 def ground_truth(request: Request) -> Generator:
@@ -35,7 +35,7 @@ def static_reference(request: Request) -> Generator:
 def mean_landmarks(request: Request) -> Generator:
     from talking_head.toolkit import pose as pose_fit
 
-    spec, pipeline, configs, means = load_run_dir(request)
+    spec, pipeline, configs, means, drawn_by = load_run_dir(request)
     configs = {spec.renderer_stage: configs[spec.renderer_stage]}
 
     def floor(job: ClipJob):
@@ -44,7 +44,9 @@ def mean_landmarks(request: Request) -> Generator:
         canonical = np.repeat(np.asarray(mesh, np.float32)[None], job.num_frames, axis=0)
         poses = job.pose if request.pose == "clip" else np.repeat(job.reference.pose[None], job.num_frames, axis=0)
         landmarks = pose_fit.to_frame(canonical, poses).astype(np.float32)
-        frames = pipeline.render_landmarks(job.reference, landmarks, seed=request.seed, speaker=speaker)
+        frames = pipeline.render_landmarks(job.reference, landmarks, seed=request.seed, speaker=speaker,
+                                           identity=drawn_by.get(job.speaker))
         return [(canonical, frames)] * request.num_samples
 
-    return Generator(floor, pipeline.fps, configs, {"renderer": spec.name, "seed": request.seed})
+    return Generator(floor, pipeline.fps, configs, {"renderer": spec.name, "seed": request.seed,
+                                                    **renderer_record(drawn_by, request)})

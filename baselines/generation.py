@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from talking_head.baselines import registry
+from talking_head.baselines.checkpoint import WEIGHTS_NAME, stage_folders
 from talking_head.baselines.reference import Reference, reference_from_row
 from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
@@ -71,6 +72,8 @@ class Request:
     render_steps: int | None = None
     guidance_scale: float | None = None
     device: str = "cpu"
+    renderer_speaker: str | None = None  # draw every clip with this identity's renderer (a per-identity run)
+    speakers: tuple[str, ...] = ()  # the speakers of the clips to generate
 
 
 @dataclasses.dataclass
@@ -138,11 +141,12 @@ def checkpoint_hashes(model: str, checkpoint: str | Path, landmarks_only: bool =
         stages = tuple(s for s in stages if s != trained.renderer_stage)
     hashes = {}
     for stage in stages:
-        weights = Path(checkpoint) / stage / "model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: missing (train the stage with toolkit train {trained.name} --stage {stage} "
-                                    f"--out {checkpoint})")
-        hashes[stage] = sha256_file(weights)
+        folders = stage_folders(Path(checkpoint) / stage)
+        if not folders:
+            raise FileNotFoundError(f"{Path(checkpoint) / stage / WEIGHTS_NAME}: missing (train the stage with toolkit "
+                                    f"train {trained.name} --stage {stage} --out {checkpoint})")
+        for identity, folder in folders.items():  # one model, or one per identity (<stage>/<speaker>)
+            hashes[stage if identity is None else f"{stage}/{identity}"] = sha256_file(folder / WEIGHTS_NAME)
     return hashes
 
 
@@ -197,11 +201,12 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
                    split: str = "test", clips: list[str] | None = None, pose: str = "reference", seed: int = 0,
                    num_samples: int = 1, landmarks_only: bool = False, steps: int | None = None,
                    render_steps: int | None = None, guidance_scale: float | None = None, device: str = "cpu",
-                   show_progress: bool = True) -> GenerationResult:
+                   renderer_speaker: str | None = None, show_progress: bool = True) -> GenerationResult:
     """Generate every clip of `split` with `model` into `out` (see the module docstring); write generation.json.
 
     `pose`: ``reference`` (the model's own head pose: held still or generated) or ``clip`` (each clip's own
-    poses). `num_samples` > 1 names the videos ``<clip_id>.sample<k>``. `steps`, `render_steps`,
+    poses). A run with one renderer per identity draws each clip with its speaker's and refuses a speaker
+    without one, unless `renderer_speaker` names the identity whose renderer draws every clip (recorded). `num_samples` > 1 names the videos ``<clip_id>.sample<k>``. `steps`, `render_steps`,
     `guidance_scale`: the model's sampler settings where it has them (see its pipeline's
     ``sampling_options``); None keeps its config's.
     """
@@ -220,9 +225,12 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
     weights = checkpoint_hashes(model, checkpoint, landmarks_only) if checkpoint is not None else {}
     decodes = not landmarks_only and getattr(spec, "decodes_frames", True)
     ids, jobs = dataset_jobs(dataset, split, clips, frames=decodes)
+    rows = schema.load_split(dataset, split)
+    speaker_of = dict(zip(map(str, rows[schema.CLIP_ID]), map(str, rows[schema.SPEAKER])))
     request = Request(model, Path(checkpoint) if checkpoint is not None else None, dataset, pose=pose, seed=seed,
                       num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
-                      render_steps=render_steps, guidance_scale=guidance_scale, device=device)
+                      render_steps=render_steps, guidance_scale=guidance_scale, device=device,
+                      renderer_speaker=renderer_speaker, speakers=tuple(sorted({speaker_of[i] for i in ids})))
     maker = registry.import_target(spec.generator) if isinstance(spec, registry.BaselineSpec) else trained_generator
     generator = maker(request)
     generate, fps, configs, options = generator.generate, generator.fps, generator.configs, generator.options
@@ -273,21 +281,51 @@ def generation_record(model: str, checkpoint, weights: dict, configs: dict, fps:
 
 
 def load_run_dir(request: Request):
-    """(spec, pipeline, configs by stage, per-speaker conditions) of the trained model whose run folder
-    `request` names: `request.model` itself, or for a floor the model whose stages the folder holds."""
+    """(spec, pipeline, configs by stage, per-speaker conditions, whose renderer draws each speaker) of the
+    trained model whose run folder `request` names: `request.model` itself, or for a floor the model whose
+    stages the folder holds."""
     spec = registry.get(request.model)
     trained = spec if isinstance(spec, registry.ModelSpec) else checkpoint_model(request.checkpoint)
     pipeline = load_pipeline(trained.name, request.checkpoint, landmarks_only=request.landmarks_only,
                              device=request.device)
+    drawn_by = {} if request.landmarks_only else renderer_identities(
+        pipeline, trained, request.checkpoint, request.speakers, request.renderer_speaker)
     configs = {stage: pipeline.configs.get(stage) for stage in trained.stages
                if not (request.landmarks_only and stage == trained.renderer_stage)}
     means = pipeline.speaker_conditions(request.dataset) if _has_train(request.dataset) else {}
-    return trained, pipeline, configs, means
+    return trained, pipeline, configs, means, drawn_by
+
+
+def renderer_identities(pipeline, spec: registry.ModelSpec, checkpoint, speakers, renderer_speaker: str | None
+                        ) -> dict[str, str]:
+    """Whose renderer draws each of `speakers` ({} when one renderer draws every face). A run with one renderer
+    per identity draws a speaker with its own; a speaker without one is refused before anything is generated,
+    unless `renderer_speaker` names the identity whose renderer draws every clip."""
+    known = pipeline.identities()
+    where = Path(checkpoint) / spec.renderer_stage
+    if known is None:
+        if renderer_speaker is not None:
+            raise GenerationError(f"{where}: one renderer draws every face in this run; a renderer speaker "
+                                  f"({renderer_speaker!r}) does not apply")
+        return {}
+    if renderer_speaker is not None:
+        if renderer_speaker not in known:
+            raise GenerationError(f"{where}: no renderer for {renderer_speaker!r}; this run has one for "
+                                  f"{', '.join(known)}")
+        return {speaker: renderer_speaker for speaker in speakers}
+    missing = [speaker for speaker in speakers if speaker not in known]
+    if missing:
+        raise GenerationError(
+            f"{where}: no renderer for speaker(s) {', '.join(missing)}: this run has one renderer per identity, for "
+            f"{', '.join(known)}. Train theirs (toolkit train {spec.name} --stage {spec.renderer_stage} --speaker "
+            f"NAME --out {checkpoint}), or draw every clip with one identity's renderer (--renderer-speaker NAME, "
+            "recorded in generation.json)")
+    return {speaker: speaker for speaker in speakers}
 
 
 def trained_generator(request: Request) -> Generator:
     """A trained model's pipeline, each clip conditioned on its speaker's means from the train split."""
-    spec, pipeline, configs, means = load_run_dir(request)
+    spec, pipeline, configs, means, drawn_by = load_run_dir(request)
     options = pipeline.sampling_options(seed=request.seed, num_samples=request.num_samples,
                                         landmarks_only=request.landmarks_only, steps=request.steps,
                                         render_steps=request.render_steps, guidance_scale=request.guidance_scale)
@@ -296,10 +334,17 @@ def trained_generator(request: Request) -> Generator:
         results = pipeline.generate(job.wav, job.reference, speaker=means.get(job.speaker),
                                     poses=job.pose if request.pose == "clip" else None, num_frames=job.num_frames,
                                     mel=job.mel, source=f"{request.dataset} [{job.clip_id}]",
-                                    **{**options, "num_samples": request.num_samples})
+                                    identity=drawn_by.get(job.speaker), **{**options, "num_samples": request.num_samples})
         return [(r.canonical, r.frames) for r in results]
 
-    return Generator(animate, pipeline.fps, configs, options)
+    return Generator(animate, pipeline.fps, configs, {**options, **renderer_record(drawn_by, request)})
+
+
+def renderer_record(drawn_by: dict[str, str], request: Request) -> dict[str, Any]:
+    """What generation.json says of the renderers of a per-identity run (nothing for a shared renderer)."""
+    if not drawn_by:
+        return {}
+    return {"renderer_speaker": request.renderer_speaker, "renderer_by_speaker": dict(sorted(drawn_by.items()))}
 
 
 def _has_train(dataset: Path) -> bool:
@@ -309,14 +354,25 @@ def _has_train(dataset: Path) -> bool:
 
 def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, out: Path, *, landmarks_only: bool = False,
                    seed: int = 0, num_samples: int = 1, steps: int | None = None, render_steps: int | None = None,
-                   guidance_scale: float | None = None) -> tuple[float, list[str]]:
+                   guidance_scale: float | None = None, device: str = "cpu",
+                   renderer_speaker: str | None = None) -> tuple[float, list[str]]:
     """One audio file and one reference image or video with a trained model: <audio stem>.mp4 (and .npy),
-    generation.json. Returns the fps and the one id."""
+    generation.json. Returns the fps and the one id. A run with one renderer per identity needs
+    `renderer_speaker`: the identity whose renderer draws the reference's face."""
     from talking_head.baselines.reference import reference_from_file
 
     spec = registry.get_trained(model)
-    pipeline = load_pipeline(model, checkpoint, landmarks_only=landmarks_only)
+    pipeline = load_pipeline(model, checkpoint, landmarks_only=landmarks_only, device=device)
+    request = Request(model, checkpoint, renderer_speaker=renderer_speaker)
+    drawn_by = {} if landmarks_only else renderer_identities(
+        pipeline, spec, checkpoint, (renderer_speaker,) if renderer_speaker else (), renderer_speaker)
+    if not landmarks_only and pipeline.identities() is not None and renderer_speaker is None:
+        raise GenerationError(f"{Path(checkpoint) / spec.renderer_stage}: this run has one renderer per identity "
+                              f"({', '.join(pipeline.identities())}); name whose draws the reference with "
+                              "--renderer-speaker NAME")
     renderer = pipeline.configs.get(spec.renderer_stage)
+    if renderer is not None and "resolution" not in renderer:  # one config per identity
+        renderer = renderer[drawn_by[renderer_speaker]]
     size = 512 if renderer is not None and int(renderer["resolution"]) > 256 else 256
     ref = reference_from_file(reference, size=size)
     try:
@@ -325,7 +381,8 @@ def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, o
         raise ValueError(f"cannot read the audio: {exc}") from None
     options = pipeline.sampling_options(seed=seed, num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
                                         render_steps=render_steps, guidance_scale=guidance_scale)
-    results = pipeline.generate(wav, ref, source=str(audio), **{**options, "num_samples": num_samples})
+    results = pipeline.generate(wav, ref, source=str(audio), identity=renderer_speaker,
+                                **{**options, "num_samples": num_samples})
     for k, result in enumerate(results):
         name = sample_id(audio.stem, k) if num_samples > 1 else audio.stem
         with atomic_path(out / f"{name}.npy") as tmp:
@@ -338,5 +395,6 @@ def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, o
     write_json(out / RECORD, generation_record(
         model, checkpoint, checkpoint_hashes(model, checkpoint, landmarks_only), configs, pipeline.fps,
         num_samples, {"dataset": None, "split": None, "audio": str(audio), "reference": str(reference)},
-        {**options, "pose": "reference", "num_samples": num_samples}, [audio.stem]))
+        {**options, **renderer_record(drawn_by, request), "pose": "reference", "num_samples": num_samples},
+        [audio.stem]))
     return pipeline.fps, [audio.stem]

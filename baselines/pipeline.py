@@ -7,7 +7,7 @@ nothing else of the model::
     pipeline = spec.pipeline_class().from_run_dir("runs/x")
     speakers = pipeline.speaker_conditions("data/sample")           # per-speaker means of the train split
     options = pipeline.sampling_options(seed=0, num_samples=2, landmarks_only=False)
-    samples = pipeline.generate(wav16k, reference, speaker=speakers.get("S01"), **options)
+    samples = pipeline.generate(wav16k, reference, speaker=speakers.get("S01"), identity="S01", **options)
     frames = pipeline.render_landmarks(reference, meshes)           # the renderer alone (mean-landmarks floor)
 """
 
@@ -62,6 +62,12 @@ class Pipeline(abc.ABC):
         conditions on one (``speaker`` from :meth:`speaker_conditions`), else the reference's own."""
         return reference.canonical if speaker is None else speaker
 
+    def identities(self) -> Optional[list[str]]:
+        """The speakers of a run trained with one renderer per identity (then ``identity`` of :meth:`generate`
+        picks whose renderer draws, and a speaker without one cannot be drawn); None (the default): one
+        renderer draws any face."""
+        return None
+
     def sampling_options(self, *, seed: int = 0, num_samples: int = 1, landmarks_only: bool = False,
                          steps: Optional[int] = None, render_steps: Optional[int] = None,
                          guidance_scale: Optional[float] = None) -> dict[str, Any]:
@@ -73,14 +79,15 @@ class Pipeline(abc.ABC):
     def generate(self, wav: np.ndarray, reference: Reference, *, num_samples: int = 1, seed: int = 0,
                  speaker: Any = None, poses: Optional[np.ndarray] = None, num_frames: Optional[int] = None,
                  mel: Optional[np.ndarray] = None, source: str = "audio", landmarks_only: bool = False,
-                 **sampler: Any) -> list[Sample]:
+                 identity: Optional[str] = None, **sampler: Any) -> list[Sample]:
         """`num_samples` samples animating `reference` with 16 kHz float `wav`. `speaker`: an entry of
         :meth:`speaker_conditions` (None: the reference's own); `poses`: (T, 7) head poses in the
         reference crop instead of the model's; `mel`: the dataset's log-mel; `source` names the audio in
-        errors; `sampler`: the rest of :meth:`sampling_options`."""
+        errors; `identity`: whose renderer draws (see :meth:`identities`); `sampler`: the rest of
+        :meth:`sampling_options`."""
 
     @abc.abstractmethod
     def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0,
-                         speaker: Any = None) -> np.ndarray:
+                         speaker: Any = None, identity: Optional[str] = None) -> np.ndarray:
         """The renderer alone: frames (T, S, S, 3) uint8 of the reference's face with the given (T, 478, 3)
-        meshes in reference-crop pixels."""
+        meshes in reference-crop pixels (`identity` as in :meth:`generate`)."""

@@ -113,9 +113,22 @@ class Stage:
     name: str  # e.g. "a2l"
     model: str
     dataset: str
+    # "module:attr" of ``runs(config, dataset_dir, speakers) -> [(identity, config)]`` for a stage trained
+    # once per identity (run folder RUN_DIR/<stage>/<identity>/); None: one model for every speaker.
+    identity_runs: str | None = None
 
     def model_class(self) -> type:
         return _import(self.model)
+
+    def runs(self, config: dict, dataset_dir: Path, speakers: list[str] | None = None) -> list[tuple[str | None, dict]]:
+        """What one ``toolkit train`` of this stage trains: (identity or None, config) per model, in order.
+        `speakers` (``--speaker``) picks the identities of a per-identity stage."""
+        if self.identity_runs is None:
+            if speakers:
+                raise TrainingError(f"{self.model_name} {self.name} trains one model for every speaker; "
+                                    "--speaker applies to a stage trained per identity")
+            return [(None, config)]
+        return _import(self.identity_runs)(config, dataset_dir, speakers)
 
     def build_dataset(self, config: dict, dataset_dir: Path) -> torch.utils.data.Dataset:
         return _import(self.dataset)(config, dataset_dir)

@@ -249,6 +249,20 @@ def _stages(recipe: Recipe, model: str) -> list[tuple[str, dict]]:
     return [(stage, package.load_config(recipe.config, stage)) for stage in package.STAGES]
 
 
+def _stage_runs(recipe: Recipe, model: str, dataset: Path, run_dir: Path) -> list[tuple[str, Path, dict, str]]:
+    """(label, folder, config, stage) of every model `model`'s stages train, in order: one per stage, or for a
+    stage trained per identity one per speaker (RUN_DIR/<stage>/<speaker>)."""
+    package = registry.get_trained(model).load_package()
+    runs = []
+    for stage, config in _stages(recipe, model):
+        for identity, config_of in package.STAGES[stage].runs(config, dataset):
+            if identity is None:
+                runs.append((stage, run_dir / stage, config_of, stage))
+            else:
+                runs.append((f"{stage} [{identity}]", run_dir / stage / identity, config_of, stage))
+    return runs
+
+
 def _finished(folder: Path, config: dict) -> bool:
     from talking_head.baselines.training import checkpoint_dirs, load_trainer_state
 
@@ -262,16 +276,15 @@ def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_
     from talking_head.baselines.training import checkpoint_dirs, train
 
     package = registry.get_trained(model).load_package()
-    for stage, config in _stages(recipe, model):
-        folder = run_dir / stage
+    for label, folder, config, stage in _stage_runs(recipe, model, dataset, run_dir):
         if _finished(folder, config):
-            step(f"{model} {stage}: reused {folder}")
+            step(f"{model} {label}: reused {folder}")
             continue
         tic = time.perf_counter()
         result = train(package.STAGES[stage], config, dataset, folder, resume=bool(checkpoint_dirs(folder)),
                        show_progress=show_progress)
         how = f"resumed at step {result.resumed_from}" if result.resumed_from else "trained"
-        step(f"{model} {stage}: {how} to step {result.step} in {time.perf_counter() - tic:.0f} s")
+        step(f"{model} {label}: {how} to step {result.step} in {time.perf_counter() - tic:.0f} s")
 
 
 def _train_in_process(recipe_id: str, model: str, dataset: str, run_dir: str, threads: int) -> list[str]:
@@ -284,16 +297,16 @@ def _train_in_process(recipe_id: str, model: str, dataset: str, run_dir: str, th
     return messages
 
 
-def _training_status(recipe: Recipe, todo: dict[str, Path]) -> str:
+def _training_status(recipe: Recipe, todo: dict[str, Path], dataset: Path) -> str:
     """'model stage step/total' of the stage each model is training now (from its loss.csv)."""
     parts = []
     for model, run_dir in todo.items():
-        for stage, config in _stages(recipe, model):
-            if _finished(run_dir / stage, config):
+        for label, folder, config, _ in _stage_runs(recipe, model, dataset, run_dir):
+            if _finished(folder, config):
                 continue
-            lines = (run_dir / stage / "loss.csv").read_text().splitlines() if (run_dir / stage / "loss.csv").is_file() else []
+            lines = (folder / "loss.csv").read_text().splitlines() if (folder / "loss.csv").is_file() else []
             done = lines[-1].split(",")[0] if len(lines) > 1 else "0"
-            parts.append(f"{model} {stage} step {done}/{config['training']['steps']}")
+            parts.append(f"{model} {label} step {done}/{config['training']['steps']}")
             break
     return "; ".join(parts)
 
@@ -306,7 +319,8 @@ def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, lo
     from concurrent.futures import ProcessPoolExecutor, wait
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    unfinished = {m: d for m, d in todo.items() if not all(_finished(d / s, c) for s, c in _stages(recipe, m))}
+    unfinished = {m: d for m, d in todo.items()
+                  if not all(_finished(folder, c) for _, folder, c, _ in _stage_runs(recipe, m, dataset, d))}
     if len(unfinished) < 2 or cores < 2:
         for model, run_dir in todo.items():
             _train(recipe, model, dataset, run_dir, step, show_progress)
@@ -325,7 +339,7 @@ def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, lo
                 for message in future.result():  # a worker's error is raised here
                     step(message)
             if pending and show_progress:
-                log(f"         training: {_training_status(recipe, todo)}")
+                log(f"         training: {_training_status(recipe, todo, dataset)}")
 
 
 def ordering(board: Leaderboard) -> dict[str, dict]:

@@ -139,3 +139,101 @@ def test_bad_input(run_dir, preprocessed_sample, tmp_path) -> None:
     assert wrong.exit_code == 1 and "not moda/motion" in wrong.output
     bad_stage = run("train", "moda", "--stage", "a2l", "--dataset", preprocessed_sample, "--out", tmp_path / "e")
     assert bad_stage.exit_code != 0 and "motion" in bad_stage.output
+
+
+# ------------------------------------------------------------------------------ one renderer per identity
+@pytest.fixture(scope="module")
+def identity_run(run_dir, preprocessed_sample, tmp_path_factory):
+    """The run's motion and FaCo-Net stages with one renderer, S01's, in renderer/S01/ (the release's protocol)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("moda-identity") / "run"
+    for stage in ("motion", "faco"):
+        shutil.copytree(run_dir / stage, out / stage)
+    trained = train(preprocessed_sample, out, "renderer", "--steps", "2", "--speaker", "S01")
+    assert trained.exit_code == 0, trained.output
+    assert "moda renderer [S01]: step 2, last loss" in trained.output
+    return out
+
+
+def test_a_renderer_per_identity_draws_only_its_speaker(identity_run, run_dir, preprocessed_sample, tmp_path) -> None:
+    assert (identity_run / "renderer" / "S01" / "model.safetensors").is_file()
+    assert not (identity_run / "renderer" / "model.safetensors").exists()
+
+    refused = run("generate", "--model", "moda", "--checkpoint", identity_run, "--dataset", preprocessed_sample,
+                  "--out", tmp_path / "all", "-q")
+    assert refused.exit_code == 1, refused.output
+    assert "no renderer for speaker(s) S02" in refused.output and "one renderer per identity, for S01" in refused.output
+    assert "--renderer-speaker NAME" in refused.output
+    assert not (tmp_path / "all").exists()  # refused before anything was generated
+
+    own = run("generate", "--model", "moda", "--checkpoint", identity_run, "--dataset", preprocessed_sample,
+              "--clip", "S01_002", "--out", tmp_path / "own", "-q")
+    assert own.exit_code == 0, own.output
+    record = json.loads((tmp_path / "own" / "generation.json").read_text())
+    assert record["options"]["renderer_by_speaker"] == {"S01": "S01"} and record["options"]["renderer_speaker"] is None
+    assert set(record["weights_sha256"]) == {"motion", "faco", "renderer/S01"}
+    assert record["configs"]["renderer"]["S01"]["data"]["speaker"] == "S01"
+
+    borrowed = run("generate", "--model", "moda", "--checkpoint", identity_run, "--dataset", preprocessed_sample,
+                   "--renderer-speaker", "S01", "--out", tmp_path / "borrowed", "-q")
+    assert borrowed.exit_code == 0, borrowed.output
+    record = json.loads((tmp_path / "borrowed" / "generation.json").read_text())
+    assert record["options"]["renderer_speaker"] == "S01"
+    assert record["options"]["renderer_by_speaker"] == {"S01": "S01", "S02": "S01"}
+    # The same renderer, the same motion: S01's clip comes out the same either way.
+    assert np.array_equal(media.read_video(tmp_path / "own" / "S01_002.mp4"),
+                          media.read_video(tmp_path / "borrowed" / "S01_002.mp4"))
+
+    unknown = run("generate", "--model", "moda", "--checkpoint", identity_run, "--dataset", preprocessed_sample,
+                  "--renderer-speaker", "S07", "--out", tmp_path / "unknown", "-q")
+    assert unknown.exit_code == 1 and "no renderer for 'S07'" in unknown.output
+    shared = run("generate", "--model", "moda", "--checkpoint", run_dir, "--dataset", preprocessed_sample,
+                 "--renderer-speaker", "S01", "--out", tmp_path / "shared", "-q")
+    assert shared.exit_code == 1 and "one renderer draws every face" in shared.output
+
+
+def test_a_per_identity_run_from_audio_names_whose_renderer(identity_run, preprocessed_sample, tmp_path) -> None:
+    from datasets import load_from_disk
+
+    row = load_from_disk(str(preprocessed_sample))["test"][0]
+    (tmp_path / "clip.mp4").write_bytes(row["video"])
+    with media.VideoReader(tmp_path / "clip.mp4", fps=None) as reader:
+        Image.fromarray(reader.read_window(0, 1)[0]).save(tmp_path / "face.png")
+    args = ["generate", "--model", "moda", "--checkpoint", identity_run, "--audio", tmp_path / "clip.mp4",
+            "--reference", tmp_path / "face.png", "-q"]
+    unnamed = run(*args, "--out", tmp_path / "a")
+    assert unnamed.exit_code == 1 and "name whose draws the reference with --renderer-speaker" in unnamed.output
+    named = run(*args, "--renderer-speaker", "S01", "--out", tmp_path / "b")
+    assert named.exit_code == 0, named.output
+    assert json.loads((tmp_path / "b" / "generation.json").read_text())["options"]["renderer_speaker"] == "S01"
+
+
+def test_training_per_identity_plans_and_refusals(preprocessed_sample, tmp_path) -> None:
+    from talking_head.baselines import moda
+
+    stage = moda.STAGES["renderer"]
+    paper = moda.load_config("tiny", "renderer", ["data.speaker=null"])
+    assert [identity for identity, _ in stage.runs(paper, preprocessed_sample)] == ["S01", "S02"]  # every speaker
+    assert [c["data"]["speaker"] for _, c in stage.runs(paper, preprocessed_sample)] == ["S01", "S02"]
+    assert paper["data"]["speaker"] is None  # the plan copies the config
+    tiny = moda.load_config("tiny", "renderer")
+    assert stage.runs(tiny, preprocessed_sample) == [(None, tiny)]  # `all`: one renderer for every speaker
+    assert [i for i, _ in stage.runs(tiny, preprocessed_sample, ["S02", "S01", "S02"])] == ["S02", "S01"]
+
+    everyone = train(preprocessed_sample, tmp_path / "x", "renderer", "--speaker", "all")
+    assert everyone.exit_code == 1 and "--speaker all is not an identity" in everyone.output
+    nobody = train(preprocessed_sample, tmp_path / "y", "renderer", "--speaker", "S09")
+    assert nobody.exit_code == 1 and "data.speaker 'S09' has no clip in the train split" in nobody.output
+    shared = train(preprocessed_sample, tmp_path / "z", "faco", "--speaker", "S01")
+    assert shared.exit_code == 1 and "moda faco trains one model for every speaker" in shared.output
+
+
+def test_generate_device_is_checked_before_any_work(run_dir, preprocessed_sample, tmp_path) -> None:
+    args = ["generate", "--model", "moda", "--checkpoint", run_dir, "--dataset", preprocessed_sample, "-q"]
+    unknown = run(*args, "--device", "tpu", "--out", tmp_path / "a")
+    assert unknown.exit_code == 2 and "device 'tpu' is not one of cpu, cuda, cuda:N" in unknown.output
+    far = run(*args, "--device", "cuda:99", "--out", tmp_path / "b")  # no CUDA here; on a GPU, not 100 of them
+    assert far.exit_code == 2 and ("CUDA is not available" in far.output or "CUDA device(s)" in far.output)
+    cpu = run(*args, "--device", "cpu", "--clip", "S02_002", "--landmarks-only", "--out", tmp_path / "c")
+    assert cpu.exit_code == 0, cpu.output

@@ -88,9 +88,9 @@ class DreamHeadPipeline(Pipeline):
                     landmarks_only=landmarks_only)
 
     def generate(self, wav: np.ndarray, reference: Reference, *, num_samples: int = 1, seed: int = 0,
-                 speaker: np.ndarray | None = None, **kwargs) -> list[DreamHeadOutput]:
+                 speaker: np.ndarray | None = None, identity: str | None = None, **kwargs) -> list[DreamHeadOutput]:
         """`num_samples` diffusion samples, sample k drawn with seed + k; `speaker` is P-bar (see
-        :meth:`__call__` for the other arguments)."""
+        :meth:`__call__` for the other arguments). `identity` is not needed: one L2I model draws any face."""
         return [self(wav, reference, mean_landmarks=speaker, seed=seed + k, **kwargs) for k in range(num_samples)]
 
     def __call__(self, wav: np.ndarray, reference: Reference, *, mean_landmarks: np.ndarray | None = None,
@@ -122,7 +122,7 @@ class DreamHeadPipeline(Pipeline):
         return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)
 
     def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0, speaker=None,
-                         l2i_steps: int | None = None) -> np.ndarray:
+                         identity: str | None = None, l2i_steps: int | None = None) -> np.ndarray:
         """L2I alone: frames (T, S, S, 3) uint8 of the reference's face with the given (T, 478, 3) meshes in
         reference-crop pixels (also how the mean-landmarks floor baseline is rendered; `speaker` is not
         needed: the meshes carry the speaker's shape)."""

@@ -30,7 +30,8 @@ STAGES: dict[str, Stage] = {
     "motion": Stage(MODEL_NAME, "motion", "talking_head.baselines.moda.moda_net:MODANet", "talking_head.baselines.moda.moda_net:build_dataset"),
     "faco": Stage(MODEL_NAME, "faco", "talking_head.baselines.moda.faco_net:FaCoNet", "talking_head.baselines.moda.faco_net:build_dataset"),
     "renderer": Stage(MODEL_NAME, "renderer", "talking_head.baselines.moda.renderer:TemporalRenderer",
-                      "talking_head.baselines.moda.renderer:build_dataset"),
+                      "talking_head.baselines.moda.renderer:build_dataset",
+                      identity_runs="talking_head.baselines.moda.renderer:identity_runs"),
 }
 
 

@@ -64,6 +64,11 @@ Kept from the release where pix2pixHD differs: every VGG layer weighs 1.0 (pix2p
 feature matching includes D's last (prediction) layer; the TPE has no factor pi (see
 :func:`temporal_encoding`).
 
+Identities: the release trains one renderer per identity, and so does ``toolkit train moda --stage
+renderer`` unless ``data.speaker`` is ``all``: :func:`identity_runs` plans one run per speaker (``--speaker``,
+or ``data.speaker``, or with ``null`` every speaker of the train split), each in ``RUN_DIR/renderer/<speaker>/``;
+generation draws each clip with its own speaker's renderer (:mod:`baselines.moda.pipeline`).
+
 Data: one identity (``data.speaker``) of the train split, every clip decoded once and kept in memory at
 ``resolution`` (:class:`RendererFrames`): the whole frame, or with ``crop.face_scale`` the square around
 the clip's face (:mod:`baselines.face_crop`; the tiny config's departure from the release, which renders
@@ -383,9 +388,9 @@ def _validate(config: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ data
 class RendererFrames(torch.utils.data.Dataset):
-    """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (None:
-    the first speaker in sorted order; ``all``: every speaker, one renderer for all of them, each clip
-    with its own reference image), decoded once and kept in memory at ``resolution``: the whole frame or,
+    """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (``all``:
+    every speaker, one renderer for all of them, each clip with its own reference image; :func:`identity_runs`
+    names the speaker of each run), decoded once and kept in memory at ``resolution``: the whole frame or,
     with ``crop.face_scale``, the square of that many times the extent of the clip's median face.
 
     Each clip's first ``data.train_fraction`` of frames (rounded down) are the ``"train"`` frames, the
@@ -411,7 +416,10 @@ class RendererFrames(torch.utils.data.Dataset):
         data = config["data"]
         rows = schema.load_split(dataset_dir, "train")
         speakers = list(rows[schema.SPEAKER])
-        self.speaker = data["speaker"] if data["speaker"] is not None else sorted(set(speakers))[0]
+        if data["speaker"] is None:
+            raise ValueError(f"{dataset_dir}: data.speaker is null, which trains one renderer per speaker: name the "
+                             f"speaker of this one (toolkit train plans a run per speaker), or use {ALL_SPEAKERS!r}")
+        self.speaker = str(data["speaker"])
         if self.speaker != ALL_SPEAKERS and self.speaker not in speakers:
             raise ValueError(f"{dataset_dir}: data.speaker {self.speaker!r} has no clip in the train split; "
                              f"speakers: {sorted(set(speakers))}")
@@ -468,6 +476,29 @@ class RendererFrames(torch.utils.data.Dataset):
             "frame_index": t,
             "clip": c,
         }
+
+
+def identity_runs(config: dict, dataset_dir: str | Path, speakers: list[str] | None = None) -> list[tuple[str | None, dict]]:
+    """The renderers one ``toolkit train moda --stage renderer`` trains, as (identity, config): one per speaker
+    of `speakers` (``--speaker``); else ``data.speaker`` ``all`` gives one renderer for everyone (identity
+    None), a name that speaker's, and ``null`` one per speaker of the train split (the release's protocol)."""
+    chosen = config["data"]["speaker"]
+    if not speakers:
+        if chosen == ALL_SPEAKERS:
+            return [(None, config)]
+        if chosen is not None:
+            speakers = [str(chosen)]
+        else:
+            speakers = sorted({str(s) for s in schema.load_split(dataset_dir, "train")[schema.SPEAKER]})
+    elif ALL_SPEAKERS in speakers:
+        raise ValueError(f"--speaker {ALL_SPEAKERS} is not an identity: set data.speaker={ALL_SPEAKERS} for one "
+                         "renderer of every speaker")
+    runs = []
+    for speaker in dict.fromkeys(speakers):  # in the given order, once each
+        one = copy.deepcopy(config)
+        one["data"]["speaker"] = speaker
+        runs.append((speaker, one))
+    return runs
 
 
 def build_dataset(config: dict, dataset_dir: str | Path) -> RendererFrames:

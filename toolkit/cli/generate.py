@@ -43,9 +43,16 @@ def generate(
                                                help="Sampler steps of a diffusion renderer (default: the config's)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Audio guidance scale of a diffusion model "
                                              "(default: the config's)."),
+    renderer_speaker: Optional[str] = typer.Option(None, "--renderer-speaker", help="A run with one renderer per "
+                                                   "identity (MODA's protocol): draw every clip with this speaker's "
+                                                   "renderer (recorded in generation.json); by default each clip is "
+                                                   "drawn by its own speaker's and a speaker without one is refused. "
+                                                   "With --audio: whose renderer draws the reference."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where the model runs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     from talking_head.baselines import generation, registry
+    from talking_head.toolkit.device import check_device
 
     console = Console(stderr=True, soft_wrap=True)
     try:
@@ -64,17 +71,23 @@ def generate(
                                  param_hint="--checkpoint")
     if pose not in POSES or (pose == "clip" and dataset is None):
         raise typer.BadParameter(f"--pose must be one of {POSES} ('clip' only with --dataset)", param_hint="--pose")
+    try:
+        check_device(device)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
 
     try:
         if audio is not None:
             fps, clips = generation.generate_audio(model, checkpoint, audio, reference, out,
                                                    landmarks_only=landmarks_only, seed=seed, num_samples=num_samples,
-                                                   steps=steps, render_steps=render_steps, guidance_scale=guidance)
+                                                   steps=steps, render_steps=render_steps, guidance_scale=guidance,
+                                                   device=device, renderer_speaker=renderer_speaker)
         else:
             result = generation.generate_split(model, dataset, out, checkpoint=checkpoint, split=split, clips=clip,
                                                pose=pose, seed=seed, num_samples=num_samples,
                                                landmarks_only=landmarks_only, steps=steps, render_steps=render_steps,
-                                               guidance_scale=guidance, show_progress=not quiet)
+                                               guidance_scale=guidance, device=device,
+                                               renderer_speaker=renderer_speaker, show_progress=not quiet)
             fps, clips = result.fps, result.clips
     except (ValueError, FileNotFoundError) as exc:  # bad audio, reference, checkpoint or dataset: the message names it
         console.print(f"[red]error:[/red] {exc}")

@@ -37,9 +37,12 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run folder."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override training.steps."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config value: key.sub=value (repeatable)."),
+    speaker: Optional[List[str]] = typer.Option(None, "--speaker", help="A stage trained per identity (MODA's "
+                                                "renderer): train this speaker's, in RUN_DIR/<stage>/<speaker>/ "
+                                                "(repeatable; default: the config's choice)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    from talking_head.baselines.training import TrainingError, train as run_training
+    from talking_head.baselines.training import TrainingError, checkpoint_dirs, train as run_training
 
     console = Console(stderr=True, soft_wrap=True)
     package = model_module(model)
@@ -55,13 +58,18 @@ def train(
         console.print(f"[red]error:[/red] {dataset}: not a preprocessed dataset (no dataset_dict.json; "
                       "make one with toolkit preprocess)")
         raise typer.Exit(1)
-    run_dir = out / stage
     try:
-        result = run_training(package.STAGES[stage], resolved, dataset, run_dir, resume=resume, show_progress=not quiet)
+        runs = package.STAGES[stage].runs(resolved, dataset, list(speaker or []))
+        for identity, config_of in runs:  # one model, or one per identity
+            run_dir = out / stage if identity is None else out / stage / identity
+            again = resume and (identity is None or bool(checkpoint_dirs(run_dir)))  # a new identity starts
+            result = run_training(package.STAGES[stage], config_of, dataset, run_dir, resume=again,
+                                  show_progress=not quiet)
+            resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+            loss = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
+            who = "" if identity is None else f" [{identity}]"
+            print(f"{model} {stage}{who}: step {result.step}{resumed}, last loss {loss}; weights: "
+                  f"{run_dir / 'model.safetensors'}; curve: {run_dir / 'loss.png'}")
     except (TrainingError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
-    loss = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
-    print(f"{model} {stage}: step {result.step}{resumed}, last loss {loss}; weights: {run_dir / 'model.safetensors'}; "
-          f"curve: {run_dir / 'loss.png'}")
