@@ -68,3 +68,37 @@ def test_generator_and_discriminator_get_only_their_own_gradients(preprocessed_s
     d_grads = torch.autograd.grad(d_loss, list(model.discriminator.parameters()))
     for (name, _), grad in zip(model.discriminator.named_parameters(), d_grads):
         torch.testing.assert_close(combined[f"discriminator.{name}"], grad)
+
+
+def test_frames_read_on_demand_equal_the_arrays_in_memory(preprocessed_sample) -> None:
+    """The training set reads each frame's mesh from the dataset's memory map; its items equal what building
+    every array in memory gives (the previous reader, written out here), item for item and bit for bit."""
+    from talking_head.baselines.moda.data import speaker_means
+
+    config = load_config("tiny", "faco")
+    scale = float(config["targets"]["mesh_scale"])
+    clips = load_clips(preprocessed_sample, "train", torso=False)
+    means = subjects(clips)
+    full = np.concatenate([(c.canonical[c.good] - means[c.speaker].mesh) / scale for c in clips]).astype(np.float32)
+    mesh = np.concatenate([np.repeat(means[c.speaker].mesh[None], int(c.good.sum()), 0) for c in clips])
+
+    dataset = build_dataset(config, preprocessed_sample)
+    assert len(dataset) == len(full) >= 400  # the train split: 4 clips of 125 frames, nearly all with a face
+    sets = point_sets()
+    for i in range(len(dataset)):
+        item = dataset[i]
+        assert torch.equal(item["full"], torch.from_numpy(full[i])) and torch.equal(item["mesh"], torch.from_numpy(mesh[i]))
+        assert torch.equal(item["lips"], torch.from_numpy(full[i][list(sets["lips"])]))
+        assert torch.equal(item["eyes"], torch.from_numpy(full[i][list(sets["eyes"])]))
+    for torso in (False, True):  # the streamed means are subjects() of the loaded clips, exactly
+        streamed = speaker_means(preprocessed_sample, "train", torso=torso)
+        loaded = subjects(load_clips(preprocessed_sample, "train", torso=torso))
+        assert sorted(streamed) == sorted(loaded) == ["S01", "S02"]
+        for name in loaded:
+            for field in ("mesh", "pose", "torso"):
+                np.testing.assert_array_equal(getattr(streamed[name], field), getattr(loaded[name], field))
+
+    # DataLoader workers each open the memory map themselves and give the same batches.
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=2)
+    first = next(iter(loader))
+    assert torch.equal(first["full"], torch.from_numpy(full[:64]))

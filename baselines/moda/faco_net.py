@@ -29,7 +29,7 @@ from torch import nn
 
 from talking_head.baselines import checkpoint
 from talking_head.baselines.gan import frozen_call, lsgan
-from talking_head.baselines.moda.data import load_clips, point_sets, subjects
+from talking_head.baselines.moda.data import point_sets, speaker_means
 from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
 
@@ -136,31 +136,45 @@ class FaCoNet(checkpoint.PretrainedStage, nn.Module):
 
 class MeshFrames(torch.utils.data.Dataset):
     """Every frame (with a face) of the training clips: lips, eyes and full mesh as displacements from the
-    speaker's mean mesh, in ``targets.mesh_scale`` units, and the mean mesh itself."""
+    speaker's mean mesh, in ``targets.mesh_scale`` units, and the mean mesh itself.
+
+    Read on demand: an item is one frame's mesh, a zero-copy view into the dataset's memory-mapped arrays
+    (:class:`toolkit.windows.ArrowRows`); what is held is the index of frames and one mean per speaker, so
+    memory does not grow with the dataset (HDTF's frames would take gigabytes as arrays)."""
 
     def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
+        from talking_head.toolkit import dataset as schema
+        from talking_head.toolkit.windows import ArrowRows
+
         sets = point_sets()
-        scale = float(config["targets"]["mesh_scale"])
-        clips = load_clips(dataset_dir, split, torso=False)
-        means = subjects(clips if split == "train" else load_clips(dataset_dir, "train", torso=False))
-        full, meshes = [], []
-        for clip in clips:
-            if clip.speaker not in means:
+        self.scale = float(config["targets"]["mesh_scale"])
+        means = speaker_means(dataset_dir, "train")
+        rows = schema.load_split(dataset_dir, split)
+        self.rows = ArrowRows(rows, (schema.CANONICAL_LANDMARKS, schema.POSE))
+        names = sorted(means)
+        self.means = np.stack([means[name].mesh for name in names]) if names else np.zeros((0, 478, 3), np.float32)
+        index = []  # (row, frame, speaker) of every frame with a face, in clip order
+        for row, speaker in enumerate(map(str, rows[schema.SPEAKER])):
+            if speaker not in means:
                 continue
-            mean = means[clip.speaker].mesh
-            good = clip.good
-            full.append((clip.canonical[good] - mean) / scale)
-            meshes.append(np.repeat(mean[None], int(good.sum()), axis=0))
-        self.full = torch.from_numpy(np.concatenate(full).astype(np.float32))
-        self.mesh = torch.from_numpy(np.concatenate(meshes).astype(np.float32))
+            canonical = self.rows.view(schema.CANONICAL_LANDMARKS, row)
+            good = np.isfinite(canonical).all(axis=(1, 2)) & np.isfinite(self.rows.view(schema.POSE, row)).all(axis=1)
+            frames = np.flatnonzero(good)
+            index.append(np.stack([np.full(len(frames), row), frames, np.full(len(frames), names.index(speaker))], 1))
+        self.index = np.concatenate(index).astype(np.int64) if index else np.zeros((0, 3), np.int64)
         self.lips, self.eyes = list(sets["lips"]), list(sets["eyes"])
 
     def __len__(self) -> int:
-        return len(self.full)
+        return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        full = self.full[i]
-        return {"lips": full[self.lips], "eyes": full[self.eyes], "full": full, "mesh": self.mesh[i]}
+        from talking_head.toolkit import dataset as schema
+
+        row, t, speaker = (int(v) for v in self.index[i])
+        mean = self.means[speaker]
+        canonical = np.asarray(self.rows.view(schema.CANONICAL_LANDMARKS, row)[t], np.float32)
+        full = torch.from_numpy(((canonical - mean) / self.scale).astype(np.float32))
+        return {"lips": full[self.lips], "eyes": full[self.eyes], "full": full, "mesh": torch.from_numpy(mean.copy())}
 
 
 def build_dataset(config: dict, dataset_dir: str | Path) -> MeshFrames:
