@@ -50,14 +50,15 @@ def mel_context_length(radius: int, fps: float) -> int:
     return int(round((2 * radius + 1) * MEL_FPS / float(fps)))
 
 
-def mel_contexts(mel: np.ndarray, fps: float, num_frames: int, radius: int) -> np.ndarray:
-    """(num_frames, L, 80): for video frame k the mel frames from ``floor(80 * (k - r) / fps)`` on.
+def mel_contexts(mel: np.ndarray, fps: float, num_frames: int, radius: int, first: int = 0) -> np.ndarray:
+    """(num_frames, L, 80): for video frame k the mel frames from ``floor(80 * (k - r) / fps)`` on, for the
+    frames ``first .. first + num_frames - 1`` (a window's contexts equal those rows of the clip's).
 
     For k >= r this is Wav2Lip's index ``int(80 * (k - r) / fps)``; floor keeps the spacing regular before
     the start. Past either end the context is filled with :data:`MEL_SILENCE`.
     """
     length = mel_context_length(radius, fps)
-    starts = np.floor(MEL_FPS * (np.arange(num_frames) - radius) / float(fps)).astype(np.int64)
+    starts = np.floor(MEL_FPS * (np.arange(first, first + num_frames) - radius) / float(fps)).astype(np.int64)
     before = max(0, -int(starts.min()))
     after = max(0, int(starts.max()) + length - len(mel))
     padded = np.concatenate([np.full((before, NUM_MELS), MEL_SILENCE, np.float32), mel.astype(np.float32),
@@ -116,5 +117,11 @@ class AudioFrontEnd:
         if self.encoder == "mel":
             return mel_contexts(log_mel(wav) if mel is None else mel, self.fps, num_frames, self.radius)
         return frame_contexts(self.extractor()(wav, self.fps, num_frames), self.radius)
+
+    def mel_window(self, mel: np.ndarray, start: int, length: int) -> np.ndarray:
+        """The mel encoder's contexts of frames start..start+length-1 alone: those rows of ``self(wav, T, mel)``."""
+        if self.encoder != "mel":
+            raise ValueError(f"mel_window needs the mel encoder, not {self.encoder!r}")
+        return mel_contexts(mel, self.fps, length, self.radius, first=start)
 
 

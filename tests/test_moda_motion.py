@@ -207,3 +207,52 @@ def test_wav2vec2_encoder_fine_tunes_the_transformer_only(preprocessed_sample, t
     clip = test[0]
     out = model.generate(clip.wav, means[clip.speaker], num_frames=len(clip.canonical))[0]
     assert out.mesh.shape == (len(clip.canonical), 478, 3) and np.isfinite(out.mesh).all()
+
+
+def _windows_in_memory(config: dict, dataset) -> list[dict]:
+    """The motion stage's windows as they were built before they were read on demand: every clip's arrays
+    in memory, the whole clip's audio input made once and windows cut out of it."""
+    reader = mn.AudioInput(config)
+    window, stride = int(config["data"]["window"]), int(config["data"]["stride"])
+    targets, sets = config["targets"], point_sets()
+    units = np.asarray(targets["head_units"], np.float32)
+    clips = load_clips(dataset, "train", torso=True)
+    means = subjects(clips)
+    items = []
+    for clip in clips:
+        subject = means[clip.speaker]
+        audio = reader(clip.wav, len(clip.canonical), clip.mel)
+        torso_valid = float(np.nanmean(np.nanstd(clip.torso[..., :2], axis=0)) > 0.5)
+        arrays = {
+            "lips": (clip.canonical[:, sets["lips"]] - subject.mesh[list(sets["lips"])]) / float(targets["mesh_scale"]),
+            "eyes": (clip.canonical[:, sets["eyes"]] - subject.mesh[list(sets["eyes"])]) / float(targets["mesh_scale"]),
+            "head": (clip.pose - subject.pose) / units,
+            "torso": (clip.torso - subject.torso) / float(targets["torso_scale"]),
+        }
+        for start in range(0, len(clip.good) - window + 1, stride):
+            if not clip.good[start:start + window].all():
+                continue
+            item = {name: torch.from_numpy(np.ascontiguousarray(a[start:start + window], np.float32))
+                    for name, a in arrays.items()}
+            item["audio"] = torch.from_numpy(np.ascontiguousarray(reader.window(audio, start, window)))
+            item["mesh"] = torch.from_numpy(subject.mesh)
+            item["torso_valid"] = torch.tensor(torso_valid)
+            items.append(item)
+    return items
+
+
+@pytest.mark.parametrize("encoder", ["mel", "wav2vec2"])
+def test_windows_read_on_demand_equal_the_clips_in_memory(preprocessed_sample, encoder) -> None:
+    """Each window is read from the dataset's memory map when asked for; the items equal those of building
+    every clip in memory first, bit for bit (the raw waveform for wav2vec2, mel contexts otherwise)."""
+    config = load_config("tiny", "motion", [f"audio.encoder={encoder}", "data.stride=7"])
+    expected = _windows_in_memory(config, preprocessed_sample)
+    windows = mn.build_dataset(config, preprocessed_sample)
+    assert len(windows) == len(expected) > 20
+    for i, item in enumerate(expected):
+        got = windows[i]
+        assert sorted(got) == sorted(item)
+        for name in item:
+            assert got[name].dtype == item[name].dtype and torch.equal(got[name], item[name]), (i, name)
+    last = torch.utils.data.DataLoader(windows, batch_size=len(windows), num_workers=2)
+    assert torch.equal(next(iter(last))["audio"], torch.stack([item["audio"] for item in expected]))
