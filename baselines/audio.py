@@ -124,4 +124,13 @@ class AudioFrontEnd:
             raise ValueError(f"mel_window needs the mel encoder, not {self.encoder!r}")
         return mel_contexts(mel, self.fps, length, self.radius, first=start)
 
+    def speech_features(self, wav: np.ndarray, num_frames: int) -> np.ndarray:
+        """A speech encoder's (num_frames, D) features, what its contexts are cut from (:meth:`speech_window`)."""
+        return self.extractor()(wav, self.fps, num_frames)
+
+    def speech_window(self, features: np.ndarray, start: int, length: int) -> np.ndarray:
+        """Rows start..start+length-1 of ``frame_contexts(features, radius)`` alone (edge frames repeated)."""
+        rows = np.clip(np.arange(start - self.radius, start + length + self.radius), 0, len(features) - 1)
+        return frame_contexts(np.asarray(features[rows]), self.radius)[self.radius:self.radius + length]
+
 

@@ -27,6 +27,7 @@ from talking_head.toolkit import face_mesh
 from talking_head.toolkit import weights as w
 
 import weights_factory as factory
+from same_items import assert_same_items
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -232,3 +233,61 @@ def test_wav2vec2_encoder_trains_and_generates(preprocessed_sample, test_clips, 
     np.testing.assert_array_equal(contexts[10], speech(clip.wav, 25.0, len(clip.truth))[8:13])  # frames 8..12
     out = model.generate(contexts, clip.mean, steps=3)
     assert out.landmarks.shape == (len(clip.truth), 478, 3) and np.isfinite(out.landmarks).all()
+
+
+# ------------------------------------------------------------------------------------ training windows
+def _windows_in_memory(config: dict, dataset) -> list[dict]:
+    """A2L's training windows as they were built before they were read on demand: every clip's contexts
+    computed whole and held, windows sliced out of them."""
+    from talking_head.baselines.dreamhead.audio_encoder import AudioFrontEnd
+    from talking_head.toolkit import dataset as schema
+
+    points = list(point_indices(config["landmarks"]["points"]))
+    window, stride, audio = int(config["data"]["window"]), int(config["data"]["stride"]), config["audio"]
+    front_end = AudioFrontEnd(audio["encoder"], float(config["fps"]), int(audio["context_radius"]), audio["weights"],
+                              int(audio["feature_width"]))
+    means = speaker_means(dataset)
+    items = []
+    for row in schema.load_split(dataset, "train").with_format("numpy"):
+        canonical = np.asarray(row[schema.CANONICAL_LANDMARKS], dtype=np.float32)
+        wav = np.asarray(row[schema.AUDIO]).astype(np.float32) / 32768.0
+        contexts = torch.from_numpy(front_end(wav, len(canonical), mel=np.asarray(row[schema.MEL], dtype=np.float32)))
+        landmarks = torch.from_numpy(canonical[:, points])
+        mean = torch.from_numpy(means[str(row[schema.SPEAKER])][points])
+        good = np.isfinite(canonical).all(axis=(1, 2))
+        for start in range(0, len(canonical) - window + 1, stride):
+            if good[start:start + window].all():
+                items.append({"landmarks": landmarks[start:start + window], "mean_landmarks": mean,
+                              "audio": contexts[start:start + window]})
+    return items
+
+
+def test_windows_read_on_demand_equal_the_contexts_in_memory(preprocessed_sample) -> None:
+    from talking_head.baselines.dreamhead.a2l_diffusion import build_dataset
+
+    config = load_config("tiny", "a2l", ["data.stride=6"])
+    assert_same_items(build_dataset(config, preprocessed_sample), _windows_in_memory(config, preprocessed_sample))
+
+
+@pytest.mark.usefixtures("isolated_caches")
+def test_speech_features_are_computed_once_and_read_from_disk(preprocessed_sample, tmp_path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from talking_head.baselines.dreamhead import a2l_diffusion
+    from talking_head.baselines.audio import AudioFrontEnd
+
+    dataset = tmp_path / "data"  # a copy: the features are cached in the dataset folder
+    shutil.copytree(preprocessed_sample, dataset)
+    factory.tiny_wav2vec2(monkeypatch)
+    config = load_config("tiny", "a2l", ["audio.encoder=wav2vec2", "audio.feature_width=32", "data.stride=6"])
+    windows = a2l_diffusion.build_dataset(config, dataset)
+    files = sorted((dataset / a2l_diffusion.SPEECH_CACHE).rglob("*.npy"))
+    assert [f.stem for f in files] == ["S01_000", "S01_001", "S02_000", "S02_001"]
+    assert files[0].parent.parent.name.startswith("wav2vec2-base-960h-") and files[0].parent.name == "train"
+    assert_same_items(windows, _windows_in_memory(config, dataset))
+
+    calls = []
+    monkeypatch.setattr(AudioFrontEnd, "speech_features", lambda *args: calls.append(args))
+    again = a2l_diffusion.build_dataset(config, dataset)  # the features are on disk: no speech model pass
+    assert calls == [] and torch.equal(again[5]["audio"], windows[5]["audio"])

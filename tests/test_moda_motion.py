@@ -26,6 +26,7 @@ from talking_head.toolkit import face_mesh
 from talking_head.toolkit import weights as w
 
 import weights_factory as factory
+from same_items import assert_same_items
 
 SMALL = ["network.hidden_size=32", "network.layers=1", "training.batch_size=4", "data.stride=10",
          "training.steps=3", "training.checkpoint_every=3"]
@@ -247,12 +248,4 @@ def test_windows_read_on_demand_equal_the_clips_in_memory(preprocessed_sample, e
     every clip in memory first, bit for bit (the raw waveform for wav2vec2, mel contexts otherwise)."""
     config = load_config("tiny", "motion", [f"audio.encoder={encoder}", "data.stride=7"])
     expected = _windows_in_memory(config, preprocessed_sample)
-    windows = mn.build_dataset(config, preprocessed_sample)
-    assert len(windows) == len(expected) > 20
-    for i, item in enumerate(expected):
-        got = windows[i]
-        assert sorted(got) == sorted(item)
-        for name in item:
-            assert got[name].dtype == item[name].dtype and torch.equal(got[name], item[name]), (i, name)
-    last = torch.utils.data.DataLoader(windows, batch_size=len(windows), num_workers=2)
-    assert torch.equal(next(iter(last))["audio"], torch.stack([item["audio"] for item in expected]))
+    assert_same_items(mn.build_dataset(config, preprocessed_sample), expected)  # tests/same_items.py
