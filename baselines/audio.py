@@ -50,15 +50,14 @@ def mel_context_length(radius: int, fps: float) -> int:
     return int(round((2 * radius + 1) * MEL_FPS / float(fps)))
 
 
-def mel_contexts(mel: np.ndarray, fps: float, num_frames: int, radius: int, first: int = 0) -> np.ndarray:
-    """(num_frames, L, 80): for video frame k the mel frames from ``floor(80 * (k - r) / fps)`` on, for the
-    frames ``first .. first + num_frames - 1`` (a window's contexts equal those rows of the clip's).
+def mel_contexts(mel: np.ndarray, fps: float, num_frames: int, radius: int) -> np.ndarray:
+    """(num_frames, L, 80): for video frame k the mel frames from ``floor(80 * (k - r) / fps)`` on.
 
     For k >= r this is Wav2Lip's index ``int(80 * (k - r) / fps)``; floor keeps the spacing regular before
     the start. Past either end the context is filled with :data:`MEL_SILENCE`.
     """
     length = mel_context_length(radius, fps)
-    starts = np.floor(MEL_FPS * (np.arange(first, first + num_frames) - radius) / float(fps)).astype(np.int64)
+    starts = np.floor(MEL_FPS * (np.arange(num_frames) - radius) / float(fps)).astype(np.int64)
     before = max(0, -int(starts.min()))
     after = max(0, int(starts.max()) + length - len(mel))
     padded = np.concatenate([np.full((before, NUM_MELS), MEL_SILENCE, np.float32), mel.astype(np.float32),
@@ -119,10 +118,19 @@ class AudioFrontEnd:
         return frame_contexts(self.extractor()(wav, self.fps, num_frames), self.radius)
 
     def mel_window(self, mel: np.ndarray, start: int, length: int) -> np.ndarray:
-        """The mel encoder's contexts of frames start..start+length-1 alone: those rows of ``self(wav, T, mel)``."""
+        """The mel encoder's contexts of frames start..start+length-1 alone: those rows of ``self(wav, T, mel)``,
+        reading only the mel rows they cover (`mel` may be a view of a 5-minute clip's)."""
         if self.encoder != "mel":
             raise ValueError(f"mel_window needs the mel encoder, not {self.encoder!r}")
-        return mel_contexts(mel, self.fps, length, self.radius, first=start)
+        size = mel_context_length(self.radius, self.fps)
+        starts = np.floor(MEL_FPS * (np.arange(start, start + length) - self.radius) / self.fps).astype(np.int64)
+        rows = starts[:, None] + np.arange(size)[None, :]
+        inside = (rows >= 0) & (rows < len(mel))
+        out = np.full((length, size, NUM_MELS), MEL_SILENCE, np.float32)  # past either end: silence, as mel_contexts
+        lo = int(rows[inside].min()) if inside.any() else 0
+        part = np.asarray(mel[lo:int(rows[inside].max()) + 1 if inside.any() else 0], np.float32)
+        out[inside] = part[rows[inside] - lo]
+        return out
 
     def speech_features(self, wav: np.ndarray, num_frames: int) -> np.ndarray:
         """A speech encoder's (num_frames, D) features, what its contexts are cut from (:meth:`speech_window`)."""

@@ -511,8 +511,7 @@ class A2LWindows(torch.utils.data.Dataset):
         stop = start + self.window
         landmarks = np.asarray(self.rows.view(schema.CANONICAL_LANDMARKS, row)[start:stop], np.float32)[:, self.points]
         if file is None:
-            mel = np.asarray(self.rows.view(schema.MEL, row), np.float32)
-            audio = self.front_end.mel_window(mel, start, self.window)
+            audio = self.front_end.mel_window(self.rows.view(schema.MEL, row), start, self.window)
         else:
             if clip_index not in self._features:
                 self._features[clip_index] = np.load(file, mmap_mode="r")

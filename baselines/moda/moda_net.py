@@ -537,8 +537,8 @@ class MotionWindows(torch.utils.data.Dataset):
         }
         item = {name: torch.from_numpy(np.ascontiguousarray(a, np.float32)) for name, a in arrays.items()}
         num_frames = len(self.rows.view(schema.POSE, row))
-        audio = self.reader.clip_window(self.rows.view(schema.AUDIO, row), np.asarray(self.rows.view(schema.MEL, row),
-                                        np.float32), num_frames, start, self.window)
+        audio = self.reader.clip_window(self.rows.view(schema.AUDIO, row), self.rows.view(schema.MEL, row), num_frames,
+                                        start, self.window)
         item["audio"] = torch.from_numpy(np.ascontiguousarray(audio))
         item["mesh"] = torch.from_numpy(subject.mesh)
         item["torso_valid"] = torch.tensor(torso_valid)
