@@ -263,7 +263,7 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    config: dict, keep: int, scaler: Any = None) -> Path:
+                    config: dict, keep: int, scaler: Any = None, distributed: dict | None = None) -> Path:
     """Write checkpoints/step-XXXXXX/ (into a temporary folder, renamed when complete), refresh the latest
     RUN_DIR/model.safetensors + config.yaml, and delete all but the newest `keep` checkpoints."""
     final = Path(run_dir) / CHECKPOINTS / f"step-{step:06d}"
@@ -275,7 +275,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         if scaler is not None:  # fp16: the loss scale is part of the optimizer's state
             torch.save(scaler.state_dict(), tmp / SCALER_FILE)
         state = {"step": step, "config": config, "config_sha256": config_sha256(config),
-                 "rng": _rng_states(), "software": software_versions()}
+                 "rng": _rng_states(), "software": software_versions(), "distributed": distributed}
         write_json(tmp / STATE_FILE, state)
         if final.exists():  # the same step saved again (a resumed run that made no progress)
             shutil.rmtree(final)
@@ -366,7 +366,7 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     dataset_dir, run_dir = Path(dataset_dir), Path(run_dir)
     cfg = training_config(config)
@@ -398,7 +398,13 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
     # process that trains several runs (tests, notebooks) starts each from a clean state. The distributed
     # part (PartialState, set up by `accelerate launch`) is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=cfg["mixed_precision"], cpu=bool(cfg["cpu"]))
+    # DDP must look for parameters without a gradient: wav2vec 2.0's LayerDrop skips whole layers at random and
+    # a GAN's loss terms leave one network out, so a step can leave parameters unused. On a machine without
+    # CUDA, launched processes run as one gloo group (MULTI_CPU), not as copies that each train alone.
+    accelerator = Accelerator(mixed_precision=cfg["mixed_precision"],
+                              cpu=bool(cfg["cpu"]) or not torch.cuda.is_available(),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    distributed = {"processes": accelerator.num_processes, "type": str(accelerator.distributed_type.value)}
     set_seed(seed)  # model initialisation is the same on every process and every run
     model_class = stage.model_class()
     model = model_class.from_config(config)
@@ -466,7 +472,7 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     save_checkpoint(run_dir, model, optimizer, step, config, int(cfg["keep_checkpoints"]),
-                                    accelerator.scaler)
+                                    accelerator.scaler, distributed)
                     plot_log(rows, run_dir / LOSS_PNG, title)
 
     accelerator.end_training()
