@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talking_head.baselines.generation import ClipJob, Generator, Request, load_run_dir, renderer_record
+from talking_head.baselines.generation import ClipJob, Generator, Request, identity_of, load_run_dir, renderer_record
 
 
 def ground_truth(request: Request) -> Generator:
@@ -45,7 +45,7 @@ def mean_landmarks(request: Request) -> Generator:
         poses = job.pose if request.pose == "clip" else np.repeat(job.reference.pose[None], job.num_frames, axis=0)
         landmarks = pose_fit.to_frame(canonical, poses).astype(np.float32)
         frames = pipeline.render_landmarks(job.reference, landmarks, seed=request.seed, speaker=speaker,
-                                           identity=drawn_by.get(job.speaker))
+                                           **identity_of(drawn_by, job.speaker))
         return [(canonical, frames)] * request.num_samples
 
     return Generator(floor, pipeline.fps, configs, {"renderer": spec.name, "seed": request.seed,

@@ -334,10 +334,17 @@ def trained_generator(request: Request) -> Generator:
         results = pipeline.generate(job.wav, job.reference, speaker=means.get(job.speaker),
                                     poses=job.pose if request.pose == "clip" else None, num_frames=job.num_frames,
                                     mel=job.mel, source=f"{request.dataset} [{job.clip_id}]",
-                                    identity=drawn_by.get(job.speaker), **{**options, "num_samples": request.num_samples})
+                                    **identity_of(drawn_by, job.speaker),
+                                    **{**options, "num_samples": request.num_samples})
         return [(r.canonical, r.frames) for r in results]
 
     return Generator(animate, pipeline.fps, configs, {**options, **renderer_record(drawn_by, request)})
+
+
+def identity_of(drawn_by: dict[str, str], speaker: str | None) -> dict[str, Any]:
+    """The ``identity`` keyword for a pipeline with one renderer per identity; nothing for any other (so a
+    pipeline written without identities keeps working)."""
+    return {"identity": drawn_by.get(speaker)} if drawn_by else {}
 
 
 def renderer_record(drawn_by: dict[str, str], request: Request) -> dict[str, Any]:
@@ -381,7 +388,7 @@ def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, o
         raise ValueError(f"cannot read the audio: {exc}") from None
     options = pipeline.sampling_options(seed=seed, num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
                                         render_steps=render_steps, guidance_scale=guidance_scale)
-    results = pipeline.generate(wav, ref, source=str(audio), identity=renderer_speaker,
+    results = pipeline.generate(wav, ref, source=str(audio), **identity_of(drawn_by, renderer_speaker),
                                 **{**options, "num_samples": num_samples})
     for k, result in enumerate(results):
         name = sample_id(audio.stem, k) if num_samples > 1 else audio.stem

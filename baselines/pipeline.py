@@ -83,8 +83,8 @@ class Pipeline(abc.ABC):
         """`num_samples` samples animating `reference` with 16 kHz float `wav`. `speaker`: an entry of
         :meth:`speaker_conditions` (None: the reference's own); `poses`: (T, 7) head poses in the
         reference crop instead of the model's; `mel`: the dataset's log-mel; `source` names the audio in
-        errors; `identity`: whose renderer draws (see :meth:`identities`); `sampler`: the rest of
-        :meth:`sampling_options`."""
+        errors; `identity`: whose renderer draws (see :meth:`identities`; passed only to a pipeline that has
+        identities); `sampler`: the rest of :meth:`sampling_options`."""
 
     @abc.abstractmethod
     def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0,
