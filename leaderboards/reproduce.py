@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from talking_head.baselines import registry
 from talking_head.leaderboards.board import Leaderboard
 from talking_head.leaderboards.columns import COLUMNS
+from talking_head.toolkit.dataset import ADAPT_SPLIT
 
 LANDMARK_COLUMNS = ("m_lmd", "f_lmd")  # where `sample` checks ground truth < trained models < floors
 
@@ -39,6 +40,7 @@ class DataSpec:
     builder: str  # preprocessing.builders name
     how: str  # how to get the raw videos (printed when they are missing)
     needs_annotations: bool = False
+    adapt_fraction: Optional[float] = None  # per-identity protocol: test clips cut into adapt + test parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +63,14 @@ HDTF = DataSpec("hdtf", fps=25.0, size=512, builder="hdtf", needs_annotations=Tr
     "HDTF's videos, downloaded with the official lists (github.com/MRzzm/HDTF: HDTF_dataset/*_video_url.txt "
     "and the crop/time annotations): pass the video folder as --raw DIR and the HDTF_dataset folder as "
     "--annotations DIR, or a dataset already made by toolkit preprocess --dataset hdtf as --dataset DIR"))
-HDTF30 = dataclasses.replace(HDTF, fps=30.0)  # MODA works at 30 fps
+# MODA works at 30 fps, and fits a renderer to each test person on the first 80% of their video, testing on
+# the rest (the paper's protocol; preprocessing.adaptation).
+HDTF30_ADAPT = dataclasses.replace(HDTF, fps=30.0, adapt_fraction=0.8)
 LSP = DataSpec("lsp", fps=30.0, size=512, builder="folder", how=(
     "LiveSpeechPortraits' released videos of its 5 subjects (May, Obama1, Obama2, Nadella, McStay; "
     "github.com/YuanxunLu/LiveSpeechPortraits): pass the folder of videos, one sub-folder per subject, as "
-    "--raw DIR, or a preprocessed dataset as --dataset DIR. MODA's exact test clips are not published"))
+    "--raw DIR, or a preprocessed dataset as --dataset DIR. MODA's exact test clips are not published"),
+    adapt_fraction=0.8)  # the same per-identity renderers as on HDTF
 MEAD = DataSpec("mead", fps=25.0, size=512, builder="folder", how=(
     "MEAD's frontal videos (wywu.github.io/projects/MEAD): pass a folder of videos, one sub-folder per "
     "speaker, as --raw DIR, or a preprocessed dataset as --dataset DIR"))
@@ -74,7 +79,7 @@ DREAMHEAD_METRICS = ("fid", "lse", "lmd", "niqe", "psnr", "ssim", "csim")
 
 RECIPES: dict[str, Recipe] = {r.id: r for r in (
     Recipe("sample", "The built-in sample (tiny configs, 2 CPU cores)", SAMPLE, "tiny", ("dreamhead", "moda")),
-    Recipe("moda-hdtf", "MODA (ICCV 2023), Testset B from HDTF", HDTF30, "paper", ("moda",), metrics=MODA_METRICS,
+    Recipe("moda-hdtf", "MODA (ICCV 2023), Testset B from HDTF", HDTF30_ADAPT, "paper", ("moda",), metrics=MODA_METRICS,
            weights=("wav2vec2-base-960h", "vgg19", "syncnet", "niqe-pristine"), paper_table="moda-hdtf"),
     Recipe("moda-lsp", "MODA (ICCV 2023), Testset A from LSP", LSP, "paper", ("moda",), metrics=MODA_METRICS,
            weights=("wav2vec2-base-960h", "vgg19", "syncnet", "niqe-pristine"), paper_table="moda-lsp"),
@@ -145,11 +150,18 @@ def missing_inputs(recipe: Recipe, work: Path, inputs: Inputs) -> list[tuple[str
         if inputs.dataset is not None:
             if not _dataset_ready(inputs.dataset):
                 missing.append((f"{inputs.dataset}: not a preprocessed dataset (no dataset_dict.json)", data.how))
+
         elif inputs.raw is None or not inputs.raw.is_dir():
             missing.append((f"{data.name.upper()} videos" + (f" ({inputs.raw} does not exist)" if inputs.raw else ""),
                             data.how))
         elif data.needs_annotations and (inputs.annotations is None or not inputs.annotations.is_dir()):
             missing.append((f"{data.name.upper()} annotations (--annotations DIR)", data.how))
+    given = inputs.dataset if inputs.dataset is not None else work / "data"
+    if data.adapt_fraction and _dataset_ready(given) and ADAPT_SPLIT not in _splits(given):
+        missing.append((f"{given}: no {ADAPT_SPLIT!r} split, on which {recipe.id}'s per-identity protocol trains "
+                        "each test person's model",
+                        f"toolkit preprocess ... --fps {data.fps:g} --adapt-fraction {data.adapt_fraction} cuts every "
+                        "test clip into that part and the test part"))
     for model, folder in inputs.checkpoints.items():
         if model not in recipe.models:
             missing.append((f"--checkpoint {model}={folder}: {recipe.id} has no model {model}",
@@ -213,6 +225,12 @@ def _dataset_ready(folder: Path) -> bool:
     return (folder / "dataset_dict.json").is_file()
 
 
+def _splits(folder: Path) -> list[str]:
+    import json
+
+    return list(json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", []))
+
+
 def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_progress: bool) -> Path:
     from talking_head.preprocessing.builders import BUILDERS
     from talking_head.preprocessing.pipeline import PreprocessConfig
@@ -236,7 +254,7 @@ def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_prog
         sources, problems = BUILDERS["folder"](inputs.raw, None)
         parameters = {"dataset": data.name, "inputs": {"input": str(inputs.raw)}}
     _, summary = preprocess(sources, out, PreprocessConfig(fps=data.fps, size=data.size), parameters=parameters,
-                            problems=problems, show_progress=show_progress)
+                            problems=problems, show_progress=show_progress, adapt_fraction=data.adapt_fraction)
     if summary.failed:
         raise RuntimeError(f"preprocessing {len(summary.failed)} clip(s) failed; see {out / 'failures.jsonl'}")
     step(f"dataset: preprocessed {len(summary.done)} clips into {out}")

@@ -256,6 +256,8 @@ def split_file_text(annotations: HdtfAnnotations, split: str) -> str:
         "# all clips of a test identity are test. RD radio speakers are not named, so all RD videos form one",
         "# pseudo-identity 'Radio' that is always train (no radio clip can be shown to be of an unseen speaker).",
         "# Clips without an official crop entry are listed too (the pipeline then uses its tracked face box).",
+        "# Per-identity protocols (toolkit reproduce moda-hdtf) cut each listed clip once more, with toolkit preprocess",
+        "# --adapt-fraction 0.8: its first 80% (split adapt) fits that person's model, the last 20% stays the test.",
         f"# {len(chosen)} clips ({per_subset}) of {len(identities)} identities.",
     ]
     return "\n".join(header + [c for c, _ in chosen]) + "\n"

@@ -204,8 +204,12 @@ def preprocess(
     address: str | None = None,
     test_fraction: float = 0.1,
     show_progress: bool = True,
+    adapt_fraction: float | None = None,
 ):
     """Run every clip, write ``failures.jsonl``, and assemble the dataset in ``out``.
+
+    ``adapt_fraction`` (e.g. 0.8): every test clip is cut into an ``adapt`` part (its first 80%) and a
+    ``test`` part (the rest), for per-identity models (:mod:`preprocessing.adaptation`).
 
     Returns ``(DatasetDict | None, RunSummary)``; the dataset is None when no clip succeeded.
     """
@@ -214,11 +218,18 @@ def preprocess(
 
     out = Path(out)
     work_dir = out / "work"
+    if adapt_fraction is not None:
+        from talking_head.preprocessing.adaptation import cut_for_adaptation
+
+        sources, cut_problems = cut_for_adaptation(sources, adapt_fraction, config.fps, test_fraction)
+        problems = [*problems, *cut_problems]
     summary = run(sources, work_dir, config, workers=workers, engine=engine, address=address, show_progress=show_progress)
     summary.failed = [{"clip_id": None, "path": None, "reason": p} for p in problems] + summary.failed
     with atomic_path(out / "failures.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in summary.failed), encoding="utf-8")
     params = {**(parameters or {}), "config": config.to_dict(), "test_fraction": test_fraction}
+    if adapt_fraction is not None:
+        params["adapt_fraction"] = adapt_fraction
     dataset = None
     if summary.done:
         dataset = build_dataset(summary.done, work_dir, out, params, summary.failed, test_fraction=test_fraction)

@@ -36,9 +36,10 @@ from talking_head.toolkit import dataset as schema
 from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.provenance import software_versions
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # every dataset has both (an empty one is saved as one empty shard)
+ADAPT_SPLIT = schema.ADAPT_SPLIT  # saved only when a clip is in it (preprocessing.adaptation)
 # The files of a saved dataset in its folder (everything else there, e.g. work/ and failures.jsonl, is kept).
-DATASET_FILES = (*SPLITS, "dataset_dict.json", schema.SCHEMA_FILE, "README.md", ".staging")
+DATASET_FILES = (*SPLITS, ADAPT_SPLIT, "dataset_dict.json", schema.SCHEMA_FILE, "README.md", ".staging")
 # The steps of a save, in order. For tests: with TALKING_HEAD_STORAGE_KILL_AT=<step> in the environment the
 # process kills itself (SIGKILL) right after that step, as a crash there would.
 KILL_AT_ENV = "TALKING_HEAD_STORAGE_KILL_AT"
@@ -62,7 +63,7 @@ def assign_splits(metas: list[dict], test_fraction: float = 0.1) -> dict[str, st
     falls into the test split and there are at least two, the identity with the smallest hash does.
     A set of one identity cannot be split without sharing it, so all its clips stay in train.
     """
-    splits = {m["clip_id"]: m["split"] for m in metas if m.get("split") in SPLITS}
+    splits = {m["clip_id"]: m["split"] for m in metas if m.get("split") in (*SPLITS, ADAPT_SPLIT)}
     rest = [m for m in metas if m["clip_id"] not in splits]
     people = sorted({identity(m) for m in rest}, key=_unit_hash)
     chosen = {person for person in people if _unit_hash(person) < test_fraction}
@@ -124,6 +125,10 @@ def build_dataset(
             parts[split] = Dataset.from_generator(_rows, gen_kwargs={"metas": chosen}, features=features, cache_dir=str(cache))
         else:
             parts[split] = Dataset.from_dict({k: [] for k in features}, features=features)
+    adapt = [m for m in metas if splits[m["clip_id"]] == ADAPT_SPLIT]
+    if adapt:
+        parts[ADAPT_SPLIT] = Dataset.from_generator(_rows, gen_kwargs={"metas": adapt}, features=features,
+                                                    cache_dir=str(cache))
     dataset = DatasetDict(parts)
 
     # The whole folder is written beside the destination, then swapped in (module docstring): a reader, or

@@ -26,8 +26,8 @@ from safetensors import safe_open
 from talking_head.baselines import checkpoint, training
 from talking_head.baselines.face_crop import face_crop_box
 from talking_head.baselines.moda import STAGES, load_config
-from talking_head.baselines.moda.renderer import (TPE_OFFSET, TemporalRenderer, RendererFrames, build_dataset, mouth_mask,
-                                     temporal_encoding)
+from talking_head.baselines.moda.renderer import TPE_OFFSET, TemporalRenderer, mouth_mask, temporal_encoding
+from talking_head.baselines.moda.renderer_data import RendererFrames, build_dataset
 import weights_factory
 from talking_head.toolkit import weights as w
 

@@ -26,6 +26,9 @@ from talking_head.toolkit.fileio import atomic_path
 # then refuse datasets of the other version instead of misreading them.
 SCHEMA_VERSION = 2  # 2: frames_damaged
 SCHEMA_FILE = "schema.json"  # next to dataset_dict.json: {"schema_version": N}
+# Splits: every dataset has "train" and "test"; a dataset cut for per-identity adaptation
+# (toolkit preprocess --adapt-fraction) also has "adapt", the first part of each test clip.
+ADAPT_SPLIT = "adapt"
 
 # ----------------------------------------------------------------------------- column names
 DATASET = "dataset"

@@ -6,7 +6,7 @@ Three stages, each trained on its own (docs/reference-models.md#the-three-stages
               torso motion in one pass, through the dual attention (aligned transformer decoder and
               temporal VAE); several samples per audio differ in head motion.
 ``faco``      (:mod:`baselines.moda.faco_net`): lip + eye motion + the mean mesh -> the full 478-point mesh.
-``renderer``  (:mod:`baselines.moda.renderer`): the drawn mesh + shoulder lines, a reference image and
+``renderer``  (:mod:`baselines.moda.renderer`, data in :mod:`baselines.moda.renderer_data`): the drawn mesh + shoulder lines, a reference image and
               the temporal positional encoding -> the frame (one model per identity).
 
 Torso points come from :mod:`baselines.moda.torso`; inference chains the stages in
@@ -30,8 +30,8 @@ STAGES: dict[str, Stage] = {
     "motion": Stage(MODEL_NAME, "motion", "talking_head.baselines.moda.moda_net:MODANet", "talking_head.baselines.moda.moda_net:build_dataset"),
     "faco": Stage(MODEL_NAME, "faco", "talking_head.baselines.moda.faco_net:FaCoNet", "talking_head.baselines.moda.faco_net:build_dataset"),
     "renderer": Stage(MODEL_NAME, "renderer", "talking_head.baselines.moda.renderer:TemporalRenderer",
-                      "talking_head.baselines.moda.renderer:build_dataset",
-                      identity_runs="talking_head.baselines.moda.renderer:identity_runs"),
+                      "talking_head.baselines.moda.renderer_data:build_dataset",
+                      identity_runs="talking_head.baselines.moda.renderer_data:identity_runs"),
 }
 
 

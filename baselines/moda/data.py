@@ -96,10 +96,12 @@ def subjects(clips: list[Clip]) -> dict[str, Subject]:
     return _means(sums)
 
 
-def speaker_means(dataset_dir: str | Path, split: str = "train", torso: bool = False) -> dict[str, Subject]:
+def speaker_means(dataset_dir: str | Path, split: str = "train", torso: bool = False,
+                  by_clip: bool = False) -> dict[str, Subject]:
     """``subjects(load_clips(dataset_dir, split, torso))``, the same numbers, read one clip at a time through
     zero-copy views of the dataset's arrays: no audio is read and no clip is kept, so memory does not grow
-    with the dataset."""
+    with the dataset. `by_clip`: each clip's own means, keyed by clip id (the release's per-clip means,
+    ``fixes.means: clip``)."""
     from talking_head.toolkit.windows import ArrowRows
 
     rows = schema.load_split(dataset_dir, split)
@@ -107,7 +109,7 @@ def speaker_means(dataset_dir: str | Path, split: str = "train", torso: bool = F
     shoulders = clip_torso(dataset_dir, split) if torso else {}
     sums: dict[str, list] = {}
     for row, (clip_id, speaker) in enumerate(zip(rows[schema.CLIP_ID], rows[schema.SPEAKER])):
-        _add_clip(sums, Clip(str(clip_id), str(speaker), 0.0,
+        _add_clip(sums, Clip(str(clip_id), str(clip_id) if by_clip else str(speaker), 0.0,
                              np.asarray(views.view(schema.CANONICAL_LANDMARKS, row), np.float32),
                              np.asarray(views.view(schema.POSE, row), np.float32),
                              shoulders.get(str(clip_id)) if torso else None,

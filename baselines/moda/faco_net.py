@@ -29,6 +29,7 @@ from torch import nn
 
 from talking_head.baselines import checkpoint
 from talking_head.baselines.gan import frozen_call, lsgan
+from talking_head.baselines.moda import release
 from talking_head.baselines.moda.data import point_sets, speaker_means
 from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
@@ -99,15 +100,20 @@ class FaCoNet(checkpoint.PretrainedStage, nn.Module):
         return ((mesh - centre) / CANONICAL_IOD).flatten(-2)
 
     def training_loss(self, batch: dict, generator: torch.Generator | None = None):
-        """G: LSGAN + l1 x L1(full); D: 0.5 x (fake + d_real x real). Displacements in mesh_scale units."""
+        """G: LSGAN + l1 x L1(full); D: 0.5 x (fake + d_real x real). Displacements in mesh_scale units. A batch
+        of frames (B, 40, 3) ... or of windows (B, T, 40, 3) ... (``fixes.batch: windows``, the release's)."""
         weights = self.config["loss"]
-        lips, eyes, full = batch["lips"].flatten(1), batch["eyes"].flatten(1), batch["full"].flatten(1)
+        lips, eyes, full = batch["lips"].flatten(-2), batch["eyes"].flatten(-2), batch["full"].flatten(-2)
         subject = self.subject_code(batch["mesh"])
+        if lips.dim() == 3:  # windows: the subject code of every frame of its window
+            subject = subject[:, None].expand(-1, lips.shape[1], -1)
         fake = self.generator(lips, eyes, subject)
         l1 = (fake - full).abs().mean()
-        g_gan = lsgan(frozen_call(self.discriminator, lips, eyes, fake, subject), True)
-        d_fake = lsgan(self.discriminator(lips, eyes, fake.detach(), subject), False)
-        d_real = lsgan(self.discriminator(lips, eyes, full, subject), True)
+        # fixes.gan_scores: last scores only the batch's last item, as the release's GANLoss (input[-1])
+        scored = (lambda p: p[-1]) if release.fixes(self.config)["gan_scores"] == "last" else (lambda p: p)
+        g_gan = lsgan(scored(frozen_call(self.discriminator, lips, eyes, fake, subject)), True)
+        d_fake = lsgan(scored(self.discriminator(lips, eyes, fake.detach(), subject)), False)
+        d_real = lsgan(scored(self.discriminator(lips, eyes, full, subject)), True)
         d_loss = 0.5 * (d_fake + float(weights["d_real"]) * d_real)
         loss = float(weights["gan"]) * g_gan + float(weights["l1"]) * l1 + d_loss
         return loss, {"l1": float(l1.detach()), "g_gan": float(g_gan.detach()), "d_fake": float(d_fake.detach()),
@@ -177,6 +183,36 @@ class MeshFrames(torch.utils.data.Dataset):
         return {"lips": full[self.lips], "eyes": full[self.eyes], "full": full, "mesh": torch.from_numpy(mean.copy())}
 
 
+class MeshWindows(MeshFrames):
+    """The release's FaCo-Net items (``fixes.batch: windows``): windows of ``data.window`` consecutive frames
+    with a face, starting every ``data.stride`` frames of a clip (the motion stage's rule), so a batch of 32 is
+    32 x 600 frames as in the release's ``audio2repr`` batches. Items hold (T, ...) arrays and the mean mesh."""
+
+    def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
+        super().__init__(config, dataset_dir, split)
+        self.window, stride = int(config["data"]["window"]), int(config["data"]["stride"])
+        first = np.arange(max(0, len(self.index) - self.window + 1))
+        last = first + self.window - 1
+        rows, frames = self.index[:, 0], self.index[:, 1]
+        # frames with a face are listed in clip order: a window is valid when its ends are window - 1 apart
+        ok = (rows[first] == rows[last]) & (frames[last] - frames[first] == self.window - 1) & (frames[first] % stride == 0)
+        self.starts = first[ok]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict:
+        from talking_head.toolkit import dataset as schema
+
+        row, t, speaker = (int(v) for v in self.index[self.starts[i]])
+        mean = self.means[speaker]
+        canonical = np.asarray(self.rows.view(schema.CANONICAL_LANDMARKS, row)[t:t + self.window], np.float32)
+        full = torch.from_numpy(((canonical - mean) / self.scale).astype(np.float32))
+        return {"lips": full[:, self.lips], "eyes": full[:, self.eyes], "full": full,
+                "mesh": torch.from_numpy(mean.copy())}
+
+
 def build_dataset(config: dict, dataset_dir: str | Path) -> MeshFrames:
-    """FaCo-Net's training set (the stage registry's dataset builder)."""
-    return MeshFrames(config, dataset_dir, "train")
+    """FaCo-Net's training set (the stage registry's dataset builder): frames, or the release's windows."""
+    windows = release.fixes(config)["batch"] == "windows"
+    return (MeshWindows if windows else MeshFrames)(config, dataset_dir, "train")

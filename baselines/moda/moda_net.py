@@ -44,10 +44,14 @@ KL term             none (mu, logvar unused; sigma free to       ``loss.kl`` * K
                                                                  motion in training (a conditional VAE's
                                                                  posterior), inference samples z ~ N(0, I)
 t-VAE mask          float 0/1 upper triangle *added* to the      boolean causal masks: frame t sees frames
-                    logits: the future is not blocked            <= t (self-attention and z)
+                    decoder's self-attention logits: the future  <= t (encoder, self-attention and z)
+                    is not blocked; the encoder is unmasked
 t-VAE position      ``pe[:B]`` on batch-first input: a constant  sinusoidal encoding of the frame index
                     per batch element, no temporal signal
 ==================  ===========================================  ============================================
+
+The other fixes over the release are switches of the config's ``fixes`` section (:mod:`baselines.moda.release`:
+dropout, SpecAugment, the torso loss, per-clip means), all at the release's value with ``faithful_to_release``.
 
 Why the posterior sees only head and torso motion: those are what the audio does not determine (the point
 of sampling several motions per audio); lips stay with the audio, so samples differ in head motion while
@@ -68,8 +72,10 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 
 from talking_head.baselines import checkpoint
-from talking_head.baselines.audio import AudioFrontEnd, check_audio
-from talking_head.baselines.moda.data import Clip, Subject, load_clips, point_sets, speaker_means, subjects
+from talking_head.baselines.audio import check_audio
+from talking_head.baselines.moda.data import Clip, Subject, load_clips, point_sets, subjects
+from talking_head.baselines.moda import motion_data, release
+from talking_head.baselines.moda.motion_data import AudioInput
 from talking_head.toolkit.audio_features import MAX_ABS_VALUE, SAMPLE_RATE
 from talking_head.toolkit.pose import CANONICAL_CENTRE, CANONICAL_IOD
 from talking_head.toolkit import face_mesh
@@ -153,47 +159,16 @@ def release_tvae_mask(frames: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ network
-class AudioInput:
-    """What the audio head reads: mel contexts (T, L, 80) per frame, or for wav2vec2 the waveform itself
-    (num_frames / fps seconds, zero-padded); ``window`` cuts the frames start..start+length out of it."""
-
-    def __init__(self, config: dict):
-        self.encoder, self.fps = config["audio"]["encoder"], float(config["fps"])
-        self.front_end = AudioFrontEnd("mel", self.fps, int(config["audio"]["context_radius"]))
-
-    def __call__(self, wav: np.ndarray, num_frames: int, mel: np.ndarray | None = None) -> np.ndarray:
-        if self.encoder == "mel":
-            return self.front_end(wav, num_frames, mel=mel)
-        return self.window(wav, 0, num_frames)
-
-    def window(self, audio: np.ndarray, start: int, length: int) -> np.ndarray:
-        if self.encoder == "mel":
-            return audio[start:start + length]
-        per_frame = SAMPLE_RATE / self.fps
-        a0, size = int(round(start * per_frame)), int(round(length * per_frame))
-        return np.pad(audio[a0:a0 + size], (0, max(0, size - len(audio[a0:a0 + size])))).astype(np.float32)
-
-    def clip_window(self, pcm: np.ndarray, mel: np.ndarray, num_frames: int, start: int, length: int) -> np.ndarray:
-        """``window(self(wav, num_frames, mel), start, length)`` computed from the window's part alone: `pcm`
-        is the clip's int16 audio (the dataset's), `mel` its log-mel; the same values, bit for bit."""
-        if self.encoder == "mel":
-            return self.front_end.mel_window(mel, start, length)
-        per_frame = SAMPLE_RATE / self.fps
-        whole = pcm[:int(round(num_frames * per_frame))]  # what __call__ keeps of the clip
-        a0, size = int(round(start * per_frame)), int(round(length * per_frame))
-        part = whole[a0:a0 + size].astype(np.float32) / 32768.0
-        return np.pad(part, (0, size - len(part))).astype(np.float32)
-
-
 class AudioHead(nn.Module):
     """Audio -> (B, T, d). ``mel``: contexts (B, T, L, 80) flattened into MODA's 2-layer MLP head.
     ``wav2vec2``: raw 16 kHz windows (B, S) through wav2vec 2.0 (CNN frozen), then the MLP head."""
 
-    def __init__(self, encoder: str, context: tuple[int, int], hidden: int, weights: str | None):
+    def __init__(self, encoder: str, context: tuple[int, int], hidden: int, weights: str | None,
+                 spec_augment: bool = False):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.spec_augment = encoder, spec_augment
         if encoder == "wav2vec2":
-            self.speech = load_wav2vec2(weights)
+            self.speech = load_wav2vec2(weights, keep_mask_embedding=spec_augment)
             width = int(self.speech.config.hidden_size)
         else:
             self.speech = None
@@ -211,11 +186,14 @@ class AudioHead(nn.Module):
         features = F.interpolate(features, size=frames, mode="linear", align_corners=True).transpose(1, 2)
         hidden = speech.feature_projection(features)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        if self.spec_augment and self.training:  # fixes.spec_augment: the release's time masking
+            hidden = release.spec_augment(hidden, speech.masked_spec_embed, speech.config)
         return self.head(speech.encoder(hidden).last_hidden_state)
 
 
-def load_wav2vec2(weights: str | None) -> nn.Module:
-    """wav2vec 2.0 from the registry (verified there), its convolutional feature encoder frozen."""
+def load_wav2vec2(weights: str | None, keep_mask_embedding: bool = False) -> nn.Module:
+    """wav2vec 2.0 from the registry (verified there), its convolutional feature encoder frozen; SpecAugment's
+    learned mask embedding is kept only for ``fixes.spec_augment``."""
     import transformers
 
     from talking_head.toolkit import weights as registry
@@ -226,7 +204,8 @@ def load_wav2vec2(weights: str | None) -> nn.Module:
     model = transformers.Wav2Vec2Model.from_pretrained(
         registry.path(entry), local_files_only=True, use_safetensors=check.path.suffix == ".safetensors")
     model.feature_extractor._freeze_parameters()
-    model.masked_spec_embed = None  # SpecAugment's mask embedding: unused (the encoder is called directly)
+    if not keep_mask_embedding:  # unused without SpecAugment (the encoder is called directly)
+        model.masked_spec_embed = None
     return model
 
 
@@ -234,10 +213,10 @@ class AlignedDecoder(nn.Module):
     """SpecAttn: a transformer decoder over PPE(s_a + v_s) with the biased causal mask, reading the audio
     through the diagonal alignment mask."""
 
-    def __init__(self, hidden: int, heads: int, layers: int, ffn: int, period: int):
+    def __init__(self, hidden: int, heads: int, layers: int, ffn: int, period: int, dropout: float = 0.0):
         super().__init__()
-        self.heads, self.period, self.hidden = heads, period, hidden
-        layer = nn.TransformerDecoderLayer(hidden, heads, ffn, dropout=0.0, batch_first=True)
+        self.heads, self.period, self.hidden, self.dropout = heads, period, hidden, dropout
+        layer = nn.TransformerDecoderLayer(hidden, heads, ffn, dropout=dropout, batch_first=True)
         self.decoder = nn.TransformerDecoder(layer, layers)
 
     def forward(self, audio: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
@@ -245,21 +224,24 @@ class AlignedDecoder(nn.Module):
         ppe = periodic_encoding(frames, self.hidden, self.period).to(audio)
         # MODA computes the mask for one head and replicates it for all heads
         mask = biased_causal_mask(frames, self.period, 1).to(audio).repeat(batch * self.heads, 1, 1)
-        return self.decoder(audio + subject[:, None] + ppe, audio, tgt_mask=mask,
-                            memory_mask=diagonal_mask(frames).to(audio.device))
+        queries = audio + subject[:, None] + ppe
+        if self.dropout:  # the release's PPE dropout (fixes.dropout); skipped at 0 so no random number is drawn
+            queries = F.dropout(queries, self.dropout, self.training)
+        return self.decoder(queries, audio, tgt_mask=mask, memory_mask=diagonal_mask(frames).to(audio.device))
 
 
 class TemporalVAE(nn.Module):
     """ProbAttn: the temporal VAE branch (see the module docstring for the release/fixed differences)."""
 
-    def __init__(self, hidden: int, heads: int, layers: int, ffn: int, posterior_width: int, release: bool):
+    def __init__(self, hidden: int, heads: int, layers: int, ffn: int, posterior_width: int, release: bool,
+                 dropout: float = 0.0):
         super().__init__()
-        self.hidden, self.release = hidden, release
-        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(hidden, heads, ffn, dropout=0.0,
+        self.hidden, self.release, self.dropout = hidden, release, dropout
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(hidden, heads, ffn, dropout=dropout,
                                                                         batch_first=True), layers)
         self.mu, self.logvar = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
         self.from_z = nn.Linear(hidden, hidden)
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(hidden, heads, ffn, dropout=0.0,
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(hidden, heads, ffn, dropout=dropout,
                                                                         batch_first=True), layers)
         self.out = nn.Linear(hidden, hidden)
         # fixed: the posterior reads the target head and torso motion
@@ -274,8 +256,11 @@ class TemporalVAE(nn.Module):
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Returns (features (B, T, d), mu, logvar); mu/logvar None when sampling from the prior."""
         batch, frames, _ = audio.shape
-        queries = self.position(batch, frames, audio.device) + subject[:, None] + audio
-        if self.release:
+        embedded = self.position(batch, frames, audio.device) + subject[:, None]
+        if self.dropout:  # the release's PE dropout, on position + subject before the audio is added
+            embedded = F.dropout(embedded, self.dropout, self.training)
+        queries = embedded + audio
+        if self.release:  # the additive 0/1 mask on the decoder's self-attention only; the encoder is unmasked
             mask = release_tvae_mask(frames).to(audio)
             memory_mask = None
         else:
@@ -284,7 +269,7 @@ class TemporalVAE(nn.Module):
         mu = logvar = None
         if self.release or motion is not None:
             source = queries if self.release else queries + self.motion_in(motion)
-            h = self.encoder(source, mask=mask)
+            h = self.encoder(source, mask=None if self.release else mask)
             mu, logvar = self.mu(h), self.logvar(h)
             z = mu + torch.exp(0.5 * logvar) * noise
         else:  # the fixed model's prior
@@ -300,11 +285,13 @@ class MODANetwork(nn.Module):
         super().__init__()
         net, sizes = config["network"], point_sets()
         hidden, heads, layers, ffn = (int(net[k]) for k in ("hidden_size", "heads", "layers", "ffn_size"))
-        release = bool(config["faithful_to_release"])
-        self.audio = AudioHead(config["audio"]["encoder"], audio_context, hidden, config["audio"]["weights"])
+        is_release, switches = bool(config["faithful_to_release"]), release.fixes(config)
+        dropout = float(switches["dropout"])
+        self.audio = AudioHead(config["audio"]["encoder"], audio_context, hidden, config["audio"]["weights"],
+                               bool(switches["spec_augment"]))
         self.subject = mlp([face_mesh.NUM_POINTS * 3, hidden, hidden, hidden])
-        self.aligned = AlignedDecoder(hidden, heads, layers, ffn, int(net["period"]))
-        self.tvae = TemporalVAE(hidden, heads, layers, ffn, 7 + 18 * 3, release)
+        self.aligned = AlignedDecoder(hidden, heads, layers, ffn, int(net["period"]), dropout)
+        self.tvae = TemporalVAE(hidden, heads, layers, ffn, 7 + 18 * 3, is_release, dropout)
         self.heads = nn.ModuleDict({
             "lips": mlp([2 * hidden, 512, len(sizes["lips"]) * 3]),
             "eyes": mlp([2 * hidden, 256, 256, len(sizes["eyes"]) * 3]),
@@ -378,13 +365,15 @@ class MODANet(checkpoint.PretrainedStage, nn.Module):
         motion = None if self.config["faithful_to_release"] else torch.cat(
             [batch["head"], batch["torso"].flatten(-2)], dim=-1)
         out = self.network(batch["audio"], frames, self.subject_code(batch["mesh"]), motion, generator)
-        loss = batch["lips"].new_zeros(())
-        terms = {}
+        loss, terms = batch["lips"].new_zeros(()), {}
+        torso_release = release.fixes(self.config)["torso_loss"] == "release"
         for name in HEADS:
             pred, target = out[name], batch[name].flatten(2)
             valid = batch["torso_valid"][:, None, None].to(pred) if name == "torso" else torch.ones_like(pred[:, :1, :1])
             count = (valid.expand_as(pred)).sum().clamp_min(1.0)
             mse = (((pred - target) ** 2) * valid).sum() / count
+            if name == "torso" and torso_release:  # fixes.torso_loss: MaskedMSELoss's extra 1/D, velocity unmasked
+                mse, valid = release.masked_mse(pred, target, batch["torso_valid"].to(pred), True), torch.ones_like(valid)
             vel_count = (valid.expand_as(pred[:, 1:])).sum().clamp_min(1.0)
             vel = ((torch.diff(pred, dim=1) - torch.diff(target, dim=1)).abs() * valid).sum() / vel_count
             loss = loss + float(weights[name]) * mse + float(velocity[name]) * vel
@@ -474,80 +463,7 @@ class MODANet(checkpoint.PretrainedStage, nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ data
-class MotionWindows(torch.utils.data.Dataset):
-    """Windows of ``data.window`` frames every ``data.stride`` frames of the training clips (frames with a
-    face only): audio input, the speaker's mean mesh, and the four targets in target units.
-
-    Read on demand: an item slices its window out of zero-copy views of the dataset's memory-mapped arrays
-    (:class:`toolkit.windows.ArrowRows`: meshes, poses, audio, mel) and the cached shoulder points; what is
-    held is the window index and one mean per speaker, so memory does not grow with the dataset."""
-
-    def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
-        from talking_head.baselines.moda.torso import clip_torso
-        from talking_head.toolkit import dataset as schema
-        from talking_head.toolkit.windows import ArrowRows
-
-        self.reader = reader = AudioInput(config)
-        self.window = window = int(config["data"]["window"])
-        stride = int(config["data"]["stride"])
-        targets = config["targets"]
-        self.units = np.asarray(targets["head_units"], np.float32)
-        self.mesh_scale, self.torso_scale = float(targets["mesh_scale"]), float(targets["torso_scale"])
-        sets = point_sets()
-        self.lips, self.eyes = list(sets["lips"]), list(sets["eyes"])
-        self.means = speaker_means(dataset_dir, "train", torso=True)
-        rows = schema.load_split(dataset_dir, split)
-        self.rows = ArrowRows(rows, (schema.CANONICAL_LANDMARKS, schema.POSE, schema.AUDIO, schema.MEL))
-        self.torso = clip_torso(dataset_dir, split)
-        self.clips: list[tuple[str, str, float]] = []  # (clip id, speaker, torso_valid) per row used
-        index = []  # (row, start, clip) of every window
-        for row, (clip_id, speaker, fps) in enumerate(zip(map(str, rows[schema.CLIP_ID]), map(str, rows[schema.SPEAKER]),
-                                                          rows[schema.FPS])):
-            if abs(float(fps) - reader.fps) > 1e-3:
-                raise ValueError(f"{dataset_dir}: clip {clip_id} is at {float(fps):g} fps, the config says "
-                                 f"fps: {reader.fps:g} (preprocess with --fps {reader.fps:g} or change the config)")
-            if speaker not in self.means:
-                continue
-            canonical, pose, torso = (self.rows.view(schema.CANONICAL_LANDMARKS, row), self.rows.view(schema.POSE, row),
-                                      self.torso[clip_id])
-            good = (np.isfinite(canonical).all(axis=(1, 2)) & np.isfinite(pose).all(axis=1)
-                    & np.isfinite(torso).all(axis=(1, 2)))
-            torso_valid = float(np.nanmean(np.nanstd(torso[..., :2], axis=0)) > 0.5)  # MODA's rule
-            starts = [t for t in range(0, len(good) - window + 1, stride) if good[t:t + window].all()]
-            index += [(row, t, len(self.clips)) for t in starts]
-            self.clips.append((clip_id, speaker, torso_valid))
-        self.index = np.asarray(index, np.int64).reshape(-1, 3)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict:
-        from talking_head.toolkit import dataset as schema
-
-        row, start, c = (int(v) for v in self.index[i])
-        clip_id, speaker, torso_valid = self.clips[c]
-        subject, stop = self.means[speaker], start + self.window
-        canonical = np.asarray(self.rows.view(schema.CANONICAL_LANDMARKS, row)[start:stop], np.float32)
-        pose = np.asarray(self.rows.view(schema.POSE, row)[start:stop], np.float32)
-        arrays = {
-            "lips": (canonical[:, self.lips] - subject.mesh[self.lips]) / self.mesh_scale,
-            "eyes": (canonical[:, self.eyes] - subject.mesh[self.eyes]) / self.mesh_scale,
-            "head": (pose - subject.pose) / self.units,
-            "torso": (self.torso[clip_id][start:stop] - subject.torso) / self.torso_scale,
-        }
-        item = {name: torch.from_numpy(np.ascontiguousarray(a, np.float32)) for name, a in arrays.items()}
-        num_frames = len(self.rows.view(schema.POSE, row))
-        audio = self.reader.clip_window(self.rows.view(schema.AUDIO, row), self.rows.view(schema.MEL, row), num_frames,
-                                        start, self.window)
-        item["audio"] = torch.from_numpy(np.ascontiguousarray(audio))
-        item["mesh"] = torch.from_numpy(subject.mesh)
-        item["torso_valid"] = torch.tensor(torso_valid)
-        return item
-
-
-def build_dataset(config: dict, dataset_dir: str | Path) -> MotionWindows:
-    """The motion stage's training set (the stage registry's dataset builder)."""
-    return MotionWindows(config, dataset_dir, "train")
+MotionWindows, build_dataset = motion_data.MotionWindows, motion_data.build_dataset  # the registry's names
 
 
 def clip_subjects(dataset_dir: str | Path) -> tuple[list[Clip], dict[str, Subject]]:

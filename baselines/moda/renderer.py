@@ -50,10 +50,9 @@ Where this module departs from the release, and why:
 * D uses InstanceNorm (pix2pixHD's default), not the release's BatchNorm: D runs three times per step
   on differently distributed inputs (real, fake, fake again), and BatchNorm would mix their statistics
   and update its running averages on each call.
-* The VGG19 input is ImageNet-normalised, as torchvision's weights expect (the release feeds [-1, 1]
-  images as they are); the Gram matrix is per image and normalised by C*H*W (the release builds one
-  Gram over the whole batch, cross-image products included), times the release's constant
-  :data:`STYLE_GRAM_SCALE`.
+* Switches of ``fixes`` (:mod:`baselines.moda.release`; all at the release's value with ``faithful_to_release``):
+  ImageNet-normalised VGG19 input (release: [-1, 1] as is), per-image Gram / C*H*W (release: one batch Gram
+  / B*C*H*W), the TPE offset 1 at inference as in training (release: 0 at inference), x :data:`STYLE_GRAM_SCALE`.
 * No data augmentation (the release's optional ``use_da``: a random crop of up to 25 px and a rotation
   of up to 15 degrees), and every scale of D has ``ndf`` channels (the release's ``min(64, ndf * 2**k)``
   is ``ndf`` for its ndf = 64).
@@ -64,25 +63,15 @@ Kept from the release where pix2pixHD differs: every VGG layer weighs 1.0 (pix2p
 feature matching includes D's last (prediction) layer; the TPE has no factor pi (see
 :func:`temporal_encoding`).
 
-Identities: the release trains one renderer per identity, and so does ``toolkit train moda --stage
-renderer`` unless ``data.speaker`` is ``all``: :func:`identity_runs` plans one run per speaker (``--speaker``,
-or ``data.speaker``, or with ``null`` every speaker of the train split), each in ``RUN_DIR/renderer/<speaker>/``;
-generation draws each clip with its own speaker's renderer (:mod:`baselines.moda.pipeline`).
-
-Data: one identity (``data.speaker``) of the train split, every clip decoded once and kept in memory at
-``resolution`` (:class:`RendererFrames`): the whole frame, or with ``crop.face_scale`` the square around
-the clip's face (:mod:`baselines.face_crop`; the tiny config's departure from the release, which renders
-the whole 512-px frame: at 64 px a whole 256-px crop leaves the mouth a few pixels wide). With a face
-box, :meth:`TemporalRenderer.render` renders the box around the target meshes and pastes it into the
-full-resolution reference frame with a feathered edge. Each clip is split in time as in MODA's data preparation
-(``--train_val_rate 0.8``): the first 80% of its frames train, the last 20% are the validation frames.
-Frames without a face are left out.
+Identities and training data: :mod:`baselines.moda.renderer_data` (one renderer per identity, the
+release's protocol, and :class:`~baselines.moda.renderer_data.RendererFrames`). With a face box
+(``crop.face_scale``), :meth:`TemporalRenderer.render` renders the box around the target meshes and pastes it
+into the full-resolution reference frame with a feathered edge.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -92,17 +81,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.baselines import checkpoint
-from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
-                                 to_frame)
+from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, to_box,
+                                               to_frame)
 from talking_head.baselines.mesh_render import render_mesh
 from talking_head.baselines.moda.renderer_networks import MultiscalePatchGAN, ResUNetGenerator, VGG19Features, gram
-from talking_head.baselines.moda.torso import clip_torso, draw_shoulders
-from talking_head.toolkit import dataset as schema
+from talking_head.baselines.moda.release import batch_gram, fixes
+from talking_head.baselines.moda.torso import draw_shoulders
 
 MODEL_NAME = "moda"
 STAGE = "renderer"
 SKIP_PREFIXES = ("vgg.",)  # the frozen VGG19 comes from the weights registry, never from checkpoints
-ALL_SPEAKERS = "all"  # data.speaker value: one renderer trained on every speaker of the train split
+ALL_SPEAKERS = "all"  # data.speaker value: one renderer trained on every speaker of the split
 
 # Temporal positional encoding (the release's RenderDataset.positional_encoding, nerf-pytorch's form):
 # x = TPE_OFFSET + frame_index / TPE_TIME_SCALE, encoded as [x, sin(2^k x), cos(2^k x) for k < frequencies].
@@ -128,25 +117,25 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "generator": ("ngf", "n_downsample", "max_channels"),
     "discriminator": ("num_D", "n_layers", "ndf"),
     "loss": ("gan", "l1", "mouth_l1", "vgg", "style", "fm"),
-    "data": ("speaker", "train_fraction", "reference"),
+    "data": ("split", "speaker", "train_fraction", "reference"),
     "inference": ("batch_size",),
     "crop": ("face_scale", "feather"),
 }
 
 
 # ---------------------------------------------------------------------------------------- inputs
-def temporal_encoding(frame_index: Any, size: int, frequencies: int = TPE_FREQUENCIES) -> torch.Tensor:
+def temporal_encoding(frame_index: Any, size: int, frequencies: int = TPE_FREQUENCIES,
+                      offset: float = TPE_OFFSET) -> torch.Tensor:
     """MODA's TPE of frame index(es), broadcast to `size` x `size`: (1 + 2F, S, S), or (N, 1 + 2F, S, S)
     for N indices.
 
-    x = 1 + frame_index / 1000; channels [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(F-1) x), cos(2^(F-1) x)].
+    x = offset + frame_index / 1000; channels [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(F-1) x), cos(2^(F-1) x)].
     The frequencies are log-spaced 2^0 .. 2^(F-1) without a factor pi: the release copies nerf-pytorch's
     ``positional_encoding`` (log_sampling), whose bands are 2^k (the NeRF paper's are 2^k pi). The offset
-    1 is the release's too (it adds t to an image of ones); it only shifts the phases.
-    """
+    1 is the release's in training (it adds t to an image of ones); its inference has 0 (``fixes``)."""
     index = torch.as_tensor(frame_index, dtype=torch.float64)
     single = index.ndim == 0
-    x = TPE_OFFSET + index.reshape(-1) / TPE_TIME_SCALE
+    x = offset + index.reshape(-1) / TPE_TIME_SCALE
     bands = 2.0 ** torch.arange(frequencies, dtype=torch.float64)
     angles = x[:, None] * bands[None]  # (N, F)
     channels = [x[:, None]]
@@ -205,7 +194,7 @@ class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
         self.discriminator = MultiscalePatchGAN(self.in_channels + IMAGE_CHANNELS, int(d["ndf"]), int(d["n_layers"]),
                                                 int(d["num_D"]))
         _init_weights(self.generator), _init_weights(self.discriminator)
-        self.vgg = vgg
+        self.vgg, self.fixes = vgg, fixes(config)
 
     # ---------------------------------------------------------------------------- construction
     @classmethod
@@ -228,11 +217,11 @@ class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
         return self
 
     # ---------------------------------------------------------------------------- forward
-    def inputs(self, condition: torch.Tensor, reference: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+    def inputs(self, condition: torch.Tensor, reference: torch.Tensor, frame_index: torch.Tensor, offset=TPE_OFFSET):
         """The generator input (N, 19, R, R) from uint8 (N, R, R, 3) conditioning and reference images."""
         device = next(self.generator.parameters()).device
         size = self.resolution
-        tpe = temporal_encoding(frame_index.reshape(-1).cpu(), size, self.frequencies)
+        tpe = temporal_encoding(frame_index.reshape(-1).cpu(), size, self.frequencies, offset)
         return torch.cat([images_to_model(condition.to(device), size), images_to_model(reference.to(device), size),
                           tpe.to(device)], 1)
 
@@ -276,13 +265,12 @@ class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
             mouth_l1 = float(w["mouth_l1"]) * error
         vgg = style = fake.new_zeros(())
         if self.vgg is not None:
-            with torch.no_grad():
-                target = self.vgg(real)
-            taps = self.vgg(fake)
+            imagenet, gram_of = self.fixes["vgg_input"] == "imagenet", {"batch": batch_gram}.get(self.fixes["gram"], gram)
+            target, taps = self.vgg(real, imagenet), self.vgg(fake, imagenet)  # VGG is frozen: no graph for `real`
             vgg = float(w["vgg"]) * sum(k * F.l1_loss(f, t) for k, f, t in zip(VGG_LAYER_WEIGHTS, taps, target))
             if float(w["style"]) > 0:
                 style = float(w["style"]) * STYLE_GRAM_SCALE * sum(
-                    k * F.mse_loss(gram(f.float()), gram(t.float()))
+                    k * F.mse_loss(gram_of(f.float()), gram_of(t.float()))
                     for k, f, t in zip(VGG_LAYER_WEIGHTS, taps, target))
         loss_g = g_gan + l1 + mouth_l1 + vgg + style + fm
         terms = {"g_gan": g_gan, "l1": l1, "mouth_l1": mouth_l1, "vgg": vgg, "style": style, "fm": fm,
@@ -342,7 +330,7 @@ class TemporalRenderer(checkpoint.PretrainedStage, nn.Module):
                     draw_condition(meshes[t], None if shoulders is None else shoulders[t], res, self.config["draw"])
                     for t in range(start, stop)])
                 x = self.inputs(torch.from_numpy(conditions), reference.expand(stop - start, -1, -1, -1),
-                                indices[start:stop])
+                                indices[start:stop], float(self.fixes["tpe_inference_offset"]))
                 out.append(blend(to_frame(self.generator(x), frame, box), frame, weights))
         finally:
             self.train(was_training)
@@ -382,126 +370,5 @@ def _validate(config: dict) -> None:
                          f"2^generator.n_downsample = {2**levels}")
     if config["data"]["reference"] not in ("first", "random"):
         raise ValueError(f"data.reference must be 'first' or 'random', got {config['data']['reference']!r}")
-    if not 0 < float(config["data"]["train_fraction"]) < 1:
-        raise ValueError(f"data.train_fraction must be in (0, 1), got {config['data']['train_fraction']}")
-
-
-# ------------------------------------------------------------------------------------------ data
-class RendererFrames(torch.utils.data.Dataset):
-    """The frames of one identity: every clip of the train split whose speaker is ``data.speaker`` (``all``:
-    every speaker, one renderer for all of them, each clip with its own reference image; :func:`identity_runs`
-    names the speaker of each run), decoded once and kept in memory at ``resolution``: the whole frame or,
-    with ``crop.face_scale``, the square of that many times the extent of the clip's median face.
-
-    Each clip's first ``data.train_fraction`` of frames (rounded down) are the ``"train"`` frames, the
-    rest the ``"validation"`` frames; frames without a face are left out of both. Items: ``frame``,
-    ``condition`` (the drawn mesh + shoulders), ``reference`` (R, R, 3) uint8, ``mouth`` (R, R) uint8 mask,
-    ``frame_index`` (the index in the clip), ``clip`` (the clip's position in :attr:`clips`). The reference
-    is a frame of the clip's training part: the first with a face (``data.reference: first``) or one
-    drawn from (seed, item index), so an index always gives the same item.
-
-    :attr:`clips` holds per clip ``clip_id``, ``frames`` (T, R, R, 3) uint8, ``landmarks`` (T, 478, 3) and
-    ``torso`` (T, 18, 3) in model pixels, ``box`` ((x0, y0, side) in the clip's pixels, or None: the whole
-    frame), ``train`` and ``validation`` (frame indices with a face) and ``reference`` (the first training
-    frame with a face).
-    """
-
-    def __init__(self, config: dict, dataset_dir: str | Path, split: str = "train"):
-        if split not in ("train", "validation"):
-            raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
-        _validate(config)
-        self.config, self.split = config, split
-        self.size = size = int(config["resolution"])
-        self.seed = int(config.get("seed", 0))
-        data = config["data"]
-        rows = schema.load_split(dataset_dir, "train")
-        speakers = list(rows[schema.SPEAKER])
-        if data["speaker"] is None:
-            raise ValueError(f"{dataset_dir}: data.speaker is null, which trains one renderer per speaker: name the "
-                             f"speaker of this one (toolkit train plans a run per speaker), or use {ALL_SPEAKERS!r}")
-        self.speaker = str(data["speaker"])
-        if self.speaker != ALL_SPEAKERS and self.speaker not in speakers:
-            raise ValueError(f"{dataset_dir}: data.speaker {self.speaker!r} has no clip in the train split; "
-                             f"speakers: {sorted(set(speakers))}")
-        picked = [i for i, s in enumerate(speakers) if self.speaker in (s, ALL_SPEAKERS)]
-        all_ids = list(rows[schema.CLIP_ID])
-        clip_ids = [all_ids[i] for i in picked]
-        torso = clip_torso(dataset_dir, "train", clip_ids)
-        arrays = rows.select_columns([schema.VIDEO, schema.LANDMARKS]).with_format("numpy")
-        self.clips: list[dict] = []
-        self.index: list[tuple[int, int]] = []
-        for row, clip_id in zip(picked, clip_ids):
-            item = arrays[row]
-            with schema.open_row_video(item[schema.VIDEO], threads=1) as reader:
-                frames = reader.read_all()
-            landmarks = np.asarray(item[schema.LANDMARKS], dtype=np.float64)
-            if not np.isfinite(landmarks[..., :2]).all(axis=(1, 2)).any():
-                continue  # no face at all
-            resized, landmarks, box = model_view(frames, landmarks, size, config["crop"]["face_scale"])
-            points = to_box(np.asarray(torso[clip_id], dtype=np.float64), box, size, frames.shape[1:3])
-            good = np.isfinite(landmarks[..., :2]).all(axis=(1, 2)) & np.isfinite(points[..., :2]).all(axis=(1, 2))
-            cut = int(len(frames) * float(data["train_fraction"]))
-            train = [t for t in range(cut) if good[t]]
-            validation = [t for t in range(cut, len(frames)) if good[t]]
-            if not train:
-                continue  # no face in the training part: nothing to take a reference from
-            clip = {"clip_id": clip_id, "frames": resized, "landmarks": landmarks, "torso": points, "box": box,
-                    "train": train, "validation": validation, "reference": train[0]}
-            self.index += [(len(self.clips), t) for t in (train if split == "train" else validation)]
-            self.clips.append(clip)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def reference_of(self, i: int) -> int:
-        """The reference frame (index in its clip) of item `i`."""
-        clip = self.clips[self.index[i][0]]
-        if self.config["data"]["reference"] == "first":
-            return clip["reference"]
-        from talking_head.baselines.training import derive_seed
-
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, i))
-        return clip["train"][int(torch.randint(len(clip["train"]), (1,), generator=generator))]
-
-    def __getitem__(self, i: int) -> dict:
-        c, t = self.index[i]
-        clip = self.clips[c]
-        landmarks = clip["landmarks"][t]
-        return {
-            "frame": torch.from_numpy(clip["frames"][t]),
-            "condition": torch.from_numpy(draw_condition(landmarks[:, :2], clip["torso"][t, :, :2], self.size,
-                                                         self.config["draw"])),
-            "reference": torch.from_numpy(clip["frames"][self.reference_of(i)]),
-            "mouth": torch.from_numpy(mouth_mask(landmarks, self.size)),
-            "frame_index": t,
-            "clip": c,
-        }
-
-
-def identity_runs(config: dict, dataset_dir: str | Path, speakers: list[str] | None = None) -> list[tuple[str | None, dict]]:
-    """The renderers one ``toolkit train moda --stage renderer`` trains, as (identity, config): one per speaker
-    of `speakers` (``--speaker``); else ``data.speaker`` ``all`` gives one renderer for everyone (identity
-    None), a name that speaker's, and ``null`` one per speaker of the train split (the release's protocol)."""
-    chosen = config["data"]["speaker"]
-    if not speakers:
-        if chosen == ALL_SPEAKERS:
-            return [(None, config)]
-        if chosen is not None:
-            speakers = [str(chosen)]
-        else:
-            speakers = sorted({str(s) for s in schema.load_split(dataset_dir, "train")[schema.SPEAKER]})
-    elif ALL_SPEAKERS in speakers:
-        raise ValueError(f"--speaker {ALL_SPEAKERS} is not an identity: set data.speaker={ALL_SPEAKERS} for one "
-                         "renderer of every speaker")
-    runs = []
-    for speaker in dict.fromkeys(speakers):  # in the given order, once each
-        one = copy.deepcopy(config)
-        one["data"]["speaker"] = speaker
-        runs.append((speaker, one))
-    return runs
-
-
-def build_dataset(config: dict, dataset_dir: str | Path) -> RendererFrames:
-    """The renderer's training set (the ``"train"`` frames of :class:`RendererFrames`), as the generic
-    trainer (:func:`baselines.training.train`) expects."""
-    return RendererFrames(config, dataset_dir, split="train")
+    if not 0 < float(config["data"]["train_fraction"]) <= 1:
+        raise ValueError(f"data.train_fraction must be in (0, 1], got {config['data']['train_fraction']}")

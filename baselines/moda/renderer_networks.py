@@ -162,8 +162,10 @@ class VGG19Features(nn.Module):
     def train(self, mode: bool = True) -> "VGG19Features":
         return super().train(False)  # frozen: always in inference mode
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = ((x + 1) / 2 - self.mean) / self.std
+    def forward(self, x: torch.Tensor, imagenet: bool = True) -> list[torch.Tensor]:
+        """`imagenet`: normalise as the weights expect; False feeds the [-1, 1] images as they are (the
+        release's ``Vgg19``, ``fixes.vgg_input: raw``)."""
+        h = ((x + 1) / 2 - self.mean) / self.std if imagenet else x
         taps = []
         for index, layer in enumerate(self.features):
             h = layer(h)

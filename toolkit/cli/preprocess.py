@@ -29,6 +29,10 @@ def preprocess(
     landmarks68: bool = typer.Option(False, "--landmarks68", help="Also 68-point FAN landmarks (needs face-alignment's weights)."),
     audio_features: Optional[str] = typer.Option(None, "--audio-features", help="Also wav2vec2 or hubert hidden states."),
     test_fraction: float = typer.Option(0.1, help="Share of clips in the test split when the builder sets none."),
+    adapt_fraction: Optional[float] = typer.Option(
+        None, "--adapt-fraction",
+        help="Cut every test clip into an 'adapt' split (its first FRACTION, e.g. 0.8) and the test rest, for "
+             "models fitted to each test person (docs/architecture.md, 'Adaptation splits')."),
     sample_speakers: int = typer.Option(3, help="sample: speakers."),
     sample_clips: int = typer.Option(3, help="sample: clips per speaker."),
     sample_seconds: float = typer.Option(6.0, help="sample: seconds per clip."),
@@ -42,6 +46,8 @@ def preprocess(
     console = Console(stderr=True)
     if dataset not in BUILDERS:
         raise typer.BadParameter(f"unknown dataset {dataset!r}; choose one of {', '.join(BUILDERS)}", param_hint="--dataset")
+    if adapt_fraction is not None and not 0 < adapt_fraction < 1:
+        raise typer.BadParameter(f"must be between 0 and 1, got {adapt_fraction}", param_hint="--adapt-fraction")
     try:
         config = PreprocessConfig(fps=fps, size=size, landmarks68=landmarks68, audio_features=audio_features)
     except ValueError as exc:
@@ -70,7 +76,7 @@ def preprocess(
     parameters = {"dataset": dataset, "inputs": inputs, "workers": workers, "engine": engine}
     result, summary = run_preprocess(
         sources, out, config, parameters=parameters, problems=problems, workers=workers, engine=engine,
-        address=address, test_fraction=test_fraction, show_progress=not quiet,
+        address=address, test_fraction=test_fraction, show_progress=not quiet, adapt_fraction=adapt_fraction,
     )
     failed = len(summary.failed)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
