@@ -112,8 +112,9 @@ def feathered(boxes: np.ndarray, hw: tuple[int, int], sigma: float, grow: float 
 
 def to_frame(images: torch.Tensor, frame: np.ndarray, box: Box | None) -> np.ndarray:
     """Model-view images (N, 3, R, R) in [-1, 1] -> float32 (N, H, W, 3) in [0, 255]: resized (bicubic) over
-    the box, which replaces the box's pixels in copies of `frame`, or over the whole frame."""
-    height, width = frame.shape[:2]
+    the box, which replaces the box's pixels in copies of `frame` (H, W, 3) or of each of `frame` (N, H, W, 3),
+    or over the whole frame."""
+    height, width = frame.shape[-3:-1]
     size = (box[2], box[2]) if box is not None else (height, width)
     images = images.clamp(-1, 1)
     if images.shape[-2:] != size:
@@ -122,7 +123,7 @@ def to_frame(images: torch.Tensor, frame: np.ndarray, box: Box | None) -> np.nda
     images = ((images.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).float().cpu().numpy()
     if box is None:
         return images
-    canvas = np.repeat(frame[None].astype(np.float32), len(images), axis=0)
+    canvas = np.broadcast_to(frame, (len(images), height, width, frame.shape[-1])).astype(np.float32)
     x0, y0, side = box  # the view's pixels that fall inside the frame
     fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
     canvas[:, fy0:fy1, fx0:fx1] = images[:, fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
@@ -130,6 +131,7 @@ def to_frame(images: torch.Tensor, frame: np.ndarray, box: Box | None) -> np.nda
 
 
 def blend(canvas: np.ndarray, frame: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """weights * canvas + (1 - weights) * frame (None: the canvas alone), as uint8 frames (N, H, W, 3)."""
-    out = canvas if weights is None else weights * canvas + (1 - weights) * frame[None].astype(np.float32)
+    """weights * canvas + (1 - weights) * frame (H, W, 3) or frames (N, H, W, 3) (None: the canvas alone), as
+    uint8 frames (N, H, W, 3)."""
+    out = canvas if weights is None else weights * canvas + (1 - weights) * frame.astype(np.float32)
     return out.round().clip(0, 255).astype(np.uint8)

@@ -11,7 +11,9 @@ and the floor baselines through their functions in :mod:`baselines.floors` (the 
 with the renderer of ``checkpoint``).
 
 Every clip's reference is its first frame with a face (the same for every model, so the floors are
-honest); the speaker's means come from the training split. Outputs are named by clip id
+honest); the speaker's means come from the training split. A model with named conditioning choices
+(``conditions``, e.g. a dubbing or a one-shot setting) also gets the clip: its head poses, meshes and
+frames, decoded from its video as the model reads them; the choices that ran are recorded. Outputs are named by clip id
 (:mod:`toolkit.video_ids`) so ``toolkit evaluate`` pairs them, and ``generation.json`` records the
 model, checkpoint hashes, configs and options.
 """
@@ -27,6 +29,7 @@ import numpy as np
 
 from talking_head.baselines import registry
 from talking_head.baselines.checkpoint import WEIGHTS_NAME, stage_folders
+from talking_head.baselines.pipeline import Clip
 from talking_head.baselines.reference import Reference, reference_from_row
 from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
@@ -55,6 +58,16 @@ class ClipJob:
     pose: np.ndarray  # (T, 7) the clip's own head poses (frames without a face: the reference's)
     reference: Reference  # the clip's first frame with a face
     video: bytes  # the clip's crop video (mp4)
+    landmarks: np.ndarray | None = None  # (T, 478, 3) the clip's meshes in crop pixels, NaN where no face
+    canonical: np.ndarray | None = None  # (T, 478, 3) the same without head pose
+
+    def clip(self) -> Clip:
+        """The clip as a pipeline with conditioning choices sees it; its frames are decoded as they are read."""
+        def frames(size: int) -> Iterator[np.ndarray]:
+            with schema.open_row_video(self.video) as reader:
+                yield from reader.iter_chunks(size)
+
+        return Clip(poses=self.pose, landmarks=self.landmarks, canonical=self.canonical, frames=frames)
 
 
 @dataclasses.dataclass
@@ -74,6 +87,7 @@ class Request:
     device: str = "cpu"
     renderer_speaker: str | None = None  # draw every clip with this identity's renderer (a per-identity run)
     speakers: tuple[str, ...] = ()  # the speakers of the clips to generate
+    conditions: dict[str, str] | None = None  # the model's named conditioning choices (Pipeline.condition_choices)
 
 
 @dataclasses.dataclass
@@ -192,7 +206,9 @@ def dataset_jobs(dataset: str | Path, split: str = "test", only: list[str] | Non
             yield ClipJob(clip_id=clip_id, speaker=str(row[schema.SPEAKER]), fps=float(row[schema.FPS]),
                           num_frames=int(row[schema.NUM_FRAMES]),
                           wav=np.asarray(row[schema.AUDIO]).astype(np.float32) / 32768.0,
-                          mel=np.asarray(row[schema.MEL], np.float32), pose=pose, reference=reference, video=video)
+                          mel=np.asarray(row[schema.MEL], np.float32), pose=pose, reference=reference, video=video,
+                          landmarks=np.asarray(row[schema.LANDMARKS], np.float32),
+                          canonical=np.asarray(row[schema.CANONICAL_LANDMARKS], np.float32))
 
     return ids, jobs
 
@@ -201,14 +217,16 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
                    split: str = "test", clips: list[str] | None = None, pose: str = "reference", seed: int = 0,
                    num_samples: int = 1, landmarks_only: bool = False, steps: int | None = None,
                    render_steps: int | None = None, guidance_scale: float | None = None, device: str = "cpu",
-                   renderer_speaker: str | None = None, show_progress: bool = True) -> GenerationResult:
+                   renderer_speaker: str | None = None, conditions: dict[str, str] | None = None,
+                   show_progress: bool = True) -> GenerationResult:
     """Generate every clip of `split` with `model` into `out` (see the module docstring); write generation.json.
 
-    `pose`: ``reference`` (the model's own head pose: held still or generated) or ``clip`` (each clip's own
-    poses). A run with one renderer per identity draws each clip with its speaker's and refuses a speaker
+    `pose`: ``reference`` (the model's own head pose: held still, generated, or the clip's where its
+    `conditions` dub the clip) or ``clip`` (each clip's own poses). A run with one renderer per identity draws each clip with its speaker's and refuses a speaker
     without one, unless `renderer_speaker` names the identity whose renderer draws every clip (recorded). `num_samples` > 1 names the videos ``<clip_id>.sample<k>``. `steps`, `render_steps`,
     `guidance_scale`: the model's sampler settings where it has them (see its pipeline's
-    ``sampling_options``); None keeps its config's.
+    ``sampling_options``); None keeps its config's. `conditions`: the model's named conditioning choices
+    (:meth:`baselines.pipeline.Pipeline.condition_choices`; the others at their defaults, all recorded).
     """
     try:
         spec = registry.get(model)
@@ -220,6 +238,8 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
         raise GenerationError(f"{model} needs a checkpoint: the run folder of toolkit train")
     if isinstance(spec, registry.BaselineSpec) and landmarks_only:
         raise GenerationError(f"{model} is a video baseline; it has no landmarks-only output")
+    if isinstance(spec, registry.BaselineSpec) and conditions:
+        raise GenerationError(f"{model} is a baseline; it has no conditioning choices")
     out = Path(out)
     dataset = Path(dataset)
     weights = checkpoint_hashes(model, checkpoint, landmarks_only) if checkpoint is not None else {}
@@ -230,7 +250,8 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
     request = Request(model, Path(checkpoint) if checkpoint is not None else None, dataset, pose=pose, seed=seed,
                       num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
                       render_steps=render_steps, guidance_scale=guidance_scale, device=device,
-                      renderer_speaker=renderer_speaker, speakers=tuple(sorted({speaker_of[i] for i in ids})))
+                      renderer_speaker=renderer_speaker, speakers=tuple(sorted({speaker_of[i] for i in ids})),
+                      conditions=conditions)
     maker = registry.import_target(spec.generator) if isinstance(spec, registry.BaselineSpec) else trained_generator
     generator = maker(request)
     generate, fps, configs, options = generator.generate, generator.fps, generator.configs, generator.options
@@ -324,21 +345,58 @@ def renderer_identities(pipeline, spec: registry.ModelSpec, checkpoint, speakers
 
 
 def trained_generator(request: Request) -> Generator:
-    """A trained model's pipeline, each clip conditioned on its speaker's means from the train split."""
+    """A trained model's pipeline, each clip conditioned on its speaker's means from the train split (and,
+    for a model with conditioning choices, on the clip itself as they say)."""
     spec, pipeline, configs, means, drawn_by = load_run_dir(request)
+    chosen = resolve_conditions(pipeline, request.conditions, clip=True, model=spec.name)
     options = pipeline.sampling_options(seed=request.seed, num_samples=request.num_samples,
                                         landmarks_only=request.landmarks_only, steps=request.steps,
                                         render_steps=request.render_steps, guidance_scale=request.guidance_scale)
 
     def animate(job: ClipJob):
+        clip = {"clip": job.clip(), "conditions": chosen} if chosen else {}  # only to a model that has choices
         results = pipeline.generate(job.wav, job.reference, speaker=means.get(job.speaker),
                                     poses=job.pose if request.pose == "clip" else None, num_frames=job.num_frames,
                                     mel=job.mel, source=f"{request.dataset} [{job.clip_id}]",
-                                    **identity_of(drawn_by, job.speaker),
+                                    **identity_of(drawn_by, job.speaker), **clip,
                                     **{**options, "num_samples": request.num_samples})
         return [(r.canonical, r.frames) for r in results]
 
-    return Generator(animate, pipeline.fps, configs, {**options, **renderer_record(drawn_by, request)})
+    return Generator(animate, pipeline.fps, configs,
+                     {**options, **renderer_record(drawn_by, request), **conditions_record(chosen)})
+
+
+def resolve_conditions(pipeline, given: dict[str, str] | None, *, clip: bool, model: str) -> dict[str, str]:
+    """Every conditioning choice of `pipeline` (its class will do): `given` checked, the rest at their defaults
+    ({} for a model without any). `clip`: a dataset clip is animated; False: a reference alone (``--audio``)."""
+    allowed = pipeline.condition_choices(clip)
+    given = dict(given or {})
+    for key, value in given.items():
+        if key not in allowed:
+            raise GenerationError(f"{model} has no condition {key!r}" +
+                                  (f" (it has {', '.join(allowed)})" if allowed else " (it has none)"))
+        if value not in allowed[key] and not clip and value in pipeline.condition_choices(True).get(key, ()):
+            raise GenerationError(f"{key}={value} needs a dataset clip (its frames, head poses and meshes), which "
+                                  f"--audio input does not have; there {key} can only be {', '.join(allowed[key])}")
+        if value not in allowed[key]:
+            raise GenerationError(f"{model}: {key} must be one of {', '.join(allowed[key])}, got {value!r}")
+    return {key: given.get(key, values[0]) for key, values in allowed.items()}
+
+
+def model_conditions(model: str, given: dict[str, str] | None) -> dict[str, str]:
+    """:func:`resolve_conditions` for dataset generation with `model` by name, before anything is loaded
+    ({} for a baseline, which has no choices, and for a model without any)."""
+    spec = registry.get(model)
+    if not isinstance(spec, registry.ModelSpec):
+        if given:
+            raise GenerationError(f"{model} is a baseline; it has no conditioning choices")
+        return {}
+    return resolve_conditions(spec.pipeline_class(), given, clip=True, model=model)
+
+
+def conditions_record(chosen: dict[str, str]) -> dict[str, Any]:
+    """What generation.json says of the conditioning choices (nothing for a model without any)."""
+    return {"conditions": dict(chosen)} if chosen else {}
 
 
 def identity_of(drawn_by: dict[str, str], speaker: str | None) -> dict[str, Any]:
@@ -362,13 +420,15 @@ def _has_train(dataset: Path) -> bool:
 def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, out: Path, *, landmarks_only: bool = False,
                    seed: int = 0, num_samples: int = 1, steps: int | None = None, render_steps: int | None = None,
                    guidance_scale: float | None = None, device: str = "cpu",
-                   renderer_speaker: str | None = None) -> tuple[float, list[str]]:
+                   renderer_speaker: str | None = None, conditions: dict[str, str] | None = None
+                   ) -> tuple[float, list[str]]:
     """One audio file and one reference image or video with a trained model: <audio stem>.mp4 (and .npy),
     generation.json. Returns the fps and the one id. A run with one renderer per identity needs
     `renderer_speaker`: the identity whose renderer draws the reference's face."""
     from talking_head.baselines.reference import reference_from_file
 
     spec = registry.get_trained(model)
+    chosen = resolve_conditions(spec.pipeline_class(), conditions, clip=False, model=model)  # before loading
     pipeline = load_pipeline(model, checkpoint, landmarks_only=landmarks_only, device=device)
     request = Request(model, checkpoint, renderer_speaker=renderer_speaker)
     drawn_by = {} if landmarks_only else renderer_identities(
@@ -389,7 +449,7 @@ def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, o
     options = pipeline.sampling_options(seed=seed, num_samples=num_samples, landmarks_only=landmarks_only, steps=steps,
                                         render_steps=render_steps, guidance_scale=guidance_scale)
     results = pipeline.generate(wav, ref, source=str(audio), **identity_of(drawn_by, renderer_speaker),
-                                **{**options, "num_samples": num_samples})
+                                **({"conditions": chosen} if chosen else {}), **{**options, "num_samples": num_samples})
     for k, result in enumerate(results):
         name = sample_id(audio.stem, k) if num_samples > 1 else audio.stem
         with atomic_path(out / f"{name}.npy") as tmp:
@@ -402,6 +462,7 @@ def generate_audio(model: str, checkpoint: Path, audio: Path, reference: Path, o
     write_json(out / RECORD, generation_record(
         model, checkpoint, checkpoint_hashes(model, checkpoint, landmarks_only), configs, pipeline.fps,
         num_samples, {"dataset": None, "split": None, "audio": str(audio), "reference": str(reference)},
-        {**options, **renderer_record(drawn_by, request), "pose": "reference", "num_samples": num_samples},
+        {**options, **renderer_record(drawn_by, request), **conditions_record(chosen), "pose": "reference",
+         "num_samples": num_samples},
         [audio.stem]))
     return pipeline.fps, [audio.stem]

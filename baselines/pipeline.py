@@ -9,13 +9,17 @@ nothing else of the model::
     options = pipeline.sampling_options(seed=0, num_samples=2, landmarks_only=False)
     samples = pipeline.generate(wav16k, reference, speaker=speakers.get("S01"), identity="S01", **options)
     frames = pipeline.render_landmarks(reference, meshes)           # the renderer alone (mean-landmarks floor)
+
+A model with named test-time conditioning choices (:meth:`Pipeline.condition_choices`, e.g. a
+``setting``: dubbing or one-shot) also gets ``conditions`` and, for a dataset, the clip itself (:class:`Clip`).
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 
@@ -27,6 +31,17 @@ class Sample(Protocol):
 
     canonical: np.ndarray
     frames: Optional[np.ndarray]
+
+
+@dataclasses.dataclass
+class Clip:
+    """The dataset clip being re-animated, for a model whose :meth:`Pipeline.condition_choices` use more of it
+    than its audio and reference frame."""
+
+    poses: np.ndarray  # (T, 7) head poses in the crop (frames without a face: the reference's)
+    landmarks: np.ndarray  # (T, 478, 3) MediaPipe meshes in crop pixels, NaN where no face
+    canonical: np.ndarray  # (T, 478, 3) the meshes without head pose, NaN where no face
+    frames: Callable[[int], Iterator[np.ndarray]]  # frames(n): the crop video in (n, S, S, 3) chunks, decoded as read
 
 
 class Pipeline(abc.ABC):
@@ -67,6 +82,14 @@ class Pipeline(abc.ABC):
         picks whose renderer draws, and a speaker without one cannot be drawn); None (the default): one
         renderer draws any face."""
         return None
+
+    @classmethod
+    def condition_choices(cls, clip: bool) -> dict[str, tuple[str, ...]]:
+        """The model's named test-time conditioning choices: option -> its values, the default first, for a
+        dataset clip (`clip`: its frames, poses and meshes exist, :class:`Clip`) or a reference alone (``--audio``).
+        A model with any gets ``conditions`` (option -> value) and, for a dataset, ``clip`` in :meth:`generate`.
+        Default: none."""
+        return {}
 
     def sampling_options(self, *, seed: int = 0, num_samples: int = 1, landmarks_only: bool = False,
                          steps: Optional[int] = None, render_steps: Optional[int] = None,

@@ -68,10 +68,10 @@ def dataset_fingerprint(dataset: str | Path, split: str) -> str:
 def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, metrics: list[str],
             lse_preset: str, lmd_preset: str, seed: int, num_samples: int,
             bootstrap: Optional[dict[str, int]] = None, fvd_variant: Optional[str] = None,
-            protocol: Optional[str] = None) -> dict:
+            protocol: Optional[str] = None, conditions: Optional[dict[str, str]] = None) -> dict:
     """Everything that changes a run's numbers; its hash names the run directory. `bootstrap` (the interval
     settings) enters the key only when it differs from the defaults, so runs made before intervals existed
-    keep their ids."""
+    keep their ids; `conditions` (a model's conditioning choices, all of them) only for a model that has any."""
     key = {"model": model, "weights_sha256": dict(sorted(weights.items())), "dataset_sha256": fingerprint,
            "split": split, "metrics": sorted(metrics), "lse_preset": lse_preset, "lmd_preset": lmd_preset,
            "seed": seed, "num_samples": num_samples}
@@ -83,6 +83,8 @@ def run_key(model: str, weights: dict[str, str], fingerprint: str, split: str, m
         key["lse_frames"] = metric_registry.preset_defaults()["lse_frames"]
     if protocol:  # the protocol's content hash: it fixes every metric option
         key["protocol"] = protocol
+    if conditions:
+        key["conditions"] = dict(sorted(conditions.items()))
     return key
 
 
@@ -95,12 +97,14 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
                    split: str = "test", metrics: Optional[list[str]] = None, lse_preset: Optional[str] = None,
                    lmd_preset: Optional[str] = None, seed: int = 0, num_samples: int = 1, label: Optional[str] = None,
                    device: str = "cpu", show_progress: bool = True, fvd_variant: Optional[str] = None,
-                   bootstrap: Optional[dict[str, int]] = None, protocol: Any = None) -> RunResult:
+                   bootstrap: Optional[dict[str, int]] = None, protocol: Any = None,
+                   conditions: Optional[dict[str, str]] = None) -> RunResult:
     """Generate `split` of `dataset` with `model` (if not done yet), score it, and write the run directory
     ``runs/<run id>`` (see the module docstring). A finished run with the same key is returned as it is.
     `bootstrap`: the runner's interval options (``bootstrap``, ``bootstrap_set_level``, ``bootstrap_seed``;
     :data:`BOOTSTRAP_DEFAULTS` for those not given). `protocol`: a published protocol (name, path or
-    :class:`metrics.protocols.Protocol`): it sets the metrics, their options and the split."""
+    :class:`metrics.protocols.Protocol`): it sets the metrics, their options and the split. `conditions`: the
+    model's conditioning choices (the rest at the model's defaults; see ``toolkit generate --condition``)."""
     from talking_head.baselines import generation
     from talking_head.metrics import runner as scoring
 
@@ -119,10 +123,12 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
         raise FileNotFoundError(f"{dataset}: not a preprocessed dataset (no dataset_dict.json; make one with "
                                 "toolkit preprocess)")
     weights = generation.checkpoint_hashes(model, checkpoint) if checkpoint is not None else {}
+    conditions = generation.model_conditions(model, conditions)  # all of them, so the key names what ran
     fingerprint = dataset_fingerprint(dataset, split)
     bootstrap = {**BOOTSTRAP_DEFAULTS, **(bootstrap or {})}
     key = run_key(model, weights, fingerprint, split, metrics, lse_preset, lmd_preset, seed, num_samples, bootstrap,
-                  fvd_variant=fvd_variant, protocol=protocol.hash if protocol is not None else None)
+                  fvd_variant=fvd_variant, protocol=protocol.hash if protocol is not None else None,
+                  conditions=conditions)
     rid = run_id(key)
     run_dir = runs / rid
     if (run_dir / RUN_FILE).is_file():
@@ -133,10 +139,12 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
     generated = run_dir / GENERATED
     timings: dict[str, float] = {}
     previous = _read_json(generated / generation.RECORD)
-    if previous is None or previous.get("weights_sha256") != weights or previous.get("num_samples") != num_samples:
+    if previous is None or previous.get("weights_sha256") != weights or previous.get("num_samples") != num_samples \
+            or (previous.get("options") or {}).get("conditions", {}) != conditions:
         tic = time.perf_counter()
         generation.generate_split(model, dataset, generated, checkpoint=checkpoint, split=split, seed=seed,
-                                  num_samples=num_samples, device=device, show_progress=show_progress)
+                                  num_samples=num_samples, device=device, show_progress=show_progress,
+                                  conditions=conditions or None)
         timings["generate_s"] = round(time.perf_counter() - tic, 3)
     else:
         timings["generate_s"] = 0.0  # reused from an interrupted run of the same key
@@ -174,12 +182,15 @@ def evaluate_model(model: str, dataset: str | Path, runs: str | Path, *, checkpo
 
 
 def default_label(model: str, gen_record: dict) -> str:
-    """The model's display name; the mean-landmarks floor says whose renderer drew it."""
+    """The model's display name; the mean-landmarks floor says whose renderer drew it; a model with
+    conditioning choices says which ran, e.g. "<Model> (setting dubbing, identity clip_mean)"."""
     renderer = (gen_record.get("options") or {}).get("renderer")
     spec = registry.get(model) if model in registry.names() else None
     if renderer and getattr(spec, "renderer_label", ""):
         return spec.renderer_label.format(renderer=registry.display_name(renderer))
-    return registry.display_name(model)
+    chosen = (gen_record.get("options") or {}).get("conditions") or {}
+    suffix = f" ({', '.join(f'{key} {value}' for key, value in chosen.items())})" if chosen else ""
+    return registry.display_name(model) + suffix
 
 
 def row_order(model: str) -> int:

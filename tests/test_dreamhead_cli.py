@@ -158,6 +158,9 @@ def test_generate_videos_with_l2i(run_dir, preprocessed_sample, wavs, tmp_path) 
                  "--clip", "S02_002", "--pose", "clip", "--steps", "2", "--l2i-steps", "1", "--out", out, "-q")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["S02_002.mp4", "S02_002.npy", "generation.json"]
+    # The figure's dubbing setting by default for a dataset (frame i read from the clip's video), recorded.
+    record = json.loads((out / "generation.json").read_text())
+    assert record["options"]["conditions"] == {"setting": "dubbing", "identity": "clip_mean"}
     info = media.probe(out / "S02_002.mp4")
     assert info.has_audio and info.fps == 25.0 and (info.width, info.height) == (256, 256)
     assert len(media.read_video(out / "S02_002.mp4", fps=None)) == 125
@@ -180,3 +183,14 @@ def test_generate_videos_with_l2i(run_dir, preprocessed_sample, wavs, tmp_path) 
                      "--l2i-steps", "1", "--out", out, "-q")
     assert from_files.exit_code == 0, from_files.output
     assert len(media.read_video(out / "speech.mp4", fps=None)) == 125 and media.probe(out / "speech.mp4").has_audio
+    record = json.loads((out / "generation.json").read_text())
+    assert record["options"]["conditions"] == {"setting": "one_shot", "identity": "reference_frame"}
+    # --audio has no frame i to dub: refused in one sentence before anything is loaded or written.
+    dubbing = run("generate", "--model", "dreamhead", "--checkpoint", full, "--audio", wavs["speech"],
+                  "--reference", preprocessed_sample.parent / "raw" / "S01" / "S01_002.mp4",
+                  "--condition", "setting=dubbing", "--out", tmp_path / "refused", "-q")
+    assert dubbing.exit_code == 1 and "setting=dubbing needs a dataset clip" in dubbing.output
+    assert not (tmp_path / "refused").exists()
+    malformed = run("generate", "--model", "dreamhead", "--checkpoint", full, "--dataset", preprocessed_sample,
+                    "--condition", "one_shot", "--out", tmp_path / "refused")
+    assert malformed.exit_code == 2 and "KEY=VALUE" in malformed.output

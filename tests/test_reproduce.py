@@ -22,7 +22,7 @@ from talking_head.toolkit.cli import app
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 MODELS = {"dreamhead": ("a2l", "l2i"), "moda": ("motion", "faco", "renderer")}
-LABELS = ["Ground truth", "DreamHead", "MODA", "Mean landmarks (floor, DreamHead renderer)",
+LABELS = ["Ground truth", "DreamHead (setting dubbing, identity clip_mean)", "MODA", "Mean landmarks (floor, DreamHead renderer)",
           "Mean landmarks (floor, MODA renderer)", "Static reference (floor)"]
 
 
@@ -176,3 +176,30 @@ def test_a_paper_table_without_its_data_stops_before_any_work(tmp_path) -> None:
     assert not work.exists()
     listed = run("reproduce", "--list")
     assert listed.exit_code == 0 and all(name in listed.output for name in RECIPES)
+
+
+def test_the_device_is_checked_first_and_reaches_generation(work, tmp_path, monkeypatch) -> None:
+    """`--device` is refused before any work when unusable, and handed to every model's generation."""
+    import torch
+
+    from talking_head.baselines import generation
+
+    for device, said in (("tpu", "not one of cpu, cuda, cuda:N"), ("cuda:99", "'cuda:99'")):
+        refused = run("reproduce", "sample", "--work", tmp_path / "refused", "--device", device)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
+    assert not (tmp_path / "refused").exists()
+
+    seen = []
+
+    def stop_at_generation(model, dataset, out, **kwargs):
+        seen.append((model, kwargs["device"]))
+        raise RuntimeError("generation reached")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # check_device accepts cuda on this CPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(generation, "generate_split", stop_at_generation)
+    given = [a for m in MODELS for a in ("--checkpoint", f"{m}={work / 'checkpoints' / m}")]
+    result = run("reproduce", "sample", "--work", tmp_path / "w", "--dataset", work / "data", *given, "--device",
+                 "cuda", "-q")
+    assert result.exit_code == 1 and "generation reached" in result.output, result.output
+    assert seen == [("dreamhead", "cuda")]  # the first model of the recipe, on the device asked for

@@ -22,11 +22,12 @@ weights registry, in the ``paper`` config; the identity on low-resolution pixels
 The conditions enter the denoiser twice:
 
 1. channel concatenation: the UNet input is ``[z_t, E(I_mask), E(I^P_i), E(I_ref), E(I^P_ref)]``;
-2. attention between reference and target features ("self-attention-based conditioning"): the same
-   UNet first runs on the reference at t = 0 (the reference is a frame whose content is fully known,
-   so its input is ``[E(I_ref), E(I_ref), E(I^P_ref), E(I_ref), E(I^P_ref)]``), and every attention
-   layer of the target pass attends to its own tokens concatenated with the reference pass's tokens
-   of the same layer (the ReferenceNet / reference-only mechanism, with the weights shared).
+2. attention between reference and target features (the toolkit's design; the figure shows only
+   "Correspondence" arrows): the same UNet first runs on the reference at t = 0 (the reference is a
+   frame whose content is fully known, so its input is
+   ``[E(I_ref), E(I_ref), E(I^P_ref), E(I_ref), E(I^P_ref)]``), and every attention layer of the target
+   pass attends to its own tokens concatenated with the reference pass's tokens of the same layer (the
+   ReferenceNet / reference-only mechanism, with the weights shared).
 
 Training (:meth:`L2IDiffusion.training_loss`) draws (target i, reference i - tau) pairs inside each
 window of :class:`toolkit.windows.TalkingHeadWindows` (the items' separate ``reference`` frame is
@@ -34,18 +35,19 @@ not used: items carry no landmarks for it) and masks the target itself, as in th
 
 The paper gives no sizes, schedules or losses; every value is in the stage config
 (``configs/<name>/l2i.yaml``) with the reason it was chosen. At inference the masked-frame condition is
-built from the given reference frame (there is no frame i), masking the union of the reference's and
-frame i's lower-face boxes; with ``previous_as_reference`` the reference (image and landmarks) of
-frame i is the generated frame i - 1, while the masked frame keeps coming from the original reference
-so that errors cannot accumulate outside the mouth region.
+frame i of the clip being dubbed (``frames``: the figure's setting, as in training) or, one-shot, the given
+reference frame for every frame (``--audio``: there is no frame i), masking the union of that frame's and
+the generated landmarks' lower-face boxes (:mod:`baselines.dreamhead.conditions`); with
+``previous_as_reference`` the reference (image and landmarks) of frame i is the generated frame i - 1,
+while the masked frame never is a generated one, so errors cannot accumulate outside the mouth region.
 
 What the model sees (``crop``): the whole frame, or (``face_scale``) a square around the face,
-``face_scale`` times the landmarks' larger extent (the clip's median landmarks in training; the reference's
-and the targets' at inference), resized to ``resolution``: a small model then spends its pixels on the
-face rather than on the shoulders and background of a wide crop. At inference the generated lower face
-is pasted back into the full-resolution reference frame (``paste_back``, the usual inpainting practice:
-outside the mask the model only reproduces the reference, at its own resolution), blended over
-``feather`` of the crop side.
+``face_scale`` times the landmarks' larger extent (the clip's median landmarks in training; the reference's,
+the targets' and the dubbed frames' at inference), resized to ``resolution``: a small model then spends its
+pixels on the face rather than on the shoulders and background of a wide crop. At inference the generated
+lower face is pasted back into the full-resolution frame it was masked from, frame i or the reference
+(``paste_back``, the usual inpainting practice: outside the mask the model only reproduces that frame, at
+its own resolution), blended over ``feather`` of the crop side.
 
 Landmarks are MediaPipe's 478 points in pixels of the frames they come with (the preprocessed
 ``landmarks`` column: x, y in crop pixels, z ignored); :func:`baselines.mesh_render.render_mesh` draws them.
@@ -63,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.baselines.checkpoint import PretrainedStage
+from talking_head.baselines.dreamhead.conditions import MaskedFrames, box_masks, lower_face_boxes
 from talking_head.baselines.dreamhead.reference_unet import ReferenceUNet
 from talking_head.baselines.face_crop import (blend, crop_square, face_crop_box, feathered, images_to_model, model_view, to_box,
                                  to_frame)
@@ -72,7 +75,6 @@ from talking_head.toolkit import face_mesh
 MODEL_NAME = "dreamhead"
 STAGE = "l2i"
 SKIP_PREFIXES = ("autoencoder.",)  # the frozen autoencoder comes from the weights registry, never from checkpoints
-SUBNASALE = 164  # MediaPipe point between the nose and the upper lip: the top of the masked box
 SAMPLERS = ("ddim", "dpm-solver")
 # Every key a stage config must have (the shipped configs say why each value was chosen).
 SCHEMA: dict[str, tuple[str, ...]] = {
@@ -88,34 +90,6 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "loss": ("mask_weight", "reference_gradient"),
     "data": ("window", "stride", "preload"),
 }
-
-
-# ------------------------------------------------------------------------------- image conditions
-def lower_face_boxes(landmarks: np.ndarray, margin: float) -> np.ndarray:
-    """(N, 4) boxes x0, y0, x1, y1 of the lower face for landmarks (N, 478, 2|3), in their pixels.
-
-    From the point between nose and upper lip (164) down to the chin (152), and across the lips; the
-    box grows by `margin` times its width left and right and `margin` times its height downwards, so
-    the jaw line and the cheeks beside the mouth, which move with it, are covered too.
-    """
-    lips = landmarks[:, list(face_mesh.LIPS), :2]
-    left, right = lips[..., 0].min(axis=1), lips[..., 0].max(axis=1)
-    top, bottom = landmarks[:, SUBNASALE, 1], landmarks[:, face_mesh.CHIN, 1]
-    width, height = right - left, bottom - top
-    return np.stack([left - margin * width, top, right + margin * width, bottom + margin * height], axis=1)
-
-
-def box_masks(boxes: np.ndarray, size: int) -> torch.Tensor:
-    """(N, 1, size, size) float masks, 1 on the pixels whose centre lies inside the box."""
-    centres = torch.arange(size, dtype=torch.float64) + 0.5
-    b = torch.from_numpy(np.asarray(boxes, dtype=np.float64))
-    inside_x = (centres[None] >= b[:, 0:1]) & (centres[None] < b[:, 2:3])
-    inside_y = (centres[None] >= b[:, 1:2]) & (centres[None] < b[:, 3:4])
-    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None]
-
-
-def union_boxes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
 
 
 def _check_landmarks(landmarks: Any, what: str, single: bool = False) -> np.ndarray:
@@ -325,7 +299,8 @@ class L2IDiffusion(PretrainedStage, nn.Module):
     def generate_frames(self, reference_frame: np.ndarray, landmarks: np.ndarray, *,
                         reference_landmarks: np.ndarray | None = None, generator: torch.Generator | None = None,
                         num_inference_steps: int | None = None, previous_as_reference: bool | None = None,
-                        batch_size: int | None = None) -> np.ndarray:
+                        batch_size: int | None = None, frames=None, frame_landmarks: np.ndarray | None = None
+                        ) -> np.ndarray:
         """Frames (T, H, W, 3) uint8 showing the reference's face with the given landmarks.
 
         Args:
@@ -336,6 +311,9 @@ class L2IDiffusion(PretrainedStage, nn.Module):
             num_inference_steps: sampler steps (default ``sampler.num_inference_steps`` of the config).
             previous_as_reference: use generated frame i - 1 as the reference of frame i (default: the config's).
             batch_size: frames denoised together when the reference is fixed (default: the config's).
+            frames: dubbing (:mod:`baselines.dreamhead.conditions`): (n, H, W, 3) uint8 chunks of the clip from
+                frame 0 in order; frame i is masked for I_mask and receives the lower face. None: the reference.
+            frame_landmarks: with `frames`, their (T, 478, 2|3) landmarks in pixels (NaN where no face).
         """
         frame = np.asarray(reference_frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -347,6 +325,7 @@ class L2IDiffusion(PretrainedStage, nn.Module):
             if reference_landmarks is None:
                 raise ValueError("no face found in the reference frame: pass reference_landmarks or another image")
         ref_lm = _check_landmarks(reference_landmarks, "reference_landmarks", single=True)
+        source = MaskedFrames(frame, ref_lm[0], len(targets), frames, frame_landmarks)
         s = self.config["sampler"]
         steps = int(num_inference_steps or s["num_inference_steps"])
         sequential = bool(s["previous_as_reference"] if previous_as_reference is None else previous_as_reference)
@@ -354,16 +333,21 @@ class L2IDiffusion(PretrainedStage, nn.Module):
         device = next(self.unet.parameters()).device
         height, width = frame.shape[:2]
         crop = self.config["crop"]
-        box = face_crop_box(np.concatenate([ref_lm[..., :2], targets[..., :2]]), crop["face_scale"]) \
-            if crop["face_scale"] else None
-        view = crop_square(frame[None], box)[0] if box is not None else frame
+        box = face_crop_box(source.points(ref_lm, targets), crop["face_scale"]) if crop["face_scale"] else None
         margin = float(self.config["mask"]["margin"])
-        frame_boxes = union_boxes(lower_face_boxes(targets, margin),
-                                  np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
-        targets, ref_lm = (to_box(lm[..., :2], box, self.resolution, (height, width)) for lm in (targets, ref_lm))
+        frame_boxes = source.boxes(targets, margin)  # in frame pixels: what is pasted back
 
-        reference = images_to_model(torch.from_numpy(np.ascontiguousarray(view))[None].to(device), self.resolution)
-        boxes = union_boxes(lower_face_boxes(targets, margin), np.repeat(lower_face_boxes(ref_lm, margin), len(targets), 0))
+        def model_view_of(points: np.ndarray) -> np.ndarray:
+            return to_box(points[..., :2], box, self.resolution, (height, width))
+
+        targets, ref_lm = model_view_of(targets), model_view_of(ref_lm)
+
+        def to_model(images: np.ndarray) -> torch.Tensor:
+            images = crop_square(images, box) if box is not None else images
+            return images_to_model(torch.from_numpy(np.ascontiguousarray(images)).to(device), self.resolution)
+
+        reference = to_model(frame[None])
+        boxes = source.boxes(targets, margin, transform=model_view_of)
         shape = (len(targets), self.latent_channels, self.resolution // self.downsample, self.resolution // self.downsample)
         noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
         ref_latent, ref_render = self.encode(torch.cat([reference, self.render(ref_lm).to(device)])).split(1)
@@ -376,22 +360,26 @@ class L2IDiffusion(PretrainedStage, nn.Module):
                 reference_input = torch.cat([ref_latent, ref_latent, ref_render, ref_latent, ref_render], 1)
                 tokens = self.unet(reference_input, torch.zeros(1, device=device), collect=True)
             mask = box_masks(boxes[start:stop], self.resolution).to(device)
-            masked = reference * (1 - mask) - mask  # always the given reference: nothing generated leaks in
+            canvas = source.take(n)  # frame i (dubbing) or the reference: never a generated frame
+            masked = (to_model(canvas) if source.dubbing else reference) * (1 - mask) - mask
             m, p = self.encode(torch.cat([masked, self.render(targets[start:stop]).to(device)])).split(n)
             conditions = torch.cat([m, p, ref_latent.expand(n, -1, -1, -1), ref_render.expand(n, -1, -1, -1)], 1)
             latents = self._denoise(noise[start:stop], conditions, tokens, steps, generator)
             if sequential:  # frame i is the reference of frame i + 1, with the landmarks it was drawn from
                 ref_latent, ref_render = latents, p
-            out.append(self._to_frame(self.decode(latents), frame, box, frame_boxes[start:stop]))
+            out.append(self._to_frame(self.decode(latents), canvas if source.dubbing else frame, box,
+                                      frame_boxes[start:stop]))
         return np.concatenate(out)
 
     def _to_frame(self, images: torch.Tensor, frame: np.ndarray, box: tuple[int, int, int] | None,
                   lower_face: np.ndarray) -> np.ndarray:
         """Model-view images (N, C, R, R) in [-1, 1] -> (N, H, W, 3) uint8 frames: resized back over the box
-        (or the whole frame), then, with ``crop.paste_back``, only the lower face blended into `frame`."""
+        (or the whole frame), then, with ``crop.paste_back``, only the lower face blended into `frame` (H, W, 3),
+        or into each of `frame` (N, H, W, 3)."""
         crop = self.config["crop"]
-        side = box[2] if box is not None else max(frame.shape[:2])
-        weights = feathered(lower_face, frame.shape[:2], float(crop["feather"]) * side) if crop["paste_back"] else None
+        hw = frame.shape[-3:-1]
+        side = box[2] if box is not None else max(hw)
+        weights = feathered(lower_face, hw, float(crop["feather"]) * side) if crop["paste_back"] else None
         return blend(to_frame(images, frame, box), frame, weights)
 
 

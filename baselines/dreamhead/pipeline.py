@@ -9,11 +9,14 @@
 Steps of :meth:`DreamHeadPipeline.__call__`:
 
 1. audio contexts of the whole waveform (checked: at least one A2L window long, not silent);
-2. A2L: canonical landmarks of every frame, driven by the audio, from P-bar (the speaker's mean mesh;
-   the reference's canonical mesh when the speaker has no training clips);
+2. A2L: canonical landmarks of every frame, driven by the audio, from P-bar (the identity mesh);
 3. the canonical meshes are placed in the reference crop by a head pose per frame (the reference's pose
    held still by default: DreamHead drives expression from audio, not head motion);
 4. L2I: one frame per mesh, showing the reference's face.
+
+:meth:`DreamHeadPipeline.generate` picks P-bar, the poses and L2I's masked frames by the named conditions of
+:mod:`baselines.dreamhead.conditions`: for a dataset clip by default the figure's dubbing setting (frame i
+masked, frame i's head pose) and the clip's mean mesh; for a reference alone the one-shot setting.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from talking_head.baselines.dreamhead import conditions as conditioning
 from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion
-from talking_head.baselines.pipeline import Pipeline
+from talking_head.baselines.pipeline import Clip, Pipeline
 from talking_head.baselines.reference import CROP_SIZES, Reference, ReferenceError, reference_from_file, reference_from_row
 from talking_head.toolkit import pose as pose_fit
 
@@ -80,6 +84,11 @@ class DreamHeadPipeline(Pipeline):
 
         return speaker_means(dataset)
 
+    @classmethod
+    def condition_choices(cls, clip: bool) -> dict[str, tuple[str, ...]]:
+        """``setting`` (dubbing, one_shot) and ``identity`` (P-bar): :mod:`baselines.dreamhead.conditions`."""
+        return conditioning.choices(clip)
+
     def sampling_options(self, *, seed: int = 0, num_samples: int = 1, landmarks_only: bool = False,
                          steps: int | None = None, render_steps: int | None = None,
                          guidance_scale: float | None = None) -> dict:
@@ -88,20 +97,36 @@ class DreamHeadPipeline(Pipeline):
                     landmarks_only=landmarks_only)
 
     def generate(self, wav: np.ndarray, reference: Reference, *, num_samples: int = 1, seed: int = 0,
-                 speaker: np.ndarray | None = None, identity: str | None = None, **kwargs) -> list[DreamHeadOutput]:
-        """`num_samples` diffusion samples, sample k drawn with seed + k; `speaker` is P-bar (see
-        :meth:`__call__` for the other arguments). `identity` is not needed: one L2I model draws any face."""
-        return [self(wav, reference, mean_landmarks=speaker, seed=seed + k, **kwargs) for k in range(num_samples)]
+                 speaker: np.ndarray | None = None, identity: str | None = None, clip: Clip | None = None,
+                 conditions: dict[str, str] | None = None, **kwargs) -> list[DreamHeadOutput]:
+        """`num_samples` diffusion samples, sample k drawn with seed + k. `conditions`: ``setting`` and
+        ``identity`` (default: the first of :meth:`condition_choices`); `clip`: the dataset clip (dubbing
+        reads its frames and poses, ``identity=clip_mean`` its meshes); `speaker`: the speaker's mean over
+        the train split (``identity=train_mean``). See :meth:`__call__` for the other arguments. `identity`
+        is not needed: one L2I model draws any face."""
+        allowed = self.condition_choices(clip is not None)
+        chosen = {key: values[0] for key, values in allowed.items()} | dict(conditions or {})
+        for key, value in chosen.items():
+            if value not in allowed.get(key, ()):
+                raise ValueError(f"condition {key}={value} is not one of {allowed.get(key, ())} here "
+                                 f"({'a dataset clip' if clip is not None else 'a reference alone'})")
+        mean = conditioning.identity_mesh(chosen["identity"], reference.canonical,
+                                          clip.canonical if clip is not None else None, speaker,
+                                          kwargs.get("source", "audio"))
+        if chosen["setting"] == "dubbing":  # frame i's head pose places the landmarks drawn into frame i
+            kwargs = {**kwargs, "poses": clip.poses, "clip": clip}
+        return [self(wav, reference, mean_landmarks=mean, seed=seed + k, **kwargs) for k in range(num_samples)]
 
     def __call__(self, wav: np.ndarray, reference: Reference, *, mean_landmarks: np.ndarray | None = None,
                  poses: np.ndarray | None = None, num_frames: int | None = None, mel: np.ndarray | None = None,
                  seed: int = 0, source: str = "audio", landmarks_only: bool = False,
                  a2l_steps: int | None = None, l2i_steps: int | None = None,
-                 guidance_scale: float | None = None) -> DreamHeadOutput:
+                 guidance_scale: float | None = None, clip: Clip | None = None) -> DreamHeadOutput:
         """Animate `reference` with 16 kHz float `wav` (see the module docstring).
 
         `mean_landmarks`: P-bar (478, 3); default the reference's canonical mesh. `poses`: (T, 7) head
-        poses in the reference crop; default the reference's pose on every frame. `source` names the
+        poses in the reference crop; default the reference's pose on every frame. `clip`: dub this clip
+        (L2I masks and draws into its frame i; give its poses too); None: one-shot. `source` names the
         audio in errors.
         """
         # 1-2. audio -> canonical landmarks
@@ -118,18 +143,29 @@ class DreamHeadPipeline(Pipeline):
         if landmarks_only:
             return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=None)
         # 4. landmarks -> frames
-        frames = self.render_landmarks(reference, landmarks, seed=seed, l2i_steps=l2i_steps)
+        frames = self.render_landmarks(reference, landmarks, seed=seed, l2i_steps=l2i_steps, clip=clip)
         return DreamHeadOutput(canonical=canonical, landmarks=landmarks, frames=frames)
 
     def render_landmarks(self, reference: Reference, landmarks: np.ndarray, *, seed: int = 0, speaker=None,
-                         identity: str | None = None, l2i_steps: int | None = None) -> np.ndarray:
+                         identity: str | None = None, l2i_steps: int | None = None, clip: Clip | None = None
+                         ) -> np.ndarray:
         """L2I alone: frames (T, S, S, 3) uint8 of the reference's face with the given (T, 478, 3) meshes in
         reference-crop pixels (also how the mean-landmarks floor baseline is rendered; `speaker` is not
-        needed: the meshes carry the speaker's shape)."""
+        needed: the meshes carry the speaker's shape). `clip`: dub its frames (one-shot when None)."""
         import torch
 
         if self.l2i is None:
             raise RuntimeError("this pipeline was loaded without the L2I stage (landmarks only)")
         generator = torch.Generator().manual_seed(seed)
-        return self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
-                                        generator=generator, num_inference_steps=l2i_steps)
+        if clip is None:
+            return self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
+                                            generator=generator, num_inference_steps=l2i_steps)
+        # The clip's frames, decoded one L2I batch at a time; closing the reader removes its temporary file.
+        chunks = clip.frames(1 if self.l2i.config["sampler"]["previous_as_reference"]
+                             else int(self.l2i.config["sampler"]["batch_size"]))
+        try:
+            return self.l2i.generate_frames(reference.frame, landmarks, reference_landmarks=reference.landmarks,
+                                            generator=generator, num_inference_steps=l2i_steps, frames=chunks,
+                                            frame_landmarks=clip.landmarks)
+        finally:
+            getattr(chunks, "close", lambda: None)()

@@ -7,7 +7,7 @@ store --runs (RUNS/<model>-<hash>/: run.json, generated/, summary.json, per_vide
 again reuses the finished run. `toolkit leaderboard --runs RUNS` tabulates them."""
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -54,6 +54,9 @@ def evaluate(
     name: Optional[str] = typer.Option(None, "--name", help="--model: the run's label on leaderboards."),
     seed: int = typer.Option(0, "--seed", help="--model: sampling seed."),
     num_samples: int = typer.Option(1, "--num-samples", min=1, help="--model: samples per clip."),
+    condition: Optional[List[str]] = typer.Option(None, "--condition", help="--model: KEY=VALUE, repeatable: a "
+                                                  "model's conditioning choice, as toolkit generate --condition "
+                                                  "(part of the run's key, and its leaderboard label)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Run a published evaluation protocol exactly (its "
                                            "metrics, variants, frame rate and split; see --list-protocols): a name "
                                            "or a protocol .yaml file."),
@@ -131,6 +134,11 @@ def evaluate(
                                  param_hint="--out")
     if model is not None and engine != "local":
         raise typer.BadParameter("--engine ray applies to --generated runs", param_hint="--engine")
+    if model is None and condition:
+        raise typer.BadParameter("--condition applies to --model runs", param_hint="--condition")
+    from talking_head.toolkit.cli.generate import parse_conditions
+
+    conditions = parse_conditions(condition)
     if model is not None and lse_frames not in (None, PRESETS["lse_frames"]):
         raise typer.BadParameter(f"--model runs score LSE with the default frames ({PRESETS['lse_frames']}); "
                                  "--lse-frames applies to --generated runs", param_hint="--lse-frames")
@@ -141,7 +149,7 @@ def evaluate(
             summary, out = _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags,
                                   drawn, chosen, preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet,
                                   {"reference_meshes": reference_meshes, "engine": engine, "workers": workers,
-                                   "address": address})
+                                   "address": address}, conditions)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
@@ -164,7 +172,7 @@ def evaluate(
 
 
 def _score(run, console, model, generated, reference, out, runs, checkpoint, split, names, flags, drawn, chosen,
-           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet, run_options):
+           preset, lmd_preset, fvd_variant, seed, num_samples, name, device, quiet, run_options, conditions=None):
     """Run the evaluation (or generate, then evaluate): (summary, run folder)."""
     if model is None:
         if chosen is not None:
@@ -179,7 +187,8 @@ def _score(run, console, model, generated, reference, out, runs, checkpoint, spl
         result = evaluate_model(model, reference, runs, checkpoint=checkpoint, split=split or "test",
                                 metrics=None if chosen else names, lse_preset=preset, lmd_preset=lmd_preset,
                                 fvd_variant=fvd_variant, seed=seed, num_samples=num_samples, label=name,
-                                device=device, show_progress=not quiet, bootstrap=drawn, protocol=chosen)
+                                device=device, show_progress=not quiet, bootstrap=drawn, protocol=chosen,
+                                conditions=conditions or None)
         summary, out = result.summary, result.run_dir
         if result.reused:
             console.print(f"{out}: this run is complete already (same model, weights, data and metrics); reused")

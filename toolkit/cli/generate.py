@@ -19,6 +19,17 @@ EXAMPLE = (
 POSES = ("reference", "clip")
 
 
+def parse_conditions(values: Optional[List[str]], hint: str = "--condition") -> dict:
+    """KEY=VALUE pairs (repeated --condition) as a dict; a malformed or repeated key is a usage error."""
+    parsed = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip() or key.strip() in parsed:
+            raise typer.BadParameter(f"expected KEY=VALUE, each key once, got {item!r}", param_hint=hint)
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 def generate(
     model: str = typer.Option(..., "--model", help="A model of baselines/registry.py: a trained one, or with --dataset "
                               "also ground truth and the floor baselines (mean-landmarks is drawn by --checkpoint's "
@@ -32,8 +43,15 @@ def generate(
     audio: Optional[Path] = typer.Option(None, "--audio", help="Driving audio (any audio or video file)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="--audio: the face to animate (image or video)."),
     landmarks_only: bool = typer.Option(False, "--landmarks-only", help="No frames: write <id>.npy only."),
-    pose: str = typer.Option("reference", "--pose", help="Head pose: reference (the model's own: held still or "
-                             "generated) or clip (--dataset: the clip's own)."),
+    pose: str = typer.Option("reference", "--pose", help="Head pose: reference (the model's own: held still, "
+                             "generated, or with DreamHead's dubbing setting frame i's) or clip (--dataset: the "
+                             "clip's own)."),
+    condition: Optional[List[str]] = typer.Option(None, "--condition", help="KEY=VALUE, repeatable: a model's named "
+                                                  "test-time conditioning choice, recorded in generation.json. "
+                                                  "DreamHead: setting=dubbing|one_shot (I_mask from frame i with its "
+                                                  "head pose, the --dataset default; or the reference frame, held "
+                                                  "pose: the only one for --audio), identity=clip_mean|train_mean|"
+                                                  "reference_frame (P-bar; --dataset default clip_mean)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     num_samples: int = typer.Option(1, "--num-samples", min=1, help="Samples per audio (a model's sampler draws, "
                                     "e.g. seeds seed..seed+K-1); K > 1 names them <id>.sample<k>."),
@@ -75,19 +93,22 @@ def generate(
         check_device(device)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--device") from None
+    conditions = parse_conditions(condition)
 
     try:
         if audio is not None:
             fps, clips = generation.generate_audio(model, checkpoint, audio, reference, out,
                                                    landmarks_only=landmarks_only, seed=seed, num_samples=num_samples,
                                                    steps=steps, render_steps=render_steps, guidance_scale=guidance,
-                                                   device=device, renderer_speaker=renderer_speaker)
+                                                   device=device, renderer_speaker=renderer_speaker,
+                                                   conditions=conditions)
         else:
             result = generation.generate_split(model, dataset, out, checkpoint=checkpoint, split=split, clips=clip,
                                                pose=pose, seed=seed, num_samples=num_samples,
                                                landmarks_only=landmarks_only, steps=steps, render_steps=render_steps,
                                                guidance_scale=guidance, device=device,
-                                               renderer_speaker=renderer_speaker, show_progress=not quiet)
+                                               renderer_speaker=renderer_speaker, conditions=conditions,
+                                               show_progress=not quiet)
             fps, clips = result.fps, result.clips
     except (ValueError, FileNotFoundError) as exc:  # bad audio, reference, checkpoint or dataset: the message names it
         console.print(f"[red]error:[/red] {exc}")
