@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 
 import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from nested_close import assert_nested_close
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
 from talking_head.toolkit.sample import generate
@@ -44,21 +44,6 @@ def _run(root, out, *engine):
     return json.loads((out / "summary.json").read_text()), rows
 
 
-def _close(a, b, path=""):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9 * max(1.0, abs(a)), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
-
-
 @pytest.mark.slow  # starts a Ray cluster (~10 s) and scores 3 pairs twice
 def test_ray_engine_gives_the_local_run(pairs, tmp_path):
     local, local_rows = _run(pairs, tmp_path / "local")
@@ -70,7 +55,7 @@ def test_ray_engine_gives_the_local_run(pairs, tmp_path):
         for key in row.keys() - {"traceback"}:  # the traceback names the process's frames
             assert row[key] == other[key], (video_id, key, row[key], other[key])
     for key in ("results", "intervals", "ground_truth", "ground_truth_normalised", "excluded", "config"):
-        _close(local[key], ray_summary[key], key)
+        assert_nested_close(local[key], ray_summary[key], rel=1e-9, floor=1.0, where=key)
     assert local["videos"] == ray_summary["videos"] == 3 and local["frames"] == ray_summary["frames"]
     # The meshes for the leaderboard page come from the workers, the same as a local run's.
     for video_id in [v for v, r in local_rows.items() if r["status"] == "scored"]:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import weights_factory as factory
+from nested_close import assert_nested_close
 from talking_head.metrics import evaluate
 from talking_head.toolkit import media
 from test_metric_contract import all_weights, videos
@@ -141,22 +142,6 @@ def _run(generated, reference, out, counter, options=None):
     return summary, counter.total("reference"), counter.total("generated")
 
 
-def _same(a, b, where="results"):
-    """Equal to TOLERANCE (relative), NaN equal to NaN."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            _same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for k, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{where}[{k}]")
-    elif isinstance(a, float):
-        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=0.0), (where, a, b)
-    else:
-        assert a == b, (where, a, b)
-
-
 def _rows(out):
     import csv
 
@@ -185,8 +170,8 @@ def test_second_model_does_no_reference_work(folders, seven_weights, counter, tm
     uncached, ref_uncached, _ = _run(folders["shifted"], folders["reference"], tmp_path / "uncached", counter)
     assert ref_uncached == ref_first
     assert uncached["config"]["fid"]["reference_cache_hits"] == 0
-    _same(second["results"], uncached["results"])
-    _same(second["intervals"], uncached["intervals"], "intervals")
+    assert_nested_close(second["results"], uncached["results"], TOLERANCE, where="results")
+    assert_nested_close(second["intervals"], uncached["intervals"], TOLERANCE, where="intervals")
     assert _rows(tmp_path / "second") == _rows(tmp_path / "uncached")
     assert json.dumps(second["results"]) != json.dumps(first["results"])  # another model, other numbers
 
@@ -225,7 +210,7 @@ def test_csim_conventions_run_through_the_runner(convention, folders, counter, m
 
     again = run(tmp_path / "second")
     assert counter.total("reference") == {} and again["config"]["csim"]["reference_cache_hits"] == 2
-    _same(again["results"], summary["results"])
+    assert_nested_close(again["results"], summary["results"], TOLERANCE, where="results")
 
 
 @pytest.mark.parametrize("convention", ["vico", "source"])
