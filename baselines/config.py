@@ -61,6 +61,11 @@ def apply_override(config: dict, item: str) -> None:
         if not isinstance(node.get(part), dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a section of the config")
         node = node[part]
+    if parts[:-1] == ["training"] and parts[-1] not in node:
+        from talking_head.baselines.training import TRAINING_DEFAULTS
+
+        if parts[-1] in TRAINING_DEFAULTS:  # a loop setting the file leaves at its default (training_config)
+            node[parts[-1]] = TRAINING_DEFAULTS[parts[-1]]
     if parts[-1] not in node:
         raise ConfigError(f"override {item!r}: unknown key {key!r}")
     value, old = yaml.safe_load(text), node[parts[-1]]

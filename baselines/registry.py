@@ -63,6 +63,9 @@ class ModelSpec:
     renderer_stage: str  # the stage that draws frames: left out for landmarks only, borrowed by the floors
     pipeline: str  # "module:Class" implementing baselines.pipeline.Pipeline
     kind: str = "trained"
+    # "module:ATTR" of {stage: {dotted key: value}}: the `paper` configs cut down to tiny sizes, key for key
+    # (baselines/paper_scale.py: the bf16 smoke test and benchmarks/paper_smoke.py --scale cut); None: none
+    cut_down: str | None = None
 
     def __post_init__(self) -> None:
         if self.renderer_stage not in self.stages:
@@ -183,10 +186,12 @@ def kind(name: str) -> str | None:
 # ------------------------------------------------------------------------------------------ the entries
 register(ModelSpec(
     name="dreamhead", display_name="DreamHead", package="talking_head.baselines.dreamhead", stages=("a2l", "l2i"),
-    renderer_stage="l2i", pipeline="talking_head.baselines.dreamhead.pipeline:DreamHeadPipeline"))
+    renderer_stage="l2i", pipeline="talking_head.baselines.dreamhead.pipeline:DreamHeadPipeline",
+    cut_down="talking_head.baselines.dreamhead.cut_down:CUT_DOWN"))
 register(ModelSpec(
     name="moda", display_name="MODA", package="talking_head.baselines.moda", stages=("motion", "faco", "renderer"),
-    renderer_stage="renderer", pipeline="talking_head.baselines.moda.pipeline:MODAPipeline"))
+    renderer_stage="renderer", pipeline="talking_head.baselines.moda.pipeline:MODAPipeline",
+    cut_down="talking_head.baselines.moda.cut_down:CUT_DOWN"))
 register(BaselineSpec(
     name="ground-truth", display_name="Ground truth", kind="ground-truth",
     generator="talking_head.baselines.floors:ground_truth", decodes_frames=False))

@@ -29,7 +29,8 @@ Run folder::
 
     RUN_DIR/config.yaml, model.safetensors   the latest weights (what generation loads)
     RUN_DIR/checkpoints/step-000200/         model.safetensors, config.yaml, optimizer.pt (+ scaler.pt with
-                                             fp16), trainer_state.json
+                                             fp16; neither with training.save_optimizer: false),
+                                             trainer_state.json (baselines/run_checkpoints.py)
     RUN_DIR/loss.csv, loss.png               step, loss, extra terms, lr, seconds; the curve
 
 Resuming gives the same weights as an uninterrupted run with the same seed: the batch indices and the
@@ -41,18 +42,12 @@ numpy and Python RNG states (restored on resume, for any library code that draws
 
 from __future__ import annotations
 
-import base64
 import csv
 import dataclasses
-import hashlib
 import importlib
-import json
 import math
 import os
-import random
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,16 +55,15 @@ import numpy as np
 import torch
 import yaml
 
-from talking_head.toolkit.fileio import atomic_path, write_json
+from talking_head.baselines.run_checkpoints import (  # checkpoint folders live there; these names are the loop's API
+    CHECKPOINTS, SCALER_FILE, STATE_FILE, TrainingError, checkpoint_dirs, config_sha256, load_trainer_state,
+    optimizer_state_file, restore_rng_states, save_checkpoint)
+from talking_head.toolkit.fileio import atomic_path
 from talking_head.toolkit.progress import progress_bar
-from talking_head.toolkit.provenance import software_versions
 
-CHECKPOINTS = "checkpoints"
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.yaml"
-OPTIMIZER_FILE = "optimizer.pt"
-SCALER_FILE = "scaler.pt"
-STATE_FILE = "trainer_state.json"
+__all__ = ["CHECKPOINTS", "Stage", "StepBatches", "TRAINING_DEFAULTS", "RESUMABLE_CHANGES", "TrainResult",
+           "TrainingError", "checkpoint_dirs", "config_differences", "config_sha256", "derive_seed",
+           "learning_rate", "load_trainer_state", "save_checkpoint", "step_indices", "train", "training_config"]
 LOSS_CSV = "loss.csv"
 LOSS_PNG = "loss.png"
 
@@ -88,16 +82,15 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "num_workers": 0,  # DataLoader workers
     "log_every": 10,  # steps between loss.csv rows
     "checkpoint_every": 500,  # steps between checkpoints (and one at the end)
-    "keep_checkpoints": 3,  # newest checkpoints kept; older ones are deleted
+    "keep_checkpoints": 3,  # newest checkpoints kept, older ones deleted; 0 keeps all, 1 only the newest (the final one at the end)
+    # false: checkpoints hold weights, config and trainer state only (AdamW's moments are twice the weights: a
+    # 642M-parameter UNet's checkpoint is 7.7 GB with them, 2.6 GB without); such a run cannot be resumed
+    "save_optimizer": True,
 }
 # Keys that may change between an interrupted run and its resumption without changing the result of the
 # steps both runs make: how long to train and how often to log or save.
 RESUMABLE_CHANGES = ("training.steps", "training.log_every", "training.checkpoint_every",
-                     "training.keep_checkpoints", "training.num_workers")
-
-
-class TrainingError(RuntimeError):
-    """A run folder, config or checkpoint that cannot be used as asked."""
+                     "training.keep_checkpoints", "training.save_optimizer", "training.num_workers")
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -143,11 +136,6 @@ def _import(target: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ config
-def config_sha256(config: dict) -> str:
-    """sha256 of the config as canonical JSON (sorted keys): equal configs give equal digests."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def training_config(config: dict) -> dict:
     """``config["training"]`` over :data:`TRAINING_DEFAULTS`; unknown keys are an error (typos)."""
     given = config.get("training") or {}
@@ -207,37 +195,6 @@ class StepBatches(torch.utils.data.Sampler):
             yield step_indices(self.seed, step, self.process, self.batch_size, self.size)
 
 
-def _b64(tensor: torch.Tensor) -> str:
-    return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
-
-
-def _from_b64(text: str) -> torch.Tensor:
-    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
-
-
-def _rng_states() -> dict[str, Any]:
-    """Global RNG states (torch CPU and CUDA, numpy, Python) as JSON-able data for trainer_state.json."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, python_gauss = random.getstate()
-    return {
-        "torch": _b64(torch.get_rng_state()),
-        "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-        "numpy": [kind, base64.b64encode(np.asarray(keys, np.uint32).tobytes()).decode("ascii"), int(pos),
-                  int(has_gauss), float(gauss)],
-        "python": [version, list(internal), python_gauss],
-    }
-
-
-def _restore_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(_from_b64(states["torch"]))
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([_from_b64(s) for s in states["cuda"]])
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, np.frombuffer(base64.b64decode(keys), dtype=np.uint32).copy(), pos, has_gauss, gauss))
-    version, internal, python_gauss = states["python"]
-    random.setstate((version, tuple(internal), python_gauss))
-
-
 # ------------------------------------------------------------------------------------------ lr
 def learning_rate(step: int, cfg: dict) -> float:
     """Linear warmup over `warmup_steps`, then constant, or cosine down to `min_lr` over `decay_steps`."""
@@ -250,51 +207,6 @@ def learning_rate(step: int, cfg: dict) -> float:
         progress = min(1.0, (step - warmup) / decay)
         return float(cfg["min_lr"]) + 0.5 * (base - float(cfg["min_lr"])) * (1.0 + math.cos(math.pi * progress))
     return base
-
-
-# ------------------------------------------------------------------------------------- checkpoints
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Complete checkpoint folders, oldest first (a folder is renamed into place only when complete)."""
-    folder = Path(run_dir) / CHECKPOINTS
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-") and
-                  p.name[5:].isdigit() and (p / STATE_FILE).is_file())
-
-
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    config: dict, keep: int, scaler: Any = None, distributed: dict | None = None) -> Path:
-    """Write checkpoints/step-XXXXXX/ (into a temporary folder, renamed when complete), refresh the latest
-    RUN_DIR/model.safetensors + config.yaml, and delete all but the newest `keep` checkpoints."""
-    final = Path(run_dir) / CHECKPOINTS / f"step-{step:06d}"
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
-    try:
-        model.save_pretrained(tmp)
-        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-        if scaler is not None:  # fp16: the loss scale is part of the optimizer's state
-            torch.save(scaler.state_dict(), tmp / SCALER_FILE)
-        state = {"step": step, "config": config, "config_sha256": config_sha256(config),
-                 "rng": _rng_states(), "software": software_versions(), "distributed": distributed}
-        write_json(tmp / STATE_FILE, state)
-        if final.exists():  # the same step saved again (a resumed run that made no progress)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for name in (MODEL_FILE, CONFIG_FILE):  # the "latest" copy that generation reads
-        with atomic_path(Path(run_dir) / name) as target:
-            shutil.copyfile(final / name, target)
-    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_trainer_state(checkpoint: Path) -> dict:
-    try:
-        return json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"{checkpoint / STATE_FILE}: unreadable trainer state ({exc})") from exc
 
 
 # ------------------------------------------------------------------------------------------ logging
@@ -392,6 +304,7 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
             raise TrainingError(f"--resume: the config differs from the one {checkpoint} was trained with: "
                                 + "; ".join(diff))
         start_step = int(state["step"])
+        optimizer_file = optimizer_state_file(checkpoint, state)  # refused here, before any work
 
     # -------------------------------------------------------------- device, model, optimizer, data
     # accelerate keeps one process-wide state and refuses a second Accelerator with other settings; a
@@ -413,8 +326,8 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
     if checkpoint is not None:
         loaded = model_class.from_pretrained(checkpoint)
         model.load_state_dict(loaded.state_dict())
-        optimizer.load_state_dict(torch.load(checkpoint / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
-        _restore_rng_states(state["rng"])
+        optimizer.load_state_dict(torch.load(optimizer_file, map_location="cpu", weights_only=True))
+        restore_rng_states(state["rng"])
     dataset = stage.build_dataset(config, dataset_dir)
     if len(dataset) == 0:
         raise TrainingError(f"{dataset_dir}: the {stage.name} dataset is empty")
@@ -472,7 +385,8 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     save_checkpoint(run_dir, model, optimizer, step, config, int(cfg["keep_checkpoints"]),
-                                    accelerator.scaler, distributed)
+                                    accelerator.scaler, distributed, save_optimizer=bool(cfg["save_optimizer"]),
+                                    mixed_precision=str(accelerator.mixed_precision))
                     plot_log(rows, run_dir / LOSS_PNG, title)
 
     accelerator.end_training()

@@ -254,24 +254,6 @@ def test_bad_landmarks_and_reference_raise(trained, test_clips):
 
 
 # ------------------------------------------------------------------------------------------ latent path
-VAE_CONFIG = dict(  # Stable Diffusion's AutoencoderKL layout (4 levels: 8x down, 4 latent channels), narrow
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4, sample_size=64,
-    block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
-)
-
-
-def _place_vae(monkeypatch: pytest.MonkeyPatch, seed: int = 0):
-    """A random VAE saved where the registry's sd-vae-ft-mse snapshot lives (config.json + safetensors), the
-    entry unpinned for this test (random weights cannot have the published size and digest)."""
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(**VAE_CONFIG)
-    vae.save_pretrained(w.destination(factory.unpin(monkeypatch, "sd-vae-ft-mse")), safe_serialization=True)
-    return vae
-
-
 def _latent_config() -> dict:
     config = load_config("tiny", "l2i")
     config["autoencoder"] = {"kind": "vae", "weights": "sd-vae-ft-mse"}
@@ -283,7 +265,7 @@ def _latent_config() -> dict:
 
 
 def test_latent_path_with_the_registry_vae(isolated_caches, preprocessed_sample, test_clips, tmp_path, monkeypatch):
-    vae = _place_vae(monkeypatch)
+    vae = factory.sd_vae(monkeypatch)
     model = L2IDiffusion.from_config(_latent_config())
     assert model.latent_channels == 4 and model.downsample == 8
     np.testing.assert_array_equal(model.autoencoder.decoder.conv_in.weight.detach(), vae.decoder.conv_in.weight.detach())

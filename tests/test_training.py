@@ -135,6 +135,38 @@ def test_run_folder_and_config_errors(uninterrupted, tmp_path, preprocessed_samp
         training.train(STAGES["l2i"], small_config(), preprocessed_sample, tmp_path / "y", show_progress=False)
 
 
+def test_checkpoints_without_optimizer_state_refuse_to_resume(tmp_path, preprocessed_sample) -> None:
+    """save_optimizer: false writes weights, config and trainer state only; keep_checkpoints: 0 keeps every
+    checkpoint; resuming from such a checkpoint is refused (new AdamW moments would give other weights)."""
+    run = tmp_path / "lean"
+    config = small_config("training.save_optimizer=false", "training.keep_checkpoints=0", "training.steps=4",
+                          "training.checkpoint_every=2")
+    training.train(STAGE, config, preprocessed_sample, run, show_progress=False)
+    checkpoints = training.checkpoint_dirs(run)
+    assert [p.name for p in checkpoints] == ["step-000002", "step-000004"]  # 0: none deleted
+    for checkpoint in checkpoints:
+        assert sorted(p.name for p in checkpoint.iterdir()) == ["config.yaml", "model.safetensors", "trainer_state.json"]
+        assert json.loads((checkpoint / "trainer_state.json").read_text())["optimizer_saved"] is False
+    assert A2LDiffusion.from_pretrained(run).config == config  # the weights still serve generation
+    with pytest.raises(training.TrainingError, match=r"holds no optimizer state.*save_optimizer: false.*cannot continue"):
+        training.train(STAGE, small_config("training.save_optimizer=false", "training.keep_checkpoints=0",
+                                           "training.steps=6", "training.checkpoint_every=2"),
+                       preprocessed_sample, run, resume=True, show_progress=False)
+    assert [p.name for p in training.checkpoint_dirs(run)] == ["step-000002", "step-000004"]  # nothing touched
+
+
+def test_save_optimizer_and_retention_may_change_on_resume(uninterrupted, tmp_path, preprocessed_sample) -> None:
+    """Both keys only decide what is written, so a resumed run may change them (RESUMABLE_CHANGES)."""
+    run = tmp_path / "resaved"
+    shutil.copytree(uninterrupted, run)
+    result = training.train(STAGE, small_config("training.save_optimizer=false", "training.keep_checkpoints=1",
+                                                "training.steps=14"), preprocessed_sample, run, resume=True,
+                            show_progress=False)
+    assert result.resumed_from == 12 and result.step == 14
+    (newest,) = training.checkpoint_dirs(run)
+    assert newest.name == "step-000014" and not (newest / "optimizer.pt").exists()
+
+
 def test_bf16_mixed_precision_trains(tmp_path, preprocessed_sample) -> None:
     """accelerate's bf16 autocast on the CPU: finite losses, fp32 weights saved."""
     run = tmp_path / "bf16"

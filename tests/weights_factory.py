@@ -148,17 +148,54 @@ TINY_WAV2VEC2 = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
 
 
-def tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch) -> w.WeightFile:
+def tiny_wav2vec2(monkeypatch: pytest.MonkeyPatch, **changes) -> w.WeightFile:
     """A random wav2vec 2.0 of the real layer geometry under the registry's name, where the registry looks
-    (unpinned: random weights cannot have the published digest)."""
+    (unpinned: random weights cannot have the published digest); `changes` to TINY_WAV2VEC2 (e.g. hidden_size=768,
+    the base model's width, for a config whose audio.feature_width says so)."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     entry = unpin(monkeypatch, "wav2vec2-base-960h")
     snapshot = w.hf_hub_cache() / ("models--" + entry.repo_id.replace("/", "--")) / "snapshots" / entry.revision
     torch.manual_seed(0)
-    Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2)).save_pretrained(snapshot, safe_serialization=True)
+    Wav2Vec2Model(Wav2Vec2Config(**{**TINY_WAV2VEC2, **changes})).save_pretrained(snapshot, safe_serialization=True)
     Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(snapshot)
     return entry
+
+
+VAE_CONFIG = dict(  # Stable Diffusion's AutoencoderKL layout (4 levels: 8x down, 4 latent channels), narrow
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4, sample_size=64,
+    block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215,
+)
+
+
+def sd_vae(monkeypatch: pytest.MonkeyPatch, seed: int = 0):
+    """A random, narrow VAE saved where the registry's sd-vae-ft-mse snapshot lives (config.json + safetensors),
+    the entry unpinned for this test (random weights cannot have the published size and digest)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    vae.save_pretrained(w.destination(unpin(monkeypatch, "sd-vae-ft-mse")), safe_serialization=True)
+    return vae
+
+
+def stage_stand_ins(monkeypatch: pytest.MonkeyPatch, config: dict) -> list[str]:
+    """Random stand-ins for the pretrained files a reference model's stage `config` loads (a 2-layer wav2vec 2.0
+    of the width its audio.feature_width names, else the base model's 768, VGG19 for the renderer's perceptual
+    and style losses, the SD VAE), placed where the registry looks; the registry names placed."""
+    placed = []
+    if (config.get("audio") or {}).get("encoder") == "wav2vec2":
+        width = int(config["audio"].get("feature_width", 768))
+        placed.append(tiny_wav2vec2(monkeypatch, hidden_size=width).name)
+    loss = config.get("loss") or {}
+    if float(loss.get("vgg", 0) or 0) > 0 or float(loss.get("style", 0) or 0) > 0:
+        place(monkeypatch, "vgg19", vgg19())
+        placed.append("vgg19")
+    if (config.get("autoencoder") or {}).get("kind") == "vae":
+        sd_vae(monkeypatch)
+        placed.append("sd-vae-ft-mse")
+    return placed
 
 
 def i3d_kinetics400(clips: torch.Tensor) -> dict:

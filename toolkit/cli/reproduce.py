@@ -14,7 +14,7 @@ EXAMPLE = ("Examples: toolkit reproduce sample  |  toolkit reproduce moda-hdtf -
            "--annotations HDTF/HDTF_dataset  |  toolkit reproduce moda-hdtf --dataset data/hdtf30 "
            "--checkpoint moda=runs/moda-paper  |  toolkit reproduce --list  |  toolkit reproduce --list --format json")
 
-LIST_FIELDS = ("id", "title", "models", "config", "floors", "metrics", "lse_preset", "lmd_preset", "weights",
+LIST_FIELDS = ("id", "title", "data", "models", "config", "floors", "metrics", "lse_preset", "lmd_preset", "weights",
                "paper_table")
 
 
@@ -27,7 +27,8 @@ def reproduce(
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="hdtf: the official annotation folder."),
     checkpoint: Optional[List[str]] = typer.Option(None, "--checkpoint", help="MODEL=RUN_DIR: use these trained "
                                                    "weights instead of training (repeatable)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where generation and scoring run "
+                               "(training follows the config's training.cpu)."),
     list_tables: bool = typer.Option(False, "--list", help="List the tables and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", case_sensitive=False,
@@ -37,6 +38,7 @@ def reproduce(
 
     from talking_head.leaderboards.reproduce import RECIPES, Inputs, MissingInputs, reproduce as run, write_outcome
     from talking_head.toolkit.cli.leaderboard import board_table
+    from talking_head.toolkit.device import check_device
 
     # a terminal keeps its own width; piped (make demo, CI logs) nothing is cut or folded
     console = stdout_console()
@@ -46,7 +48,8 @@ def reproduce(
             return
         for recipe in RECIPES.values():
             models = ", ".join(recipe.models)
-            console.print(f"{recipe.id:16s} {recipe.title}  (models: {models}; configs: {recipe.config})",
+            console.print(f"{recipe.id:16s} {recipe.title}  (data: {_data_text(recipe.data)}; models: {models}; "
+                          f"configs: {recipe.config})",
                           markup=False)
         return
     if fmt is not OutputFormat.table:
@@ -54,6 +57,10 @@ def reproduce(
                                  "reproduce.json and leaderboard.csv in its work folder", param_hint="--format")
     if table not in RECIPES:
         raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(RECIPES)}", param_hint="TABLE")
+    try:  # before any work: a reproduction that cannot use its device stops here, not after training
+        check_device(device)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
     checkpoints = {}
     for item in checkpoint or []:
         model, sep, folder = item.partition("=")
@@ -89,10 +96,19 @@ def reproduce(
 
 
 def _recipe_record(recipe) -> dict:
-    return {"id": recipe.id, "title": recipe.title, "models": list(recipe.models), "config": recipe.config,
+    return {"id": recipe.id, "title": recipe.title, "data": _data_text(recipe.data), "models": list(recipe.models),
+            "config": recipe.config,
             "floors": list(recipe.floors), "metrics": None if recipe.metrics is None else list(recipe.metrics),
             "lse_preset": recipe.lse_preset, "lmd_preset": recipe.lmd_preset, "weights": list(recipe.weights),
             "paper_table": recipe.paper_table}
+
+
+def _data_text(data) -> str:
+    """The dataset as preprocessed: name, rate, size and, under a per-identity protocol, the adaptation cut."""
+    text = f"{data.name} at {data.fps:g} fps, {data.size} px"
+    if data.adapt_fraction:
+        text += f", each test clip's first {data.adapt_fraction:.0%} fits its person's model, the rest is tested"
+    return text
 
 
 def _fmt(value) -> str:
