@@ -124,3 +124,49 @@ def test_cli_refuses_a_fraction_outside_zero_and_one(videos, tmp_path):
     run = CliRunner().invoke(app, ["preprocess", "--dataset", "folder", "--input", str(videos), "--out",
                                    str(tmp_path / "out"), "--adapt-fraction", "1.5", "-q"])
     assert run.exit_code == 2 and "must be between 0 and 1, got 1.5" in run.output
+
+
+# Real HDTF names: two identities of the shipped test split (preprocessing/splits/hdtf_test.txt), two of train.
+HDTF_TEST, HDTF_TRAIN = ("AdamSchiff", "AndyLevin"), ("NancyPelosi", "TimKaine")
+
+
+def _stand_in_hdtf(root, sources):
+    """HDTF's layout made from sample clips: the WDA subset's five annotation files (one 2-s interval a video,
+    the whole 512-px frame as its crop) and the raw videos, one per name."""
+    names = (*HDTF_TEST, *HDTF_TRAIN)
+    annotations, raw = root / "HDTF_dataset", root / "raw"
+    annotations.mkdir(parents=True)
+    raw.mkdir()
+    files = {
+        "WDA_video_url.txt": "".join(f"{n} https://www.youtube.com/watch?v=stand-in-{k:02d}\n" for k, n in enumerate(names)),
+        "WDA_resolution.txt": "".join(f"{n}.mp4 512\n" for n in names),
+        "WDA_annotion_time.txt": "".join(f"{n}.mp4 00:00-00:02\n" for n in names),
+        "WDA_crop_wh.txt": "".join(f"{n}_0.mp4 0 512 0 512\n" for n in names),
+        "WDA_crop_ratio.txt": "".join(f"{n}_0.mp4 1.0\n" for n in names),
+    }
+    for name, text in files.items():
+        (annotations / name).write_text(text, encoding="utf-8")
+    for name, clip in zip(names, sources):
+        shutil.copy(clip.video, raw / f"{name}.mp4")
+    return annotations, raw
+
+
+def test_moda_hdtf_plans_a_renderer_per_test_identity_on_a_stand_in_hdtf_tree(tmp_path):
+    clips = generate(tmp_path / "sample", speakers=4, clips=1, seconds=SECONDS, seed=4, show_progress=False)
+    annotations, raw = _stand_in_hdtf(tmp_path, clips)
+    recipe, work, steps = reproduce.RECIPES["moda-hdtf"], tmp_path / "work", []
+    dataset = reproduce._prepare_dataset(recipe, work, reproduce.Inputs(raw=raw, annotations=annotations),
+                                         steps.append, show_progress=False)
+    # The shipped split lists 41 test clips this tree does not hold, and RD/WRA have no files: recorded, not fatal
+    assert "preprocessed 6 clips" in steps[0] and "failed or skipped" in steps[0], steps
+    train, test, adapt = (_rows(dataset, s) for s in ("train", "test", schema.ADAPT_SPLIT))
+    assert sorted(train) == [f"WDA_{n}_000" for n in HDTF_TRAIN]
+    assert sorted(test) == [f"WDA_{n}_000" for n in HDTF_TEST]
+    assert sorted(adapt) == [f"WDA_{n}_000{ADAPT_SUFFIX}" for n in HDTF_TEST]
+    for clip, row in test.items():  # 2 s at MODA's 30 fps: 48 frames fit the renderer, 12 are scored
+        assert (adapt[clip + ADAPT_SUFFIX][schema.NUM_FRAMES], row[schema.NUM_FRAMES]) == (48, 12)
+    plan = reproduce._stage_runs(recipe, "moda", dataset, work / "checkpoints" / "moda")
+    assert [label for label, *_ in plan] == ["motion", "faco", *(f"renderer [{n}]" for n in sorted(HDTF_TEST))]
+    for label, folder, config, stage in plan[2:]:
+        assert folder.parent.name == "renderer" and folder.name == config["data"]["speaker"]
+        assert config["data"]["split"] == schema.ADAPT_SPLIT
