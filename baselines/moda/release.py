@@ -71,7 +71,8 @@ def fixes(config: dict) -> dict:
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, release: bool) -> torch.Tensor:
     """The torso position loss of (B, T, D) predictions, `valid` (B,) 0/1 per window. Fixed: the mean squared
     error over the valid windows. Release (``MaskedMSELoss``): each window's mean is divided by D once more, so
-    the term is the fixed one / D (1/54 for 18 shoulder points); no valid window gives 0 either way."""
+    the term is the fixed one / D (1/54 for 18 shoulder points). A batch without a valid window gives 0 here;
+    the release raises there (``div.float()`` on an int, losses.py:104-105), so this one case is not reproduced."""
     per_window = ((pred - target) ** 2).flatten(1).mean(1)
     if release:
         per_window = per_window / pred.shape[-1]
