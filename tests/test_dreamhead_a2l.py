@@ -19,7 +19,8 @@ from datasets import load_from_disk
 from talking_head.baselines import training
 from talking_head.baselines.dreamhead import STAGES, load_config
 from talking_head.baselines.checkpoint import CheckpointError
-from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, point_indices, speaker_means
+from talking_head.baselines.dreamhead.a2l_diffusion import A2LDiffusion, point_indices
+from talking_head.baselines.subjects import speaker_means
 from talking_head.baselines.dreamhead.audio_encoder import AudioInputError, mel_context_length, mel_contexts
 from talking_head.metrics.lmd import frame_distances
 from talking_head.toolkit.audio_features import MEL_SILENCE, log_mel, mel_window
@@ -263,7 +264,7 @@ def _windows_in_memory(config: dict, dataset) -> list[dict]:
 
 
 def test_windows_read_on_demand_equal_the_contexts_in_memory(preprocessed_sample) -> None:
-    from talking_head.baselines.dreamhead.a2l_diffusion import build_dataset
+    from talking_head.baselines.dreamhead.a2l_data import build_dataset
 
     config = load_config("tiny", "a2l", ["data.stride=6"])
     assert_same_items(build_dataset(config, preprocessed_sample), _windows_in_memory(config, preprocessed_sample))
@@ -274,20 +275,20 @@ def test_speech_features_are_computed_once_and_read_from_disk(preprocessed_sampl
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from talking_head.baselines.dreamhead import a2l_diffusion
+    from talking_head.baselines.dreamhead import a2l_data
     from talking_head.baselines.audio import AudioFrontEnd
 
     dataset = tmp_path / "data"  # a copy: the features are cached in the dataset folder
     shutil.copytree(preprocessed_sample, dataset)
     factory.tiny_wav2vec2(monkeypatch)
     config = load_config("tiny", "a2l", ["audio.encoder=wav2vec2", "audio.feature_width=32", "data.stride=6"])
-    windows = a2l_diffusion.build_dataset(config, dataset)
-    files = sorted((dataset / a2l_diffusion.SPEECH_CACHE).rglob("*.npy"))
+    windows = a2l_data.build_dataset(config, dataset)
+    files = sorted((dataset / a2l_data.SPEECH_CACHE).rglob("*.npy"))
     assert [f.stem for f in files] == ["S01_000", "S01_001", "S02_000", "S02_001"]
     assert files[0].parent.parent.name.startswith("wav2vec2-base-960h-") and files[0].parent.name == "train"
     assert_same_items(windows, _windows_in_memory(config, dataset))
 
     calls = []
     monkeypatch.setattr(AudioFrontEnd, "speech_features", lambda *args: calls.append(args))
-    again = a2l_diffusion.build_dataset(config, dataset)  # the features are on disk: no speech model pass
+    again = a2l_data.build_dataset(config, dataset)  # the features are on disk: no speech model pass
     assert calls == [] and torch.equal(again[5]["audio"], windows[5]["audio"])

@@ -22,7 +22,7 @@ __all__ = ["MODEL_NAME", "STAGES", "ConfigError", "apply_override", "config_name
 
 STAGES: dict[str, Stage] = {
     "a2l": Stage(MODEL_NAME, "a2l", "talking_head.baselines.dreamhead.a2l_diffusion:A2LDiffusion",
-                 "talking_head.baselines.dreamhead.a2l_diffusion:build_dataset"),
+                 "talking_head.baselines.dreamhead.a2l_data:build_dataset"),
     "l2i": Stage(MODEL_NAME, "l2i", "talking_head.baselines.dreamhead.l2i_diffusion:L2IDiffusion",
                  "talking_head.baselines.dreamhead.l2i_diffusion:training_dataset"),
 }
