@@ -268,10 +268,12 @@ class TrainResult:
 
 
 def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: str | os.PathLike, *,
-          resume: bool = False, show_progress: bool = True,
+          resume: bool = False, show_progress: bool = True, device: str | None = None,
           on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train `stage` with `config` on the dataset in `dataset_dir`, writing the run folder `run_dir`.
 
+    `device`: ``cpu``, ``cuda`` or ``cuda:N`` (checked before any work); None follows the config's
+    ``training.cpu`` (a GPU when there is one). Under ``accelerate launch`` each process takes its own GPU.
     `resume`: continue from the newest checkpoint in `run_dir`; its config must equal `config` except
     for :data:`RESUMABLE_CHANGES`. Without `resume`, a `run_dir` that already has checkpoints is an
     error (nothing is overwritten). `on_step(step, loss)` is called after every optimizer step.
@@ -282,6 +284,7 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
 
     dataset_dir, run_dir = Path(dataset_dir), Path(run_dir)
     cfg = training_config(config)
+    on_cpu = _on_cpu(cfg, device)
     seed = int(config.get("seed", 0))
     if config.get("model") != stage.model_name or config.get("stage") != stage.name:
         raise TrainingError(f"the config is for model {config.get('model')!r} stage {config.get('stage')!r}, "
@@ -315,9 +318,10 @@ def train(stage: Stage, config: dict, dataset_dir: str | os.PathLike, run_dir: s
     # a GAN's loss terms leave one network out, so a step can leave parameters unused. On a machine without
     # CUDA, launched processes run as one gloo group (MULTI_CPU), not as copies that each train alone.
     accelerator = Accelerator(mixed_precision=cfg["mixed_precision"],
-                              cpu=bool(cfg["cpu"]) or not torch.cuda.is_available(),
+                              cpu=on_cpu,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    distributed = {"processes": accelerator.num_processes, "type": str(accelerator.distributed_type.value)}
+    distributed = {"processes": accelerator.num_processes, "type": str(accelerator.distributed_type.value),
+                   "device": str(accelerator.device)}
     set_seed(seed)  # model initialisation is the same on every process and every run
     model_class = stage.model_class()
     model = model_class.from_config(config)
@@ -402,6 +406,25 @@ class _TrainingLoss(torch.nn.Module):
 
     def forward(self, batch: dict, generator: torch.Generator) -> Any:
         return self.model.training_loss(batch, generator=generator)
+
+
+def _on_cpu(cfg: dict, device: str | None) -> bool:
+    """Whether this run trains on the CPU; a ``cuda:N`` of a single process becomes the current CUDA device
+    (Accelerate's ``cuda`` is the current one)."""
+    from talking_head.toolkit.device import check_device
+
+    if device is None:
+        return bool(cfg["cpu"]) or not torch.cuda.is_available()
+    try:
+        kind, _, index = check_device(device).partition(":")
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    if index:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise TrainingError(f"device {device!r}: under accelerate launch each process takes its own GPU; "
+                                "give cuda without an index")
+        torch.cuda.set_device(int(index))
+    return kind == "cpu"
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -7,11 +7,16 @@ then it does each step that is not done yet, reusing what an earlier (or interru
 work folder::
 
     WORK/data/                   the preprocessed dataset (unless --dataset gives one)
-    WORK/checkpoints/<model>/    toolkit train's run folders, one stage each (unless --checkpoint gives one)
+    WORK/checkpoints/<model>/    toolkit train's run folders, one stage each (unless --checkpoint gives one);
+                                 <model>-cut/ for the paper configs cut down (--scale cut)
     WORK/runs/<run id>/          one run directory per model (leaderboards.runs)
     WORK/leaderboard/            leaderboard.md, leaderboard.csv, index.html
 
 and returns the leaderboard and the comparison with the paper (ours, the paper's number, the delta).
+
+How the models are trained is a :class:`Training`: the recipe's configs as shipped, or (``scale="cut"``) a
+`paper` recipe's configs with their sizes cut down key for key (baselines/paper_scale.py) and a few ``steps``,
+which runs the paper's whole protocol on a CPU in minutes: a check of the pipeline whose leaderboard says so.
 """
 
 from __future__ import annotations
@@ -113,6 +118,28 @@ class Inputs:
     checkpoints: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How a recipe's models are trained: its configs at `scale` (``full``: as shipped; ``cut``: a `paper`
+    config's sizes cut down, see baselines/paper_scale.py), `steps` instead of the configs' own when given,
+    on `device` (cpu, cuda, cuda:N)."""
+
+    scale: str = "full"
+    steps: Optional[int] = None
+    device: str = "cpu"
+
+    @property
+    def shortened(self) -> bool:
+        """Not the configs as shipped: the numbers check the pipeline, they do not reproduce the paper."""
+        return self.scale != "full" or self.steps is not None
+
+    def describe(self, recipe: Recipe) -> str:
+        parts = [f"{recipe.config} configs" + (" cut down to tiny sizes" if self.scale == "cut" else "")]
+        if self.steps is not None:
+            parts.append(f"{self.steps} training step{'s' if self.steps != 1 else ''} a stage")
+        return ", ".join(parts)
+
+
 @dataclasses.dataclass
 class Comparison:
     """One metric of one row: ours next to the paper's."""
@@ -138,6 +165,7 @@ class Outcome:
     ordering: dict[str, dict]  # per landmark column: ground truth < trained < floors? (see `ordering`)
     steps: list[str]  # what was done or reused, in order
     seconds: float
+    training: Training = Training()
 
 
 def missing_inputs(recipe: Recipe, work: Path, inputs: Inputs) -> list[tuple[str, str]]:
@@ -178,14 +206,24 @@ def missing_inputs(recipe: Recipe, work: Path, inputs: Inputs) -> list[tuple[str
 
 
 def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, device: str = "cpu",
-              show_progress: bool = True, log: Callable[[str], None] = print) -> Outcome:
-    """Run every missing step of recipe `table` in `work` (see the module docstring)."""
+              scale: str = "full", steps: Optional[int] = None, show_progress: bool = True,
+              log: Callable[[str], None] = print) -> Outcome:
+    """Run every missing step of recipe `table` in `work` (see the module docstring) on `device`: training,
+    generation and scoring. `scale` and `steps`: see :class:`Training`."""
+    from talking_head.baselines.paper_scale import SCALES
     from talking_head.leaderboards.render import write_all
     from talking_head.leaderboards.runs import evaluate_model, leaderboard_from_runs
 
     if table not in RECIPES:
         raise KeyError(f"unknown table {table!r}; choose one of {', '.join(RECIPES)}")
     recipe, work, inputs = RECIPES[table], Path(work), inputs or Inputs()
+    if scale not in SCALES:
+        raise ValueError(f"scale {scale!r} is not one of {', '.join(SCALES)}")
+    if scale == "cut" and recipe.config != "paper":
+        raise ValueError(f"{table} trains the {recipe.config} configs; --scale cut cuts down the paper configs")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    training = Training(scale, steps, device)
     missing = missing_inputs(recipe, work, inputs)
     if missing:
         raise MissingInputs(recipe, missing)
@@ -199,11 +237,16 @@ def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, 
     dataset = _prepare_dataset(recipe, work, inputs, step, show_progress)
     checkpoints = {}
     for model in recipe.models:
-        checkpoints[model] = inputs.checkpoints.get(model) or work / "checkpoints" / model
+        folder = model if training.scale == "full" else f"{model}-{training.scale}"  # never mixed with full size
+        checkpoints[model] = inputs.checkpoints.get(model) or work / "checkpoints" / folder
         if model in inputs.checkpoints:
             step(f"{model}: the given checkpoint {checkpoints[model]}")
-    _train_models(recipe, {m: checkpoints[m] for m in recipe.models if m not in inputs.checkpoints}, dataset, step,
-                  log, show_progress)
+    todo = {m: checkpoints[m] for m in recipe.models if m not in inputs.checkpoints}
+    if todo:
+        slow = " (paper-size models on a CPU take days: --device cuda)" if (
+            recipe.config == "paper" and training.scale == "full" and device == "cpu") else ""
+        step(f"training: {training.describe(recipe)}, on {device}{slow}")
+    _train_models(recipe, todo, dataset, training, step, log, show_progress)
     runs = work / "runs"
     jobs = [(m, checkpoints[m]) for m in recipe.models]
     for floor in recipe.floors:
@@ -213,12 +256,15 @@ def reproduce(table: str, work: str | Path, inputs: Optional[Inputs] = None, *, 
                                 lse_preset=recipe.lse_preset, lmd_preset=recipe.lmd_preset, device=device,
                                 show_progress=show_progress)
         step(f"{result.record['label']}: {'reused' if result.reused else 'generated and scored'} {result.run_dir}")
-    board = leaderboard_from_runs(runs, title=recipe.title)
+    title = recipe.title
+    if training.shortened:
+        title += f" ({training.describe(recipe)}: a check of the pipeline, not the paper's numbers)"
+    board = leaderboard_from_runs(runs, title=title)
     files = write_all(board, work / "leaderboard", runs=runs)  # with the Videos section
     step(f"leaderboard: {files['html']}")
     comparisons = compare_with_paper(recipe, board) if recipe.paper_table else []
     return Outcome(recipe, work, board, files, comparisons, ordering(board), steps,
-                   round(time.perf_counter() - started, 1))
+                   round(time.perf_counter() - started, 1), training)
 
 
 def _dataset_ready(folder: Path) -> bool:
@@ -265,18 +311,31 @@ def _prepare_dataset(recipe: Recipe, work: Path, inputs: Inputs, step, show_prog
     return out
 
 
-def _stages(recipe: Recipe, model: str) -> list[tuple[str, dict]]:
-    """(stage, config) of every stage of `model`, in training order, with the recipe's configs."""
+def _stages(recipe: Recipe, model: str, training: Training = Training()) -> list[tuple[str, dict]]:
+    """(stage, config) of every stage of `model`, in training order, with the recipe's configs as `training`
+    says (cut down, another number of steps)."""
+    from talking_head.baselines.paper_scale import paper_config, set_key
+
     package = registry.get_trained(model).load_package()
-    return [(stage, package.load_config(recipe.config, stage)) for stage in package.STAGES]
+    stages = []
+    for stage in package.STAGES:
+        if training.scale == "full":
+            config = package.load_config(recipe.config, stage)
+        else:
+            config = paper_config(model, stage, training.scale)
+        if training.steps is not None:
+            set_key(config, "training.steps", training.steps)
+        stages.append((stage, config))
+    return stages
 
 
-def _stage_runs(recipe: Recipe, model: str, dataset: Path, run_dir: Path) -> list[tuple[str, Path, dict, str]]:
+def _stage_runs(recipe: Recipe, model: str, dataset: Path, run_dir: Path,
+                training: Training = Training()) -> list[tuple[str, Path, dict, str]]:
     """(label, folder, config, stage) of every model `model`'s stages train, in order: one per stage, or for a
     stage trained per identity one per speaker (RUN_DIR/<stage>/<speaker>)."""
     package = registry.get_trained(model).load_package()
     runs = []
-    for stage, config in _stages(recipe, model):
+    for stage, config in _stages(recipe, model, training):
         for identity, config_of in package.STAGES[stage].runs(config, dataset):
             if identity is None:
                 runs.append((stage, run_dir / stage, config_of, stage))
@@ -293,37 +352,39 @@ def _finished(folder: Path, config: dict) -> bool:
         and (folder / "model.safetensors").is_file()
 
 
-def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, step, show_progress: bool) -> None:
+def _train(recipe: Recipe, model: str, dataset: Path, run_dir: Path, training: Training, step,
+           show_progress: bool) -> None:
     """Train every stage of `model` that is not finished (an interrupted stage resumes)."""
     from talking_head.baselines.training import checkpoint_dirs, train
 
     package = registry.get_trained(model).load_package()
-    for label, folder, config, stage in _stage_runs(recipe, model, dataset, run_dir):
+    for label, folder, config, stage in _stage_runs(recipe, model, dataset, run_dir, training):
         if _finished(folder, config):
             step(f"{model} {label}: reused {folder}")
             continue
         tic = time.perf_counter()
         result = train(package.STAGES[stage], config, dataset, folder, resume=bool(checkpoint_dirs(folder)),
-                       show_progress=show_progress)
+                       show_progress=show_progress, device=training.device)
         how = f"resumed at step {result.resumed_from}" if result.resumed_from else "trained"
         step(f"{model} {label}: {how} to step {result.step} in {time.perf_counter() - tic:.0f} s")
 
 
-def _train_in_process(recipe_id: str, model: str, dataset: str, run_dir: str, threads: int) -> list[str]:
+def _train_in_process(recipe_id: str, model: str, dataset: str, run_dir: str, training: Training,
+                      threads: int) -> list[str]:
     """One model's stages in a worker process with `threads` torch threads; returns the step messages."""
     import torch
 
     torch.set_num_threads(threads)
     messages: list[str] = []
-    _train(RECIPES[recipe_id], model, Path(dataset), Path(run_dir), messages.append, show_progress=False)
+    _train(RECIPES[recipe_id], model, Path(dataset), Path(run_dir), training, messages.append, show_progress=False)
     return messages
 
 
-def _training_status(recipe: Recipe, todo: dict[str, Path], dataset: Path) -> str:
+def _training_status(recipe: Recipe, todo: dict[str, Path], dataset: Path, training: Training) -> str:
     """'model stage step/total' of the stage each model is training now (from its loss.csv)."""
     parts = []
     for model, run_dir in todo.items():
-        for label, folder, config, _ in _stage_runs(recipe, model, dataset, run_dir):
+        for label, folder, config, _ in _stage_runs(recipe, model, dataset, run_dir, training):
             if _finished(folder, config):
                 continue
             lines = (folder / "loss.csv").read_text().splitlines() if (folder / "loss.csv").is_file() else []
@@ -333,7 +394,8 @@ def _training_status(recipe: Recipe, todo: dict[str, Path], dataset: Path) -> st
     return "; ".join(parts)
 
 
-def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, log, show_progress: bool) -> None:
+def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, training: Training, step, log,
+                  show_progress: bool) -> None:
     """Train the unfinished stages of every model in `todo`: one after another on one core; with more
     cores, the models at once in worker processes sharing the cores (their stages stay in order), with
     a status line every 30 s."""
@@ -342,18 +404,18 @@ def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, lo
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     unfinished = {m: d for m, d in todo.items()
-                  if not all(_finished(folder, c) for _, folder, c, _ in _stage_runs(recipe, m, dataset, d))}
+                  if not all(_finished(folder, c) for _, folder, c, _ in _stage_runs(recipe, m, dataset, d, training))}
     if len(unfinished) < 2 or cores < 2:
         for model, run_dir in todo.items():
-            _train(recipe, model, dataset, run_dir, step, show_progress)
+            _train(recipe, model, dataset, run_dir, training, step, show_progress)
         return
     for model in [m for m in todo if m not in unfinished]:
-        _train(recipe, model, dataset, todo[model], step, show_progress)  # logs the reuse
+        _train(recipe, model, dataset, todo[model], training, step, show_progress)  # logs the reuse
     todo = unfinished
     threads = max(1, cores // len(todo))
     step(f"training {', '.join(todo)} at once, {threads} thread(s) each")
     with ProcessPoolExecutor(max_workers=len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(_train_in_process, recipe.id, model, str(dataset), str(run_dir), threads)
+        pending = {pool.submit(_train_in_process, recipe.id, model, str(dataset), str(run_dir), training, threads)
                    for model, run_dir in todo.items()}
         while pending:
             done, pending = wait(pending, timeout=30)
@@ -361,7 +423,7 @@ def _train_models(recipe: Recipe, todo: dict[str, Path], dataset: Path, step, lo
                 for message in future.result():  # a worker's error is raised here
                     step(message)
             if pending and show_progress:
-                log(f"         training: {_training_status(recipe, todo, dataset)}")
+                log(f"         training: {_training_status(recipe, todo, dataset, training)}")
 
 
 def ordering(board: Leaderboard) -> dict[str, dict]:
@@ -431,6 +493,7 @@ def compare_with_paper(recipe: Recipe, board: Leaderboard) -> list[Comparison]:
 
 def outcome_json(outcome: Outcome) -> dict:
     return {"table": outcome.recipe.id, "work": str(outcome.work), "seconds": outcome.seconds,
+            "training": {"config": outcome.recipe.config, **dataclasses.asdict(outcome.training)},
             "steps": outcome.steps, "ordering": outcome.ordering, "files": {k: str(v) for k, v in outcome.files.items()},
             "comparisons": [{**dataclasses.asdict(c), "delta": c.delta} for c in outcome.comparisons],
             "leaderboard": outcome.board.to_dict()}

@@ -238,9 +238,13 @@ def run_row(run_dir: Path, columns: list[Column], root: Path) -> Row:
     if lmd.get("frames_excluded"):  # frames where the mesh found no face are left out of the landmark metrics
         used, excluded = lmd.get("frames_used", 0), lmd["frames_excluded"]
         for column in columns:
-            if column.metric == "lmd" and values[column.id] is not None:
+            if column.metric != "lmd":
+                continue
+            if values[column.id] is not None:
                 notes[column.id] = (f"over {used} of {used + excluded} frames: no face found in the others "
                                     f"({lmd.get('videos_without_frames', 0)} videos without any)")
+            elif not used:  # an untrained or broken model: say why rather than "no finite value"
+                notes[column.id] = f"no face found in any of the {excluded} generated frames"
     provenance = {
         "run": str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
         "model": model,

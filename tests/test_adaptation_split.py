@@ -19,6 +19,7 @@ from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
 from talking_head.toolkit.cli import app
 from talking_head.toolkit.sample import generate
+from hdtf_stand_in import HDTF_TEST, HDTF_TRAIN, stand_in_hdtf
 
 SECONDS, FPS = 2.0, 25  # 50 frames a clip: 40 adapt, 10 test
 
@@ -126,34 +127,9 @@ def test_cli_refuses_a_fraction_outside_zero_and_one(videos, tmp_path):
     assert run.exit_code == 2 and "must be between 0 and 1, got 1.5" in run.output
 
 
-# Real HDTF names: two identities of the shipped test split (preprocessing/splits/hdtf_test.txt), two of train.
-HDTF_TEST, HDTF_TRAIN = ("AdamSchiff", "AndyLevin"), ("NancyPelosi", "TimKaine")
-
-
-def _stand_in_hdtf(root, sources):
-    """HDTF's layout made from sample clips: the WDA subset's five annotation files (one 2-s interval a video,
-    the whole 512-px frame as its crop) and the raw videos, one per name."""
-    names = (*HDTF_TEST, *HDTF_TRAIN)
-    annotations, raw = root / "HDTF_dataset", root / "raw"
-    annotations.mkdir(parents=True)
-    raw.mkdir()
-    files = {
-        "WDA_video_url.txt": "".join(f"{n} https://www.youtube.com/watch?v=stand-in-{k:02d}\n" for k, n in enumerate(names)),
-        "WDA_resolution.txt": "".join(f"{n}.mp4 512\n" for n in names),
-        "WDA_annotion_time.txt": "".join(f"{n}.mp4 00:00-00:02\n" for n in names),
-        "WDA_crop_wh.txt": "".join(f"{n}_0.mp4 0 512 0 512\n" for n in names),
-        "WDA_crop_ratio.txt": "".join(f"{n}_0.mp4 1.0\n" for n in names),
-    }
-    for name, text in files.items():
-        (annotations / name).write_text(text, encoding="utf-8")
-    for name, clip in zip(names, sources):
-        shutil.copy(clip.video, raw / f"{name}.mp4")
-    return annotations, raw
-
-
 def test_moda_hdtf_plans_a_renderer_per_test_identity_on_a_stand_in_hdtf_tree(tmp_path):
     clips = generate(tmp_path / "sample", speakers=4, clips=1, seconds=SECONDS, seed=4, show_progress=False)
-    annotations, raw = _stand_in_hdtf(tmp_path, clips)
+    annotations, raw = stand_in_hdtf(tmp_path, clips, int(SECONDS))
     recipe, work, steps = reproduce.RECIPES["moda-hdtf"], tmp_path / "work", []
     dataset = reproduce._prepare_dataset(recipe, work, reproduce.Inputs(raw=raw, annotations=annotations),
                                          steps.append, show_progress=False)

@@ -237,3 +237,10 @@ def test_generate_device_is_checked_before_any_work(run_dir, preprocessed_sample
     assert far.exit_code == 2 and ("CUDA is not available" in far.output or "CUDA device(s)" in far.output)
     cpu = run(*args, "--device", "cpu", "--clip", "S02_002", "--landmarks-only", "--out", tmp_path / "c")
     assert cpu.exit_code == 0, cpu.output
+
+
+def test_train_device_is_checked_before_any_work(preprocessed_sample, tmp_path) -> None:
+    for device, said in (("tpu", "device 'tpu' is not one of cpu, cuda, cuda:N"), ("cuda:99", "'cuda:99'")):
+        refused = train(preprocessed_sample, tmp_path / device, "motion", "--device", device)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
+        assert not (tmp_path / device).exists()

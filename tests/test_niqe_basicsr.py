@@ -11,12 +11,9 @@ as a package ``basicsr`` whose ``__init__`` files are empty, except ``utils/__in
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import shutil
 import sys
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +22,8 @@ from talking_head.metrics.niqe import NIQE, WEIGHTS_NAME
 from talking_head.toolkit import weights as w
 from talking_head.toolkit.media import read_video
 
-SDIST = Path(sys.prefix) / "references" / "basicsr-1.4.2.tar.gz"  # Makefile: BASICSR_SDIST
-SDIST_SHA256 = "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87"
+import weights_factory as factory
+
 RUNS = ("metrics/niqe.py", "metrics/metric_util.py", "metrics/niqe_pris_params.npz", "utils/color_util.py",
         "utils/matlab_functions.py", "utils/registry.py")
 
@@ -34,16 +31,8 @@ RUNS = ("metrics/niqe.py", "metrics/metric_util.py", "metrics/niqe_pris_params.n
 @pytest.fixture(scope="module")
 def basicsr(tmp_path_factory):
     """(BasicSR's niqe module, the path of its niqe_pris_params.npz), from the source distribution."""
-    assert SDIST.is_file(), f"{SDIST}: missing; `make env` downloads the basicsr 1.4.2 source distribution there"
-    assert hashlib.sha256(SDIST.read_bytes()).hexdigest() == SDIST_SHA256, f"{SDIST}: not the pinned file"
     root = tmp_path_factory.mktemp("basicsr")
-    with tarfile.open(SDIST) as archive:
-        for name in RUNS:
-            member = archive.getmember(f"basicsr-1.4.2/basicsr/{name}")
-            target = root / "basicsr" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.extractfile(member) as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out)
+    factory.basicsr_files(RUNS, root)
     for package in ("", "metrics/"):
         (root / "basicsr" / f"{package}__init__.py").write_text("")
     (root / "basicsr" / "utils" / "__init__.py").write_text("from .color_util import bgr2ycbcr\n")

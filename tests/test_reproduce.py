@@ -203,3 +203,29 @@ def test_the_device_is_checked_first_and_reaches_generation(work, tmp_path, monk
                  "cuda", "-q")
     assert result.exit_code == 1 and "generation reached" in result.output, result.output
     assert seen == [("dreamhead", "cuda")]  # the first model of the recipe, on the device asked for
+
+    # training gets the same device (in process: only one model is left to train)
+    from talking_head.baselines import training
+
+    def stop_at_training(stage, config, dataset, folder, **kwargs):
+        seen.append((stage.model_name, kwargs["device"]))
+        raise RuntimeError("training reached")
+
+    monkeypatch.setattr(training, "train", stop_at_training)
+    seen.clear()
+    result = run("reproduce", "sample", "--work", tmp_path / "t", "--dataset", work / "data", "--checkpoint",
+                 f"dreamhead={work / 'checkpoints' / 'dreamhead'}", "--device", "cuda", "-q")
+    assert result.exit_code == 1 and "training reached" in result.output, result.output
+    assert seen == [("moda", "cuda")] and "training: tiny configs, on cuda" in result.output
+
+
+@pytest.mark.usefixtures("isolated_caches")
+def test_scale_and_steps_are_checked_before_any_work(tmp_path) -> None:
+    """--scale cut applies to the paper recipes only; --steps must be positive; both refused before any work."""
+    for args, said in ((("sample", "--scale", "cut"), "sample trains the tiny configs; --scale cut cuts down the "
+                        "paper configs"), (("moda-hdtf", "--scale", "half"), "scale 'half' is not one of full, cut")):
+        refused = run("reproduce", *args, "--work", tmp_path / "w")
+        assert refused.exit_code == 1 and said in refused.output, refused.output
+    refused = run("reproduce", "sample", "--steps", "0", "--work", tmp_path / "w")
+    assert refused.exit_code == 2 and "--steps" in refused.output
+    assert not (tmp_path / "w").exists()

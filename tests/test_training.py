@@ -176,6 +176,21 @@ def test_bf16_mixed_precision_trains(tmp_path, preprocessed_sample) -> None:
     assert all(t.dtype == torch.float32 for t in weights(run).values())
 
 
+def test_the_device_overrides_the_config_and_is_checked_first(tmp_path, preprocessed_sample) -> None:
+    """device= decides where a run trains whatever training.cpu says, is recorded with the checkpoint, and an
+    unusable one is refused before the run folder is made."""
+    run = tmp_path / "on-cpu"
+    training.train(STAGE, small_config("training.steps=2", "training.cpu=false"), preprocessed_sample, run,
+                   show_progress=False, device="cpu")
+    state = json.loads((training.checkpoint_dirs(run)[-1] / "trainer_state.json").read_text())
+    assert state["distributed"]["device"] == "cpu"
+    for device, said in (("tpu", "not one of cpu, cuda, cuda:N"), ("cuda:99", "'cuda:99'")):
+        with pytest.raises(training.TrainingError, match=said):
+            training.train(STAGE, small_config("training.steps=2"), preprocessed_sample, tmp_path / device,
+                           show_progress=False, device=device)
+        assert not (tmp_path / device).exists()
+
+
 def test_batches_depend_only_on_seed_step_and_process() -> None:
     a = training.step_indices(0, 5, 0, 8, 100)
     assert a == training.step_indices(0, 5, 0, 8, 100)

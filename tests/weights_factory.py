@@ -9,6 +9,10 @@ random file cannot have the published digest).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import shutil
+import sys
+import tarfile
 import warnings
 from pathlib import Path
 
@@ -132,6 +136,45 @@ def arcface() -> dict:
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return net.state_dict()
+
+
+BASICSR_SDIST = Path(sys.prefix) / "references" / "basicsr-1.4.2.tar.gz"  # Makefile: BASICSR_SDIST
+BASICSR_SDIST_SHA256 = "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87"
+
+
+def basicsr_files(names: tuple[str, ...], root: Path) -> Path:
+    """Unpack `names` (paths under ``basicsr/``, e.g. ``metrics/niqe_pris_params.npz``) of the real basicsr 1.4.2
+    source distribution, which `make env` downloads, into ``root/basicsr/``; returns that folder."""
+    assert BASICSR_SDIST.is_file(), f"{BASICSR_SDIST}: missing; `make env` downloads the basicsr 1.4.2 sdist there"
+    assert hashlib.sha256(BASICSR_SDIST.read_bytes()).hexdigest() == BASICSR_SDIST_SHA256, \
+        f"{BASICSR_SDIST}: not the pinned file"
+    with tarfile.open(BASICSR_SDIST) as archive:
+        for name in names:
+            member = archive.getmember(f"basicsr-1.4.2/basicsr/{name}")
+            target = root / "basicsr" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+    return root / "basicsr"
+
+
+def place_basicsr_niqe() -> Path:
+    """BasicSR's real ``niqe_pris_params.npz`` where the registry looks (it verifies "ok": the published file)."""
+    target = w.destination(w.get("niqe-pristine"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    unpacked = basicsr_files(("metrics/niqe_pris_params.npz",), target.parent / "basicsr-sdist")
+    shutil.move(unpacked / "metrics" / "niqe_pris_params.npz", target)
+    shutil.rmtree(unpacked.parent)
+    return target
+
+
+def pin_placed(monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """Pin registry entry `name` to the sha256 of the stand-in file placed for it (as a published file is pinned),
+    so that it verifies "ok" where a command accepts only pinned files (toolkit reproduce)."""
+    result = w.verify(name)
+    assert result.status in ("ok", "unpinned"), result
+    monkeypatch.setitem(w.REGISTRY, name, dataclasses.replace(unpinned(name), sha256=w.file_sha256(result.path)))
+    return result.path
 
 
 def niqe_pristine(frames: np.ndarray) -> dict:

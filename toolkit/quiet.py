@@ -19,7 +19,7 @@ Two kinds of output are not the toolkit's own and say nothing a user can act on:
   Output of a process that dies inside the scope (a native abort) is lost with the temporary file.
   This applies to library users too, not only to the command line; Python ``warnings`` are never touched.
 * **Hugging Face progress bars** ("Generating train split", "Saving the dataset", "Map", "Loading dataset
-  from disk", hub downloads) drawn between the toolkit's own bars (``toolkit/progress.py``: clips/s,
+  from disk", hub downloads, transformers' "Loading weights") drawn between the toolkit's own bars (``toolkit/progress.py``: clips/s,
   frames/s, ETA, which stay). :func:`configure` (the ``toolkit`` command's callback) sets
   ``HF_DATASETS_DISABLE_PROGRESS_BARS=1`` and ``HF_HUB_DISABLE_PROGRESS_BARS=1`` unless the user set them,
   and ``DATASETS_VERBOSITY=error``; as environment variables they reach the preprocessing workers (fork
@@ -163,3 +163,7 @@ def _tell_imported_libraries(quiet: bool) -> None:
         with warnings.catch_warnings(), contextlib.suppress(Exception):
             warnings.simplefilter("ignore")  # "the environment variable has priority": read at its import
             (disable_progress_bars if quiet else enable_progress_bars)()
+    if "transformers" in sys.modules and not user_decides("HF_HUB_DISABLE_PROGRESS_BARS"):
+        from transformers.utils import logging as transformers_logging  # reads the hub's switch at its import
+
+        (transformers_logging.disable_progress_bar if quiet else transformers_logging.enable_progress_bar)()

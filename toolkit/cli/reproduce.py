@@ -12,7 +12,9 @@ from talking_head.toolkit.cli.output import OutputFormat, stdout_console, write_
 
 EXAMPLE = ("Examples: toolkit reproduce sample  |  toolkit reproduce moda-hdtf --raw HDTF/videos "
            "--annotations HDTF/HDTF_dataset  |  toolkit reproduce moda-hdtf --dataset data/hdtf30 "
-           "--checkpoint moda=runs/moda-paper  |  toolkit reproduce --list  |  toolkit reproduce --list --format json")
+           "--checkpoint moda=runs/moda-paper  |  toolkit reproduce moda-hdtf --raw HDTF/videos --annotations "
+           "HDTF/HDTF_dataset --scale cut --steps 2 (the protocol end to end on a CPU)  |  toolkit reproduce --list  "
+           "|  toolkit reproduce --list --format json")
 
 LIST_FIELDS = ("id", "title", "data", "models", "config", "floors", "metrics", "lse_preset", "lmd_preset", "weights",
                "paper_table")
@@ -27,8 +29,13 @@ def reproduce(
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="hdtf: the official annotation folder."),
     checkpoint: Optional[List[str]] = typer.Option(None, "--checkpoint", help="MODEL=RUN_DIR: use these trained "
                                                    "weights instead of training (repeatable)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where generation and scoring run "
-                               "(training follows the config's training.cpu)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N: where training, generation and "
+                               "scoring run."),
+    scale: str = typer.Option("full", "--scale", help="full: the recipe's configs as shipped; cut: a paper "
+                              "recipe's configs with their sizes cut down (the whole protocol on a CPU in "
+                              "minutes; the leaderboard says it is a check, not the paper's numbers)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train every stage this many steps instead "
+                                        "of its config's number."),
     list_tables: bool = typer.Option(False, "--list", help="List the tables and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", case_sensitive=False,
@@ -70,7 +77,8 @@ def reproduce(
     inputs = Inputs(dataset=dataset, raw=raw, annotations=annotations, checkpoints=checkpoints)
     work = work or Path("outputs") / "reproduce" / table
     try:
-        outcome = run(table, work, inputs, device=device, show_progress=not quiet, log=console.print)
+        outcome = run(table, work, inputs, device=device, scale=scale, steps=steps, show_progress=not quiet,
+                      log=console.print)
     except MissingInputs as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)

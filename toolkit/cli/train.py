@@ -40,15 +40,23 @@ def train(
     speaker: Optional[List[str]] = typer.Option(None, "--speaker", help="A stage trained per identity (MODA's "
                                                 "renderer): train this speaker's, in RUN_DIR/<stage>/<speaker>/ "
                                                 "(repeatable; default: the config's choice)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: the config's "
+                                         "training.cpu: a GPU when there is one)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     from talking_head.baselines.training import TrainingError, checkpoint_dirs, train as run_training
+    from talking_head.toolkit.device import check_device
 
     console = Console(stderr=True, soft_wrap=True)
     package = model_module(model)
     if stage not in package.STAGES:
         raise typer.BadParameter(f"{model} has no stage {stage!r}; choose one of {', '.join(package.STAGES)}",
                                  param_hint="--stage")
+    if device is not None:
+        try:  # before the dataset is read
+            check_device(device)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--device") from None
     overrides = list(set_ or []) + ([f"training.steps={steps}"] if steps is not None else [])
     try:
         resolved = package.load_config(config, stage, overrides)
@@ -64,7 +72,7 @@ def train(
             run_dir = out / stage if identity is None else out / stage / identity
             again = resume and (identity is None or bool(checkpoint_dirs(run_dir)))  # a new identity starts
             result = run_training(package.STAGES[stage], config_of, dataset, run_dir, resume=again,
-                                  show_progress=not quiet)
+                                  show_progress=not quiet, device=device)
             resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
             loss = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
             who = "" if identity is None else f" [{identity}]"
