@@ -33,8 +33,11 @@ Beat Align (Bailando, ``utils/beat_align_score.py``)
 
 from __future__ import annotations
 
+import contextlib
 import math
+import tempfile
 from os import PathLike
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -133,9 +136,30 @@ def audio_beats(audio: np.ndarray | str | PathLike[str], sample_rate: int = 1600
     y = y.astype(np.float32)
     if percussive:
         y = librosa.effects.hpss(y)[1]
-    envelope = librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop, aggregate=np.median)
-    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sample_rate, hop_length=hop)
+    with _first_compile():
+        envelope = librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop, aggregate=np.median)
+        _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sample_rate, hop_length=hop)
     return np.asarray(beats, dtype=np.int64)
+
+
+_compiled = False
+COMPILE_LOCK = Path(tempfile.gettempdir()) / "talking-head-toolkit-numba.lock"  # one per machine, any cache dir
+
+
+@contextlib.contextmanager
+def _first_compile():
+    """Hold a machine-wide lock around this process's first beat tracking. librosa's beat tracker is a numba
+    gufunc cached on disk, and two processes compiling it at once can leave cache files that disagree and crash
+    the next process that loads them (numba issue 10128): one compiles and writes, the others then load."""
+    global _compiled
+    if _compiled:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(COMPILE_LOCK):
+        yield
+    _compiled = True
 
 
 _beats_of_audio = audio_beats  # BeatAlign.update's `audio_beats` argument shadows the name

@@ -214,6 +214,30 @@ def test_audio_beats_are_video_frames():
         B.audio_beats(audio, SR, 30.0)  # 533.3 samples per frame
 
 
+def test_the_first_beat_tracking_of_a_process_holds_the_compile_lock(monkeypatch):
+    """librosa's numba beat tracker is compiled into an on-disk cache that two processes compiling at once can
+    corrupt (numba issue 10128): a process's first beat tracking runs under a machine-wide lock, later ones not."""
+    import librosa
+    from filelock import FileLock, Timeout
+
+    held = []
+
+    def beat_track(**kwargs):  # librosa's call, replaced to look at the lock while it would run
+        try:
+            with FileLock(B.COMPILE_LOCK, timeout=0):
+                held.append(False)
+        except Timeout:
+            held.append(True)
+        return 120.0, np.array([3, 9])
+
+    monkeypatch.setattr(librosa.beat, "beat_track", beat_track)
+    monkeypatch.setattr(B, "_compiled", False)
+    audio = np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32)
+    for _ in range(2):
+        np.testing.assert_array_equal(B.audio_beats(audio, SR, FPS, percussive=False), [3, 9])
+    assert held == [True, False]
+
+
 def test_beat_align_on_the_sample(sample):
     clip, truth, meshes = sample
     audio = media.read_audio(clip.audio, sample_rate=SR)

@@ -11,6 +11,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -23,6 +24,8 @@ from talking_head.toolkit.sample import generate
 
 import weights_factory as factory
 from hdtf_stand_in import HDTF_TEST, stand_in_hdtf
+
+pytestmark = pytest.mark.train  # preprocesses and trains every stage (about 80 s): make test, not make test-fast
 
 SECONDS = 5  # at 30 fps: 120 frames fit each test person's renderer, 30 are scored (enough for SyncNet's windows)
 
