@@ -176,6 +176,7 @@ def test_second_model_does_no_reference_work(folders, seven_weights, counter, tm
     assert json.dumps(second["results"]) != json.dumps(first["results"])  # another model, other numbers
 
 
+@pytest.mark.slow  # ArcFace's ResNet-100 on every frame, four evaluations a convention: 60-100 s each on 2 cores
 @pytest.mark.parametrize("convention", ["vico", "source", "paired"])
 def test_csim_conventions_run_through_the_runner(convention, folders, counter, monkeypatch, tmp_path):
     """Every CSIM convention through `evaluate` (vico and source used to fail at the first video's end): each
