@@ -238,8 +238,7 @@ def generate_split(model: str, dataset: str | Path, out: str | Path, *, checkpoi
         raise GenerationError(f"{model} needs a checkpoint: the run folder of toolkit train")
     if isinstance(spec, registry.BaselineSpec) and landmarks_only:
         raise GenerationError(f"{model} is a video baseline; it has no landmarks-only output")
-    if isinstance(spec, registry.BaselineSpec) and conditions:
-        raise GenerationError(f"{model} is a baseline; it has no conditioning choices")
+    model_conditions(model, conditions)  # checked before any work (a baseline has none)
     out = Path(out)
     dataset = Path(dataset)
     weights = checkpoint_hashes(model, checkpoint, landmarks_only) if checkpoint is not None else {}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from talking_head.baselines.moda import load_config
 from talking_head.baselines.moda.renderer_data import RendererFrames, identity_runs
-from talking_head.leaderboards import reproduce
+from talking_head.leaderboards import recipe_training, reproduce
 from talking_head.preprocessing.adaptation import ADAPT_SUFFIX, cut_for_adaptation
 from talking_head.preprocessing.clip import ClipSource
 from talking_head.toolkit import dataset as schema
@@ -141,7 +141,7 @@ def test_moda_hdtf_plans_a_renderer_per_test_identity_on_a_stand_in_hdtf_tree(tm
     assert sorted(adapt) == [f"WDA_{n}_000{ADAPT_SUFFIX}" for n in HDTF_TEST]
     for clip, row in test.items():  # 2 s at MODA's 30 fps: 48 frames fit the renderer, 12 are scored
         assert (adapt[clip + ADAPT_SUFFIX][schema.NUM_FRAMES], row[schema.NUM_FRAMES]) == (48, 12)
-    plan = reproduce._stage_runs(recipe, "moda", dataset, work / "checkpoints" / "moda")
+    plan = recipe_training.stage_runs(recipe, "moda", dataset, work / "checkpoints" / "moda")
     assert [label for label, *_ in plan] == ["motion", "faco", *(f"renderer [{n}]" for n in sorted(HDTF_TEST))]
     for label, folder, config, stage in plan[2:]:
         assert folder.parent.name == "renderer" and folder.name == config["data"]["speaker"]

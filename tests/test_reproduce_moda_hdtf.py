@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from talking_head.leaderboards import reproduce
+from talking_head.leaderboards import recipe_training, reproduce
 from talking_head.metrics.lse import CROP_SIZE
 from talking_head.toolkit import dataset as schema
 from talking_head.toolkit import media
@@ -34,7 +34,7 @@ def _place_recipe_weights(monkeypatch, clip) -> None:
     """Every file moda-hdtf names (its `weights`), where the registry looks, pinned to its own digest as a
     published file is (the recipe accepts no unpinned file): BasicSR's real NIQE model, stand-ins for the rest."""
     recipe = reproduce.RECIPES["moda-hdtf"]
-    for _, config in reproduce._stages(recipe, "moda", reproduce.Training("cut", 2)):
+    for _, config in recipe_training.stages(recipe, "moda", recipe_training.Training("cut", 2)):
         factory.stage_stand_ins(monkeypatch, config)  # wav2vec 2.0 at the motion config's width, VGG19
     frames = media.read_video(clip.video)
     audio = media.read_audio(clip.video, sample_rate=16000, dtype="int16")
